@@ -1,0 +1,338 @@
+"""Typed, frozen records that cross lite-debug's boundaries.
+
+The interpreter describes tensors as loosely typed dicts; lite-debug converts them once, here,
+into records that the diagnosis, the fixes, the worker, the command line and the dashboard all
+share. Records hold numpy arrays where data is involved; those compare by identity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+import numpy as np
+
+__all__ = [
+    "Explanation",
+    "Feed",
+    "Fix",
+    "Mismatch",
+    "ModelSpec",
+    "OpInfo",
+    "OutputTensor",
+    "PackedFile",
+    "Quantization",
+    "RunResult",
+    "SignatureSpec",
+    "TensorSpec",
+]
+
+Severity = Literal["error", "warning"]
+RunStatus = Literal["ok", "error", "crashed", "timeout", "skipped"]
+
+
+@dataclass(frozen=True)
+class Quantization:
+    """Affine quantization of a tensor: ``real = scale * (q - zero_point)``.
+
+    Per-tensor quantization has one scale and one zero point; per-channel quantization has
+    one of each per slice along ``quantized_dimension``.
+    """
+
+    scale: tuple[float, ...] = ()
+    zero_point: tuple[int, ...] = ()
+    quantized_dimension: int = 0
+
+    @property
+    def is_quantized(self) -> bool:
+        return bool(self.scale) and any(s != 0.0 for s in self.scale)
+
+    @property
+    def per_channel(self) -> bool:
+        return len(self.scale) > 1
+
+    def describe(self) -> str:
+        """A compact human form: ``scale 0.0039, zero point -128`` or a per-channel summary."""
+        if not self.is_quantized:
+            return "not quantized"
+        if not self.per_channel:
+            return f"scale {self.scale[0]:.6g}, zero point {self.zero_point[0] if self.zero_point else 0}"
+        return (
+            f"per-channel on dimension {self.quantized_dimension}: {len(self.scale)} scales "
+            f"{min(self.scale):.3g}…{max(self.scale):.3g}"
+        )
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output of a model (or of one of its signatures)."""
+
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    shape_signature: tuple[int, ...]
+    dtype: str
+    quantization: Quantization = field(default_factory=Quantization)
+    tensor_name: str = ""
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    @property
+    def dynamic_dims(self) -> tuple[int, ...]:
+        """Dimensions that the model lets the caller resize (``-1`` in the signature)."""
+        return tuple(i for i, d in enumerate(self.shape_signature) if d == -1)
+
+    @property
+    def is_dynamic(self) -> bool:
+        return bool(self.dynamic_dims)
+
+    @property
+    def numpy_dtype(self) -> np.dtype | None:
+        try:
+            return np.dtype(self.dtype)
+        except TypeError:
+            return None
+
+    def shape_text(self, signature: bool = False) -> str:
+        dims = self.shape_signature if signature else self.shape
+        return "[" + ", ".join("?" if d == -1 else str(d) for d in dims) + "]"
+
+
+@dataclass(frozen=True)
+class SignatureSpec:
+    """A named entry point of a model, with its inputs and outputs by signature name."""
+
+    key: str
+    subgraph_index: int
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+
+@dataclass(frozen=True)
+class OpInfo:
+    """An operator used by the model, how often, and whether this runtime can run it."""
+
+    name: str
+    kind: Literal["builtin", "custom", "flex"]
+    count: int
+    version: int = 1
+
+    @property
+    def note(self) -> str:
+        if self.kind == "flex":
+            return (
+                f"{self.name} is a Select TensorFlow op: it runs only in an interpreter linked "
+                "with the Flex delegate; ai-edge-litert has none, so allocating the model fails."
+            )
+        if self.kind == "custom":
+            return (
+                f"{self.name} is a custom op: the interpreter needs a registration or a delegate "
+                "that provides it, or allocating the model fails."
+            )
+        return ""
+
+
+@dataclass(frozen=True)
+class PackedFile:
+    """A file packed into the model, such as a labels list in a metadata zip."""
+
+    name: str
+    size: int
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything lite-debug reads from a model file without running it."""
+
+    size: int
+    sha256: str
+    schema_version: int
+    description: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    signatures: tuple[SignatureSpec, ...] = ()
+    ops: tuple[OpInfo, ...] = ()
+    packed_files: tuple[PackedFile, ...] = ()
+    metadata_names: tuple[str, ...] = ()
+    subgraph_count: int = 1
+    tensor_count: int = 0
+
+    @property
+    def custom_ops(self) -> tuple[OpInfo, ...]:
+        return tuple(op for op in self.ops if op.kind == "custom")
+
+    @property
+    def flex_ops(self) -> tuple[OpInfo, ...]:
+        return tuple(op for op in self.ops if op.kind == "flex")
+
+    def signature(self, key: str) -> SignatureSpec:
+        for sig in self.signatures:
+            if sig.key == key:
+                return sig
+        known = ", ".join(repr(s.key) for s in self.signatures) or "none"
+        raise KeyError(f"The model has no signature {key!r}; its signatures are: {known}.")
+
+    def io(self, signature: str | None = None) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+        """Inputs and outputs as a caller sees them: the model's, or one signature's."""
+        if signature is None:
+            return self.inputs, self.outputs
+        sig = self.signature(signature)
+        return sig.inputs, sig.outputs
+
+
+@dataclass(frozen=True)
+class Fix:
+    """One change to the data (or to how the model is run) that resolves a mismatch.
+
+    ``params`` holds what ``apply_fix`` needs; ``code`` is the line of Python a user would
+    write to do the same, with the input's array called ``x``.
+    """
+
+    kind: str
+    input: str
+    label: str
+    params: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=True)
+    code: str = ""
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One problem found between the data and what an input of the model expects."""
+
+    input_index: int
+    input_name: str
+    kind: str
+    severity: Severity
+    expected: str
+    got: str
+    message: str
+    fixes: tuple[Fix, ...] = ()
+    dimension: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "input": {"index": self.input_index, "name": self.input_name},
+            "kind": self.kind,
+            "severity": self.severity,
+            "expected": self.expected,
+            "got": self.got,
+            "dimension": self.dimension,
+            "message": self.message,
+            "fixes": [
+                {"kind": f.kind, "input": f.input, "label": f.label, "params": _jsonable(f.params), "code": f.code}
+                for f in self.fixes
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What an interpreter message means, in plain words.
+
+    ``kind`` is a stable identifier (``"dimension_mismatch"``, ``"unknown"``, …); ``facts``
+    holds what the message names (op, node, input, dimension, got, expected, …); ``matched``
+    lists every kind recognised in the message, the primary one first.
+    """
+
+    kind: str
+    title: str
+    cause: str
+    fix: str
+    facts: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    matched: tuple[str, ...] = ()
+    message: str = ""
+
+    @property
+    def recognised(self) -> bool:
+        return self.kind != "unknown"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "recognised": self.recognised,
+            "title": self.title,
+            "cause": self.cause,
+            "fix": self.fix,
+            "facts": _jsonable(self.facts),
+            "matched": list(self.matched),
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class Feed:
+    """The data for one run: an array per input name, and the inputs to resize first.
+
+    ``resize`` maps an input name to the shape that ``resize_tensor_input`` gives it before
+    ``allocate_tensors``; the worker applies it, and the exported script repeats it.
+    """
+
+    arrays: Mapping[str, np.ndarray]
+    resize: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def replace(self, **changes: Any) -> "Feed":
+        return Feed(arrays=changes.get("arrays", self.arrays), resize=changes.get("resize", self.resize))
+
+
+@dataclass(frozen=True, eq=False)
+class OutputTensor:
+    """One output of a run: the raw array and its dequantized values."""
+
+    name: str
+    index: int
+    raw: np.ndarray
+    values: np.ndarray
+    quantization: Quantization = field(default_factory=Quantization)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.raw.shape)
+
+    @property
+    def dtype(self) -> str:
+        return str(self.raw.dtype)
+
+
+@dataclass(frozen=True, eq=False)
+class RunResult:
+    """The outcome of running a model once in a worker process.
+
+    ``status`` is ``ok``; ``error`` (the interpreter raised: ``error_type``, ``error_message``
+    and its ``explanation``); ``crashed`` (native code killed the worker: ``signal``);
+    ``timeout`` (the run passed its time limit and the worker was killed); or ``skipped``.
+    """
+
+    status: RunStatus
+    outputs: tuple[OutputTensor, ...] = ()
+    error_type: str | None = None
+    error_message: str | None = None
+    explanation: Explanation | None = None
+    kernel_message: str | None = None
+    signal: str | None = None
+    invoke_ms: float | None = None
+    total_ms: float | None = None
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def output(self, name: str) -> OutputTensor:
+        for out in self.outputs:
+            if out.name == name:
+                return out
+        raise KeyError(name)
+
+
+def _jsonable(value: Any) -> Any:
+    """Turn tuples, numpy scalars and arrays in fix parameters into JSON-ready values."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
