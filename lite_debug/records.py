@@ -196,6 +196,9 @@ class Fix:
     params: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=True)
     code: str = ""
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "input": self.input, "label": self.label, "params": _jsonable(self.params), "code": self.code}
+
 
 @dataclass(frozen=True)
 class Mismatch:
@@ -220,10 +223,7 @@ class Mismatch:
             "got": self.got,
             "dimension": self.dimension,
             "message": self.message,
-            "fixes": [
-                {"kind": f.kind, "input": f.input, "label": f.label, "params": _jsonable(f.params), "code": f.code}
-                for f in self.fixes
-            ],
+            "fixes": [f.to_dict() for f in self.fixes],
         }
 
 

@@ -1,0 +1,233 @@
+"""Read what a model expects — inputs, outputs, signatures, operators — without running it.
+
+``inspect_model`` parses the flatbuffer with the pure-Python schema module, so a hostile or
+corrupt file costs at most an exception here; the interpreter itself only ever runs in a worker
+process (see ``running``). The result is the same information ``get_input_details()`` and
+``get_output_details()`` give, as typed records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+import zipfile
+
+import numpy as np
+
+from ._schema import NUMPY_NAMES, builtin_op_names, schema, tensor_type_names
+from .errors import ModelLoadError
+from .records import ModelSpec, OpInfo, PackedFile, Quantization, SignatureSpec, TensorSpec
+
+__all__ = ["inspect_model", "model_sha256", "packed_file"]
+
+_IDENTIFIER = b"TFL3"
+_CUSTOM = 32
+# Error types that the generated flatbuffer accessors raise on out-of-range offsets.
+_CORRUPT = (IndexError, struct.error, ValueError, TypeError, AttributeError, OverflowError, UnicodeDecodeError)
+
+
+def model_sha256(model_bytes: bytes) -> str:
+    return hashlib.sha256(model_bytes).hexdigest()
+
+
+def inspect_model(model_bytes: bytes, *, name: str = "the model") -> ModelSpec:
+    """Describe a ``.tflite`` model from its bytes.
+
+    Reads the flatbuffer in place (no copy of ``model_bytes``). Raises ``ModelLoadError`` with
+    one sentence when the bytes are empty, truncated, or not a TFLite model.
+    """
+    data = bytes(model_bytes) if not isinstance(model_bytes, bytes) else model_bytes
+    _check_header(data, name)
+    try:
+        return _inspect(data)
+    except ModelLoadError:
+        raise
+    except _CORRUPT as exc:
+        raise ModelLoadError(
+            f"{_cap(name)} starts like a TFLite model but its flatbuffer is corrupt or truncated "
+            f"({type(exc).__name__} while reading it); download or convert it again."
+        ) from None
+
+
+def packed_file(model_bytes: bytes, member: str, *, max_bytes: int = 16 << 20) -> bytes:
+    """Return one file packed into the model's trailing zip (such as ``labels.txt``).
+
+    Raises ``KeyError`` when the model packs no such file, ``ModelLoadError`` when it is too big.
+    """
+    archive = _zip(model_bytes)
+    if archive is None:
+        raise KeyError(member)
+    with archive:
+        info = archive.getinfo(member)
+        if info.file_size > max_bytes:
+            raise ModelLoadError(f"The packed file {member!r} is {info.file_size} bytes, over the {max_bytes}-byte limit.")
+        with archive.open(info) as fh:
+            return fh.read(max_bytes + 1)[:max_bytes]
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _check_header(data: bytes, name: str) -> None:
+    if not data:
+        raise ModelLoadError(f"{_cap(name)} is empty (0 bytes); check that the upload or download finished.")
+    if data[:4] == b"version https://git-lfs"[:4] and data.startswith(b"version https://git-lfs"):
+        raise ModelLoadError(
+            f"{_cap(name)} is a Git LFS pointer, not the model; run `git lfs pull` to fetch the real file."
+        )
+    if len(data) < 8 or data[4:8] != _IDENTIFIER:
+        head = data[:64].lstrip().lower()
+        if head.startswith((b"<!doctype", b"<html")):
+            what = "an HTML page (probably a download page saved instead of the model)"
+        elif data[:2] == b"PK":
+            what = "a zip archive (if it is a lite-debug bundle, open it as a bundle)"
+        elif data[:8] == b"\x89HDF\r\n\x1a\n":
+            what = "a Keras/HDF5 file; convert it with tf.lite.TFLiteConverter first"
+        elif len(data) < 8:
+            what = f"only {len(data)} bytes long"
+        else:
+            what = "not a TFLite flatbuffer (bytes 4–8 are not 'TFL3')"
+        raise ModelLoadError(f"{_cap(name)} is {what}; upload a .tflite file.")
+    (root,) = struct.unpack_from("<I", data, 0)
+    if root >= len(data) - 4:
+        raise ModelLoadError(f"{_cap(name)} is truncated: its root table points past the end of the file.")
+
+
+def _vector_len(n: int, data: bytes, what: str) -> int:
+    # Each element costs at least 4 bytes, so a length beyond that is a corrupt offset; refusing
+    # it here keeps a crafted file from making us loop over billions of phantom entries.
+    if n < 0 or n * 4 > len(data):
+        raise ModelLoadError(f"The model claims {n} {what}, more than its size allows; the file is corrupt.")
+    return n
+
+
+def _tensor_spec(subgraph, index: int, data: bytes, display_name: str | None = None) -> TensorSpec:
+    n_tensors = subgraph.TensorsLength()
+    if not 0 <= index < n_tensors:
+        raise ModelLoadError(f"The model refers to tensor {index}, but its graph has {n_tensors}; the file is corrupt.")
+    t = subgraph.Tensors(index)
+    shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+    sig = tuple(int(d) for d in t.ShapeSignatureAsNumpy()) if t.ShapeSignatureLength() else shape
+    type_name = tensor_type_names().get(t.Type(), f"TYPE_{t.Type()}")
+    q = t.Quantization()
+    quant = Quantization()
+    if q is not None and q.ScaleLength():
+        scale = tuple(float(s) for s in q.ScaleAsNumpy())
+        zp = tuple(int(z) for z in q.ZeroPointAsNumpy()) if q.ZeroPointLength() else (0,) * len(scale)
+        quant = Quantization(scale=scale, zero_point=zp, quantized_dimension=int(q.QuantizedDimension()))
+    tensor_name = (t.Name() or b"").decode("utf-8", "replace")
+    return TensorSpec(
+        index=index,
+        name=display_name if display_name is not None else tensor_name,
+        shape=shape,
+        shape_signature=sig,
+        dtype=NUMPY_NAMES.get(type_name, type_name.lower()),
+        quantization=quant,
+        tensor_name=tensor_name,
+    )
+
+
+def _inspect(data: bytes) -> ModelSpec:
+    fb = schema()
+    model = fb.Model.GetRootAs(data, 0)
+    n_sub = _vector_len(model.SubgraphsLength(), data, "subgraphs")
+    if n_sub == 0:
+        raise ModelLoadError("The model has no subgraph, so there is nothing to run; convert it again.")
+    main = model.Subgraphs(0)
+    _vector_len(main.TensorsLength(), data, "tensors")
+    inputs = tuple(_tensor_spec(main, int(i), data) for i in _ints(main.InputsAsNumpy() if main.InputsLength() else []))
+    outputs = tuple(_tensor_spec(main, int(i), data) for i in _ints(main.OutputsAsNumpy() if main.OutputsLength() else []))
+
+    signatures = []
+    for s in range(_vector_len(model.SignatureDefsLength(), data, "signatures")):
+        sd = model.SignatureDefs(s)
+        sub_index = int(sd.SubgraphIndex())
+        if not 0 <= sub_index < n_sub:
+            raise ModelLoadError(f"A signature points to subgraph {sub_index}, which the model lacks; the file is corrupt.")
+        sub = model.Subgraphs(sub_index)
+        sig_in = tuple(
+            _tensor_spec(sub, int(sd.Inputs(j).TensorIndex()), data, sd.Inputs(j).Name().decode("utf-8", "replace"))
+            for j in range(_vector_len(sd.InputsLength(), data, "signature inputs"))
+        )
+        sig_out = tuple(
+            _tensor_spec(sub, int(sd.Outputs(j).TensorIndex()), data, sd.Outputs(j).Name().decode("utf-8", "replace"))
+            for j in range(_vector_len(sd.OutputsLength(), data, "signature outputs"))
+        )
+        key = (sd.SignatureKey() or b"").decode("utf-8", "replace")
+        signatures.append(SignatureSpec(key=key, subgraph_index=sub_index, inputs=sig_in, outputs=sig_out))
+
+    ops = _op_inventory(model, n_sub, data)
+    metadata = tuple(
+        (model.Metadata(i).Name() or b"").decode("utf-8", "replace")
+        for i in range(_vector_len(model.MetadataLength(), data, "metadata entries"))
+    )
+    return ModelSpec(
+        size=len(data),
+        sha256=model_sha256(data),
+        schema_version=int(model.Version()),
+        description=(model.Description() or b"").decode("utf-8", "replace"),
+        inputs=inputs,
+        outputs=outputs,
+        signatures=tuple(signatures),
+        ops=ops,
+        packed_files=_packed_files(data),
+        metadata_names=metadata,
+        subgraph_count=n_sub,
+        tensor_count=int(main.TensorsLength()),
+    )
+
+
+def _ints(values) -> list[int]:
+    return [int(v) for v in np.asarray(values).ravel()]
+
+
+def _op_inventory(model, n_sub: int, data: bytes) -> tuple[OpInfo, ...]:
+    names = builtin_op_names()
+    codes = []
+    for i in range(_vector_len(model.OperatorCodesLength(), data, "operator codes")):
+        oc = model.OperatorCodes(i)
+        # Schema v3a moved builtin codes past 127 into a new field and left the old one at its
+        # maximum as a placeholder: the larger of the two is the real code.
+        code = max(int(oc.BuiltinCode()), int(oc.DeprecatedBuiltinCode()))
+        if code == _CUSTOM:
+            custom = (oc.CustomCode() or b"").decode("utf-8", "replace")
+            kind = "flex" if custom.startswith("Flex") else "custom"
+            codes.append((custom or "CUSTOM", kind, int(oc.Version())))
+        else:
+            codes.append((names.get(code, f"BUILTIN_{code}"), "builtin", int(oc.Version())))
+    counts: dict[int, int] = {}
+    for s in range(n_sub):
+        sub = model.Subgraphs(s)
+        for j in range(_vector_len(sub.OperatorsLength(), data, "operators")):
+            idx = int(sub.Operators(j).OpcodeIndex())
+            counts[idx] = counts.get(idx, 0) + 1
+    ops = []
+    for idx, count in counts.items():
+        if not 0 <= idx < len(codes):
+            raise ModelLoadError(f"An operator uses opcode {idx}, which the model does not define; the file is corrupt.")
+        name, kind, version = codes[idx]
+        ops.append(OpInfo(name=name, kind=kind, count=count, version=version))
+    # Unusual ops first (what stops the model), then by how often they occur.
+    order = {"flex": 0, "custom": 1, "builtin": 2}
+    return tuple(sorted(ops, key=lambda o: (order[o.kind], -o.count, o.name)))
+
+
+def _zip(data: bytes) -> zipfile.ZipFile | None:
+    # TFLite Support packs associated files (labels, vocabularies) as a zip appended to the
+    # flatbuffer; the end-of-central-directory record then sits in the last 64 KiB.
+    if b"PK\x05\x06" not in data[-(65536 + 22):]:
+        return None
+    try:
+        return zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return None
+
+
+def _packed_files(data: bytes) -> tuple[PackedFile, ...]:
+    archive = _zip(data)
+    if archive is None:
+        return ()
+    with archive:
+        return tuple(PackedFile(name=i.filename, size=i.file_size) for i in archive.infolist()[:1000] if not i.is_dir())
