@@ -46,14 +46,13 @@ class Example:
     def _data(self, files: tuple[str, ...], names: tuple[str, ...] | None) -> dict[str, np.ndarray] | list[np.ndarray]:
         loaded = [load_data(f, _read(f)) for f in files]
         if names is None:
+            # As a user would pass them: an .npz keeps its keys, other files go by position.
+            if len(loaded) == 1 and isinstance(loaded[0], dict):
+                return dict(loaded[0])
             arrays: list[np.ndarray] = []
-            keyed: dict[str, np.ndarray] = {}
             for item in loaded:
-                if isinstance(item, dict):
-                    arrays.extend(item.values())
-                else:
-                    arrays.extend(item)
-            return keyed or arrays
+                arrays.extend(item.values() if isinstance(item, dict) else item)
+            return arrays
         out: dict[str, np.ndarray] = {}
         for name, item in zip(names, loaded):
             values = list(item.values()) if isinstance(item, dict) else list(item)

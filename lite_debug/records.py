@@ -28,6 +28,9 @@ __all__ = [
 ]
 
 Severity = Literal["error", "warning"]
+
+# Custom ops the default XNNPACK delegate implements (MediaPipe's), so models using them run.
+XNNPACK_CUSTOM_OPS = frozenset({"Convolution2DTransposeBias", "MaxPoolingWithArgmax2D", "MaxUnpooling2D"})
 RunStatus = Literal["ok", "error", "crashed", "timeout", "skipped"]
 
 
@@ -125,6 +128,11 @@ class OpInfo:
             return (
                 f"{self.name} is a Select TensorFlow op: it runs only in an interpreter linked "
                 "with the Flex delegate; ai-edge-litert has none, so allocating the model fails."
+            )
+        if self.kind == "custom" and self.name in XNNPACK_CUSTOM_OPS:
+            return (
+                f"{self.name} is a MediaPipe custom op that the default XNNPACK delegate implements: it runs "
+                "here, but not in an interpreter built without the default delegates."
             )
         if self.kind == "custom":
             return (

@@ -1,0 +1,388 @@
+"""Run a model on data in a worker process, never in the calling one.
+
+A segfault, an abort or a runaway allocation in the interpreter's native code must cost one
+run, not the dashboard that every user shares. So the interpreter only ever lives in a
+process started with the ``spawn`` method (``lite_debug._worker``); this module sends it the
+model once, then the data for each run, and turns whatever happens into a ``RunResult``:
+``ok``, ``error`` (with its explanation), ``crashed`` (naming the signal) or ``timeout``.
+
+Workers stay warm: a pool keeps each one's loaded model, so rerunning the same model costs one
+round trip. The pool is bounded, so many sessions cannot start many processes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal as _signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .binding import bind
+from .errors import WorkerError
+from .inspection import inspect_model
+from .quantization import dequantize
+from .records import Feed, ModelSpec, OutputTensor, Quantization, RunResult
+
+__all__ = ["Limits", "Worker", "WorkerPool", "default_pool", "run"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one worker may spend. ``None`` means no limit of that kind."""
+
+    run_seconds: float = 30.0
+    load_seconds: float = 30.0
+    memory_bytes: int | None = 4 << 30
+    cpu_seconds: int | None = None
+
+
+class _Process:
+    """The few ``multiprocessing.Process`` methods this module uses, over ``subprocess.Popen``."""
+
+    def __init__(self, popen: subprocess.Popen) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+
+    def is_alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def join(self, timeout: float | None = None) -> None:
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.popen.poll()
+
+
+def _signal_name(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "unknown"
+    if exitcode < 0:
+        try:
+            return _signal.Signals(-exitcode).name
+        except ValueError:
+            return f"signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+class Worker:
+    """One worker process holding one model; restarted after it crashes or times out.
+
+    Not thread-safe by itself: the pool hands a worker to one caller at a time.
+    """
+
+    def __init__(self, limits: Limits = Limits()) -> None:
+        self.limits = limits
+        self._proc: Any = None
+        self._conn: Any = None
+        self.model_sha: str | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.is_alive()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def start(self) -> None:
+        # A fresh interpreter started by path, like multiprocessing's "spawn", but without
+        # re-importing the caller's __main__: scripts and notebooks with no main guard work.
+        parent_sock, child_sock = socket.socketpair()
+        args = [sys.executable, "-m", "lite_debug._worker", str(child_sock.fileno())]
+        if self.limits.memory_bytes:
+            args += ["--memory", str(self.limits.memory_bytes)]
+        if self.limits.cpu_seconds:
+            args += ["--cpu", str(self.limits.cpu_seconds)]
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # The runtime logs to stderr ("Created TensorFlow Lite XNNPACK delegate…"); keep that out
+        # of the user's terminal, but keep it, since an abort explains itself there.
+        self._stderr = tempfile.TemporaryFile()
+        try:
+            proc = subprocess.Popen(
+                args,
+                pass_fds=(child_sock.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=self._stderr,
+                env=env,
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise WorkerError(f"Could not start a worker process to run the model: {exc}.") from None
+        finally:
+            child_sock.close()
+        self._proc = _Process(proc)
+        self._conn = Connection(parent_sock.detach())
+        self.model_sha = None
+
+    def close(self) -> None:
+        """Ask the worker to exit, and kill it if it does not."""
+        if self._proc is None:
+            return
+        try:
+            self._conn.send(("exit",))
+        except (OSError, ValueError, BrokenPipeError):
+            pass
+        self._proc.join(timeout=1.0)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join(timeout=1.0)
+        self._conn.close()
+        self._proc, self._conn, self.model_sha = None, None, None
+
+    def stderr_tail(self, limit: int = 2000) -> str:
+        """The last lines the worker wrote to stderr (the runtime's own log and abort messages)."""
+        fh = getattr(self, "_stderr", None)
+        if fh is None or fh.closed:
+            return ""
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        fh.seek(max(0, size - limit))
+        return fh.read().decode("utf-8", "replace").strip()
+
+    def _kill(self) -> None:
+        self.last_stderr = self.stderr_tail()
+        if self._proc is not None and self._proc.is_alive():
+            self._proc.kill()
+        if self._proc is not None:
+            self._proc.join(timeout=2.0)
+        exitcode = self._proc.exitcode if self._proc is not None else None
+        if self._conn is not None:
+            self._conn.close()
+        self._proc, self._conn, self.model_sha = None, None, None
+        self._last_exitcode = exitcode
+
+    def _request(self, message: tuple, seconds: float | None) -> tuple[str, Any]:
+        """Send one request; return ("reply", reply), ("crashed", signal) or ("timeout", None)."""
+        if not self.alive:
+            self.start()
+        try:
+            self._conn.send(message)
+        except (OSError, BrokenPipeError):
+            self._proc.join(timeout=2.0)
+            code = self._proc.exitcode
+            self._kill()
+            return "crashed", _signal_name(code)
+        deadline = None if seconds is None else time.monotonic() + seconds
+        while True:
+            wait = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
+            try:
+                if self._conn.poll(wait):
+                    return "reply", self._conn.recv()
+            except (EOFError, OSError):
+                self._proc.join(timeout=2.0)
+                code = self._proc.exitcode
+                self._kill()
+                return "crashed", _signal_name(code)
+            if not self._proc.is_alive():
+                code = self._proc.exitcode
+                self._kill()
+                return "crashed", _signal_name(code)
+            if deadline is not None and time.monotonic() >= deadline:
+                self._kill()
+                return "timeout", None
+
+    def run(self, model_bytes: bytes, spec: ModelSpec, feed: Feed, signature: str | None = None) -> RunResult:
+        """Run ``feed`` through the model, loading it first if this worker holds another."""
+        t0 = time.perf_counter()
+        if self.model_sha != spec.sha256 or not self.alive:
+            outcome, reply = self._request(("load", model_bytes), self.limits.load_seconds)
+            failed = _failure(outcome, reply, self.limits.load_seconds, stage="loading the model")
+            if failed is not None:
+                return self._finish(failed, t0)
+            if reply[0] != "ok":
+                self.model_sha = None
+                return _error_result(reply[1], reply[2], None, t0, stage="load")
+            self.model_sha = spec.sha256
+        plan = _plan(spec, feed, signature)
+        outcome, reply = self._request(("run", plan), self.limits.run_seconds)
+        failed = _failure(outcome, reply, self.limits.run_seconds, stage="running the model")
+        if failed is not None:
+            return self._finish(failed, t0)
+        if reply[0] != "ok":
+            return _error_result(reply[1], reply[2], reply[4], t0, stage="run")
+        _, outputs, invoke_ms, note = reply
+        return RunResult(
+            status="ok",
+            outputs=tuple(_output(*o) for o in outputs),
+            invoke_ms=invoke_ms,
+            total_ms=(time.perf_counter() - t0) * 1000.0,
+            detail=note,
+        )
+
+
+    def _finish(self, failed: RunResult, t0: float) -> RunResult:
+        log = getattr(self, "last_stderr", "") if failed.status == "crashed" else ""
+        return replace(failed, error_message=log[-1000:] or None, total_ms=(time.perf_counter() - t0) * 1000.0)
+
+
+def _failure(outcome: str, reply: Any, seconds: float, stage: str) -> RunResult | None:
+    if outcome == "crashed":
+        return RunResult(
+            status="crashed",
+            signal=reply,
+            detail=(
+                f"The interpreter crashed ({reply}) while {stage}; only its worker process died, and a new one "
+                "will serve the next run. A model that crashes the runtime is worth a bug report with its bundle."
+            ),
+        )
+    if outcome == "timeout":
+        return RunResult(
+            status="timeout",
+            detail=(
+                f"{stage[0].upper() + stage[1:]} took longer than the {seconds:g} s limit, so the worker was stopped; "
+                "raise the limit if the model is just slow, or suspect a loop that never ends."
+            ),
+        )
+    return None
+
+
+def _error_result(error_type: str, message: str, kernel_message: str | None, t0: float, stage: str) -> RunResult:
+    from .explain import explain
+
+    explanation = explain(kernel_message or message) if kernel_message else explain(message)
+    if kernel_message:
+        explanation = replace(explanation, facts={**dict(explanation.facts), "default_delegate_message": message})
+    detail = ""
+    if kernel_message == "":
+        detail = "Without the default XNNPACK delegate the model runs: the failure is in the delegate, not the model."
+        explanation = explain(message)
+    return RunResult(
+        status="error",
+        error_type=error_type,
+        error_message=message,
+        explanation=explanation,
+        kernel_message=kernel_message or None,
+        total_ms=(time.perf_counter() - t0) * 1000.0,
+        detail=detail or f"The interpreter raised {error_type} while {'loading' if stage == 'load' else 'running'} the model.",
+    )
+
+
+def _output(name: str, index: int, raw: np.ndarray, quant: tuple) -> OutputTensor:
+    scales, zero_points, qdim = quant
+    q = Quantization(scale=tuple(scales), zero_point=tuple(zero_points), quantized_dimension=qdim)
+    return OutputTensor(name=name, index=index, raw=raw, values=dequantize(raw, q), quantization=q)
+
+
+def _plan(spec: ModelSpec, feed: Feed, signature: str | None) -> dict[str, Any]:
+    inputs, _ = spec.io(signature)
+    if signature is not None:
+        return {"signature": signature, "arrays": {t.name: feed.arrays[t.name] for t in inputs if t.name in feed.arrays}}
+    by_name = {t.name: t for t in inputs}
+    arrays = [(by_name[k].index, np.asarray(v)) for k, v in feed.arrays.items() if k in by_name]
+    resize = {by_name[k].index: tuple(int(d) for d in v) for k, v in feed.resize.items() if k in by_name}
+    return {"signature": None, "arrays": arrays, "resize": resize}
+
+
+class WorkerPool:
+    """A bounded set of warm workers shared by every caller in this process.
+
+    ``acquire`` prefers an idle worker that already holds the model, then the least recently
+    used idle one, and waits when all are busy, so at most ``size`` processes ever exist.
+    """
+
+    def __init__(self, size: int = 2, limits: Limits = Limits()) -> None:
+        self.size = max(1, int(size))
+        self.limits = limits
+        self._idle: OrderedDict[int, Worker] = OrderedDict()
+        self._count = 0
+        self._cond = threading.Condition()
+        self._closed = False
+
+    def acquire(self, model_sha: str | None, timeout: float | None = None) -> Worker:
+        with self._cond:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                for key, w in self._idle.items():
+                    if w.model_sha == model_sha and model_sha is not None:
+                        return self._idle.pop(key)
+                if self._count < self.size:
+                    self._count += 1
+                    return Worker(self.limits)
+                if self._idle:
+                    return self._idle.popitem(last=False)[1]
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise WorkerError(f"All {self.size} workers are busy; try the run again in a moment.")
+                self._cond.wait(remaining)
+
+    def release(self, worker: Worker) -> None:
+        with self._cond:
+            if self._closed:
+                worker.close()
+                self._count -= 1
+            else:
+                self._idle[id(worker)] = worker
+            self._cond.notify()
+
+    def run(self, model_bytes: bytes, spec: ModelSpec, feed: Feed, signature: str | None = None) -> RunResult:
+        worker = self.acquire(spec.sha256)
+        try:
+            return worker.run(model_bytes, spec, feed, signature)
+        finally:
+            self.release(worker)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            idle = list(self._idle.values())
+            self._idle.clear()
+            self._count -= len(idle)
+        for w in idle:
+            w.close()
+
+
+_default: WorkerPool | None = None
+_default_lock = threading.Lock()
+
+
+def default_pool() -> WorkerPool:
+    """The process-wide pool that ``run`` uses unless given another."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = WorkerPool()
+            atexit.register(_default.close)
+        return _default
+
+
+def run(
+    model_bytes: bytes,
+    inputs: Feed | Mapping[str, np.ndarray] | Sequence[np.ndarray] | np.ndarray,
+    signature: str | None = None,
+    *,
+    spec: ModelSpec | None = None,
+    pool: WorkerPool | None = None,
+) -> RunResult:
+    """Run the model on ``inputs`` in a worker process and return what happened.
+
+    ``inputs`` is bound to the model's inputs as ``diagnose`` binds it; nothing is fixed here, so
+    data the interpreter refuses comes back as ``status="error"`` with its explanation. Raises
+    ``ModelLoadError`` when the bytes are not a model and ``WorkerError`` when no worker can start.
+    """
+    spec = spec or inspect_model(model_bytes)
+    feed = bind(spec, inputs, signature)
+    return (pool or default_pool()).run(model_bytes, spec, feed, signature)

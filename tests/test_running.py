@@ -1,0 +1,201 @@
+"""The worker: outputs come back right, and crashes, timeouts and errors cost one run only."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lite_debug.diagnosis import fix_all
+from lite_debug.gallery import example
+from lite_debug.inspection import inspect_model
+from lite_debug.quantization import quantize
+from lite_debug.records import Feed
+from lite_debug.running import Limits, Worker, WorkerPool, run
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def pool():
+    p = WorkerPool(size=2, limits=Limits(run_seconds=20, load_seconds=20))
+    yield p
+    p.close()
+
+
+def model(name):
+    data = (FIXTURES / name).read_bytes()
+    return data, inspect_model(data)
+
+
+def test_outputs_match_the_model(pool):
+    data, spec = model("add_float.tflite")
+    x = np.arange(4, dtype=np.float32).reshape(1, 4)
+    r = run(data, [x], spec=spec, pool=pool)
+    assert r.ok, r.error_message
+    (out,) = r.outputs
+    assert np.array_equal(out.values, x + 1) and r.invoke_ms is not None and r.invoke_ms >= 0
+
+
+def test_the_interpreter_never_loads_in_the_calling_process():
+    # In a fresh process, since other tests here import the interpreter on purpose.
+    code = (
+        "import sys, numpy as np\n"
+        "from lite_debug.running import run\n"
+        f"data = open({str(FIXTURES / 'add_float.tflite')!r}, 'rb').read()\n"
+        "r = run(data, [np.zeros((1, 4), np.float32)])\n"
+        "assert r.ok, r.error_message\n"
+        "loaded = [m for m in sys.modules if 'interpreter' in m and ('litert' in m or 'lite' in m)]\n"
+        "assert not loaded, loaded\n"
+        "assert 'tensorflow' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_worker_stays_warm_for_the_same_model(pool):
+    data, spec = model("add_float.tflite")
+    w = pool.acquire(spec.sha256)
+    try:
+        w.run(data, spec, Feed({"x": np.zeros((1, 4), np.float32)}))
+        pid = w.pid
+        w.run(data, spec, Feed({"x": np.ones((1, 4), np.float32)}))
+        assert w.pid == pid and w.model_sha == spec.sha256
+    finally:
+        pool.release(w)
+
+
+def test_interpreter_error_comes_back_explained(pool):
+    ex = example("image-size")
+    spec = inspect_model(ex.model_bytes)
+    bad = np.zeros((1, 256, 256, 3), np.float32)
+    r = run(ex.model_bytes, [bad], spec=spec, pool=pool)
+    assert r.status == "error" and r.error_type == "ValueError"
+    assert "Dimension mismatch" in r.error_message
+    assert r.explanation is not None and r.explanation.recognised
+    # The same worker then serves a good run.
+    good = run(ex.model_bytes, ex.good_inputs(), spec=spec, pool=pool)
+    assert good.ok
+
+
+def test_quantized_run_equals_quantizing_by_hand(pool):
+    ex = example("uint8-float-data")
+    spec = inspect_model(ex.model_bytes)
+    x = ex.broken_inputs()
+    out = fix_all(spec, x)
+    (t,) = spec.inputs
+    by_hand = quantize(next(iter(x.values())) if isinstance(x, dict) else x[0], t.quantization, "uint8")
+    fixed = out.feed.arrays[t.name]
+    assert fixed.dtype == np.uint8 and np.array_equal(fixed, by_hand)
+    r1 = run(ex.model_bytes, out.feed, spec=spec, pool=pool)
+    r2 = run(ex.model_bytes, [by_hand], spec=spec, pool=pool)
+    assert r1.ok and r2.ok
+    o1, o2 = r1.outputs[0], r2.outputs[0]
+    assert np.array_equal(o1.raw, o2.raw)
+    # Outputs come back raw (uint8) and dequantized with the output's own scale and zero point.
+    scale, zp = o1.quantization.scale[0], o1.quantization.zero_point[0]
+    assert o1.raw.dtype == np.uint8
+    assert np.allclose(o1.values, (o1.raw.astype(np.float32) - zp) * scale)
+
+
+def test_signature_run(pool):
+    ex = example("two-signatures-missing-batch")
+    spec = inspect_model(ex.model_bytes)
+    out = fix_all(spec, ex.broken_inputs(), ex.signature)
+    r = run(ex.model_bytes, out.feed, ex.signature, spec=spec, pool=pool)
+    assert r.ok, r.error_message
+    assert [o.name for o in r.outputs] == [t.name for t in spec.signature(ex.signature).outputs]
+
+
+def test_dynamic_input_is_resized_by_the_feed(pool):
+    ex = example("two-inputs-swapped")
+    spec = inspect_model(ex.model_bytes)
+    feats, toks = np.ones((3, 10), np.float32), np.ones((3, 20), np.int32)
+    feed = Feed({"features": feats, "tokens": toks}, resize={"features": (3, 10), "tokens": (3, 20)})
+    r = run(ex.model_bytes, feed, spec=spec, pool=pool)
+    assert r.ok and r.outputs[0].shape == (3, 1)
+    # Back to the allocated shape on the next run in the same worker.
+    r = run(ex.model_bytes, ex.good_inputs(), spec=spec, pool=pool)
+    assert r.ok and r.outputs[0].shape == (1, 1)
+
+
+def test_xnnpack_failure_reruns_without_default_delegates(pool):
+    ex = example("reshape-breaks-on-resize")
+    spec = inspect_model(ex.model_bytes)
+    out = fix_all(spec, ex.broken_inputs())
+    r = run(ex.model_bytes, out.feed, spec=spec, pool=pool)
+    assert r.status == "error"
+    assert "XNNPack" in r.error_message
+    assert "num_input_elements != num_output_elements (24 != 12)" in r.kernel_message
+    assert r.explanation is not None and r.explanation.facts.get("op") == "RESHAPE"
+
+
+def test_flex_model_fails_with_its_op_named(pool):
+    ex = example("select-tf-op")
+    spec = inspect_model(ex.model_bytes)
+    assert [o.name for o in spec.flex_ops] == ["FlexMatrixInverse"]
+    r = run(ex.model_bytes, ex.good_inputs(), spec=spec, pool=pool)
+    assert r.status == "error" and "FlexMatrixInverse" in r.error_message
+    assert r.explanation.kind != "unknown"
+
+
+def test_timeout_kills_the_worker_and_the_next_run_works():
+    data, spec = model("slow_loop.tflite")
+    p = WorkerPool(size=1, limits=Limits(run_seconds=1.5, load_seconds=20))
+    try:
+        t0 = time.monotonic()
+        r = run(data, [np.array(10**9, np.int32), np.zeros(1, np.float32)], spec=spec, pool=p)
+        assert r.status == "timeout" and "1.5 s" in r.detail
+        assert time.monotonic() - t0 < 15
+        r = run(data, [np.array(10, np.int32), np.zeros(1, np.float32)], spec=spec, pool=p)
+        assert r.ok and r.outputs[0].values[0] == pytest.approx(10 * 1e-7, rel=1e-3)
+    finally:
+        p.close()
+
+
+def test_a_crash_in_the_worker_is_reported_with_its_signal():
+    data, spec = model("slow_loop.tflite")
+    worker = Worker(Limits(run_seconds=30, load_seconds=20))
+    try:
+        worker.start()
+        pid = worker.pid
+        # Native code dying mid-run looks like this from outside: the process ends by a signal.
+        threading.Timer(1.0, lambda: os.kill(pid, signal.SIGSEGV)).start()
+        r = worker.run(data, spec, Feed({"iterations": np.array(10**9, np.int32), "x": np.zeros(1, np.float32)}))
+        assert r.status == "crashed" and r.signal == "SIGSEGV"
+        assert "only its worker process died" in r.detail
+        r = worker.run(data, spec, Feed({"iterations": np.array(3, np.int32), "x": np.zeros(1, np.float32)}))
+        assert r.ok and worker.pid != pid
+    finally:
+        worker.close()
+
+
+def test_pool_never_exceeds_its_size():
+    data, spec = model("add_float.tflite")
+    p = WorkerPool(size=2)
+    results, pids = [], set()
+
+    def one(i):
+        w = p.acquire(spec.sha256)
+        try:
+            results.append(w.run(data, spec, Feed({"x": np.full((1, 4), i, np.float32)})))
+            pids.add(w.pid)
+        finally:
+            p.release(w)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    p.close()
+    assert len(results) == 6 and all(r.ok for r in results)
+    assert len(pids) <= 2
