@@ -1,0 +1,101 @@
+"""Each fix does what its line of Python says, and leaves its input untouched."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lite_debug.errors import FixError
+from lite_debug.fixes import FIX_ORDER, apply_fix, make_fix, resize_bilinear
+from lite_debug.records import Feed
+
+
+def run_code(fix, x):
+    """Execute the fix's own line of Python, as an exported script would."""
+    scope = {"np": np, "x": x.copy(), "resize_bilinear": resize_bilinear}
+    exec(fix.code, scope)
+    return scope["x"]
+
+
+CASES = [
+    ("add_batch", {}, np.ones((4, 4, 3), np.float32), (1, 4, 4, 3)),
+    ("remove_batch", {}, np.ones((1, 1, 5), np.float32), (1, 5)),
+    ("take_sample", {"index": 1}, np.arange(6, dtype=np.float32).reshape(3, 2), (1, 2)),
+    ("add_channel", {}, np.ones((1, 4, 4), np.float32), (1, 4, 4, 1)),
+    ("nchw_to_nhwc", {}, np.arange(24, dtype=np.float32).reshape(1, 2, 3, 4), (1, 3, 4, 2)),
+    ("nhwc_to_nchw", {}, np.arange(24, dtype=np.float32).reshape(1, 3, 4, 2), (1, 2, 3, 4)),
+    ("to_rgb", {}, np.arange(16, dtype=np.uint8).reshape(1, 4, 4, 1), (1, 4, 4, 3)),
+    ("drop_alpha", {}, np.ones((1, 4, 4, 4), np.uint8), (1, 4, 4, 3)),
+    ("to_gray", {}, np.full((1, 4, 4, 3), 100, np.uint8), (1, 4, 4, 1)),
+    ("resize_image", {"height": 3, "width": 5, "mode": "stretch"}, np.ones((1, 6, 10, 3), np.float32), (1, 3, 5, 3)),
+    ("reshape", {"shape": [1, 12]}, np.ones((1, 3, 4), np.float32), (1, 12)),
+    ("cast", {"dtype": "float32"}, np.ones((2,), np.float64), (2,)),
+    ("normalize", {"source": [0, 255], "target": [-1, 1], "dtype": "float32"}, np.array([0, 255], np.uint8), (2,)),
+    ("quantize", {"dtype": "int8", "scale": 0.5, "zero_point": -3}, np.array([-100.0, 0.0, 1.0, 100.0]), (4,)),
+    ("dequantize", {"scale": 0.5, "zero_point": 10}, np.array([10, 12], np.uint8), (2,)),
+    ("nan_to_num", {}, np.array([np.nan, 1.0, np.inf], np.float32), (3,)),
+]
+
+
+@pytest.mark.parametrize("kind, params, x, shape", CASES, ids=[c[0] for c in CASES])
+def test_fix_matches_its_code_line_and_keeps_the_input(kind, params, x, shape):
+    fix = make_fix(kind, "in", **params)
+    before = x.copy()
+    out = apply_fix(Feed({"in": x}), fix).arrays["in"]
+    assert np.array_equal(x, before, equal_nan=True), "apply_fix must not modify its argument"
+    assert out.shape == shape
+    by_code = run_code(fix, x)
+    assert by_code.shape == out.shape and by_code.dtype == out.dtype
+    assert np.allclose(by_code.astype(np.float64), out.astype(np.float64), equal_nan=True)
+    assert fix.label
+
+
+def test_values_of_the_value_fixes():
+    q = apply_fix(Feed({"a": np.array([-100.0, 0.0, 1.0, 100.0])}), make_fix("quantize", "a", dtype="int8", scale=0.5, zero_point=-3))
+    assert q.arrays["a"].tolist() == [-128, -3, -1, 127]  # clipped, rounded, shifted
+    n = apply_fix(Feed({"a": np.array([0, 255], np.uint8)}), make_fix("normalize", "a", source=[0, 255], target=[-1, 1]))
+    assert n.arrays["a"].tolist() == [-1.0, 1.0]
+    t = apply_fix(Feed({"a": np.arange(24).reshape(1, 2, 3, 4)}), make_fix("nchw_to_nhwc", "a")).arrays["a"]
+    assert t[0, 1, 2, 1] == np.arange(24).reshape(1, 2, 3, 4)[0, 1, 1, 2]
+    g = apply_fix(Feed({"a": np.array([[[[255, 0, 0]]]], np.uint8)}), make_fix("to_gray", "a")).arrays["a"]
+    assert g.item() == 76  # 0.299 * 255
+
+
+def test_resize_modes_keep_aspect():
+    x = np.ones((1, 100, 200, 3), np.float32)
+    assert resize_bilinear(x, (50, 50), "stretch").shape == (1, 50, 50, 3)
+    padded = resize_bilinear(x, (50, 50), "pad")
+    assert padded.shape == (1, 50, 50, 3)
+    assert padded[0, 0, 0, 0] == 0 and padded[0, 25, 25, 0] == pytest.approx(1)
+    cropped = resize_bilinear(x, (50, 50), "crop")
+    assert cropped.shape == (1, 50, 50, 3) and np.allclose(cropped, 1)
+
+
+def test_resize_is_bilinear_and_keeps_integer_dtype():
+    x = np.array([[0, 255]], np.uint8)
+    out = resize_bilinear(x, (1, 4))
+    assert out.dtype == np.uint8 and out[0, 0] == 0 and out[0, -1] == 255 and 0 < out[0, 1] < out[0, 2] < 255
+
+
+def test_feed_level_fixes():
+    feed = Feed({"a": np.zeros(2), "b": np.ones(3)})
+    swapped = apply_fix(feed, make_fix("reassign", "*", mapping={"a": "b", "b": "a"}))
+    assert swapped.arrays["a"].shape == (3,) and swapped.arrays["b"].shape == (2,)
+    resized = apply_fix(feed, make_fix("resize_input", "a", index=0, shape=[2]))
+    assert resized.resize == {"a": (2,)} and feed.resize == {}
+    gen = apply_fix(Feed({}), make_fix("generate", "z", shape=[1, 2], dtype="int8"))
+    assert gen.arrays["z"].dtype == np.int8 and gen.arrays["z"].shape == (1, 2)
+
+
+def test_fix_errors_are_sentences():
+    with pytest.raises(FixError, match="no data for input"):
+        apply_fix(Feed({}), make_fix("add_batch", "missing"))
+    with pytest.raises(FixError, match="Cannot apply"):
+        apply_fix(Feed({"a": np.ones(5)}), make_fix("reshape", "a", shape=[2, 2]))
+    with pytest.raises(FixError, match="no fix called"):
+        make_fix("teleport", "a")
+
+
+def test_every_fix_kind_has_a_place_in_the_order():
+    kinds = {c[0] for c in CASES} | {"reassign", "resize_input", "generate"}
+    assert kinds <= set(FIX_ORDER)
