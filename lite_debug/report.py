@@ -13,12 +13,14 @@ import numpy as np
 from .records import Fix, Mismatch, ModelSpec, OutputTensor, RunResult, TensorSpec
 
 __all__ = [
+    "comparison_rows",
     "data_rows",
     "fixes_to_list",
     "format_table",
     "mismatches_to_list",
     "model_to_dict",
     "output_to_dict",
+    "preview_image",
     "run_to_dict",
     "tensor_rows",
 ]
@@ -175,3 +177,82 @@ def _cell(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.6g}"
     return str(v)
+
+
+_SHAPE_KINDS = {"batch", "rank", "shape", "dynamic", "channels", "layout", "missing", "association"}
+_DTYPE_KINDS = {"dtype", "quantization", "association", "missing"}
+_VALUE_KINDS = {"range", "nan"}
+
+
+def comparison_rows(tensor: TensorSpec, x: np.ndarray | None, mismatches: Sequence[Mismatch]) -> list[dict[str, Any]]:
+    """The data beside the model's expectation for one input, each row marked with its worst severity.
+
+    Rows: shape, dtype (with quantization), value range, and layout for 4-D inputs. ``severity``
+    is ``"error"``, ``"warning"`` or ``""`` for the row, from the mismatches that concern it.
+    """
+    mine = [m for m in mismatches if m.input_name == tensor.name]
+
+    def severity(kinds: set[str]) -> str:
+        found = {m.severity for m in mine if m.kind in kinds}
+        return "error" if "error" in found else "warning" if "warning" in found else ""
+
+    q = tensor.quantization
+    rows = [
+        {"": "shape", "model expects": tensor.shape_text() + (f"  (signature {tensor.shape_text(True)})" if tensor.is_dynamic else ""),
+         "data has": "—" if x is None else "[" + ", ".join(str(d) for d in x.shape) + "]", "severity": severity(_SHAPE_KINDS)},
+        {"": "dtype", "model expects": tensor.dtype + (f"  ({q.describe()})" if q.is_quantized else ""),
+         "data has": "—" if x is None else str(x.dtype), "severity": severity(_DTYPE_KINDS)},
+    ]
+    expected_range = ""
+    if q.is_quantized and not q.per_channel:
+        from .quantization import real_range
+
+        rr = real_range(q, tensor.dtype)
+        expected_range = f"real {rr[0]:.3g} … {rr[1]:.3g}" if rr else ""
+    got_range = "—"
+    if x is not None and x.size and x.dtype.kind in "biuf":
+        finite = x[np.isfinite(x)] if x.dtype.kind == "f" else x
+        bad = int(x.size - finite.size)
+        got_range = f"{float(finite.min()):.4g} … {float(finite.max()):.4g}" if finite.size else "no finite values"
+        if bad:
+            got_range += f"  ({bad} NaN/Inf)"
+    rows.append({"": "values", "model expects": expected_range or "—", "data has": got_range, "severity": severity(_VALUE_KINDS)})
+    if tensor.rank == 4:
+        def layout(shape: Sequence[int]) -> str:
+            if len(shape) != 4:
+                return "—"
+            if shape[3] in (1, 3, 4) and shape[1] not in (1, 3, 4):
+                return "NHWC (channels last)"
+            if shape[1] in (1, 3, 4) and shape[3] not in (1, 3, 4):
+                return "NCHW (channels first)"
+            return "?"
+
+        rows.append({"": "layout", "model expects": layout(tensor.shape), "data has": "—" if x is None else layout(x.shape),
+                     "severity": severity({"layout", "channels"})})
+    return rows
+
+
+def preview_image(x: np.ndarray | None) -> np.ndarray | None:
+    """The first image of an array as the model receives it, as HxWx3 uint8 for display.
+
+    Floats are scaled from their own range; returns None when the array is not image-like.
+    """
+    if x is None or x.dtype.kind not in "biuf" or x.size == 0:
+        return None
+    a = np.asarray(x)
+    if a.ndim == 4 and a.shape[0] >= 1:
+        a = a[0]
+    if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 3, 4):
+        a = np.moveaxis(a, 0, -1)
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or a.shape[-1] not in (1, 3, 4) or min(a.shape[:2]) < 8:
+        return None
+    a = a[..., :3].astype(np.float64)
+    finite = np.isfinite(a)
+    lo, hi = (float(a[finite].min()), float(a[finite].max())) if finite.any() else (0.0, 1.0)
+    if x.dtype == np.uint8:
+        lo, hi = 0.0, 255.0
+    span = hi - lo or 1.0
+    img = np.clip(np.where(finite, (a - lo) / span * 255.0, 0), 0, 255).astype(np.uint8)
+    return np.repeat(img, 3, axis=-1) if img.shape[-1] == 1 else img

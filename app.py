@@ -1,0 +1,58 @@
+"""lite-debug's dashboard: the frame. Navigation and the sidebar every page shares.
+
+    streamlit run app.py
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages._ui import PAGES, set_workspace, workspace
+
+st.set_page_config(page_title="lite-debug", page_icon=":material/bug_report:", layout="wide")
+
+page = st.navigation(
+    [
+        st.Page(PAGES["start"], title="Start", icon=":material/home:", default=True),
+        st.Page(PAGES["model"], title="Model", icon=":material/schema:"),
+        st.Page(PAGES["diagnose"], title="Diagnose and fix", icon=":material/healing:"),
+        st.Page(PAGES["run"], title="Run and outputs", icon=":material/play_arrow:"),
+        st.Page(PAGES["explain"], title="Explain an error", icon=":material/help:"),
+        st.Page(PAGES["export"], title="Export", icon=":material/download:"),
+    ]
+)
+
+with st.sidebar:
+    ws = workspace()
+    if ws is None:
+        st.caption("No model loaded. Start with an example from the gallery.")
+    else:
+        st.markdown(f"**{ws.model_name}**  \n{ws.spec.size:,} bytes · {len(ws.inputs)} input(s) · {len(ws.outputs)} output(s)")
+        if ws.spec.signatures:
+            keys = [None] + [s.key for s in ws.spec.signatures]
+            chosen = st.selectbox(
+                "Signature",
+                keys,
+                index=keys.index(ws.signature) if ws.signature in keys else 0,
+                format_func=lambda k: "main graph (set_tensor / invoke)" if k is None else k,
+                key="sidebar-signature",
+            )
+            ws.set_signature(chosen)
+        if ws.has_data:
+            errors, warnings = len(ws.errors), len(ws.mismatches) - len(ws.errors)
+            st.markdown(f"Data: {ws.data_source or 'given'}")
+            if errors:
+                st.error(f"{errors} error(s), {warnings} warning(s)", icon=":material/error:")
+            elif warnings:
+                st.warning(f"{warnings} warning(s)", icon=":material/warning:")
+            else:
+                st.success("The data fits the model", icon=":material/check_circle:")
+        else:
+            st.caption("No data yet: upload some or generate an input on the Start page.")
+        if ws.result is not None:
+            st.markdown(f"Last run: **{ws.result.status}**" + (" (data changed since)" if ws.result_stale else ""))
+        if st.button("Close the model", key="sidebar-close", icon=":material/close:"):
+            set_workspace(None)
+            st.rerun()
+
+page.run()

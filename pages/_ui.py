@@ -1,0 +1,57 @@
+"""What every page shares: the session's workspace, the worker pool, and how errors are shown.
+
+Not a page (st.navigation lists the pages in app.py); pages import it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from lite_debug.running import Limits, WorkerPool
+from lite_debug.session import Workspace
+
+PAGES = {
+    "start": "pages/start.py",
+    "model": "pages/model.py",
+    "diagnose": "pages/diagnose.py",
+    "run": "pages/run.py",
+    "explain": "pages/explain.py",
+    "export": "pages/export.py",
+}
+
+
+def workspace() -> Workspace | None:
+    return st.session_state.get("ws")
+
+
+def set_workspace(ws: Workspace | None) -> None:
+    st.session_state["ws"] = ws
+
+
+def require_workspace() -> Workspace:
+    """The session's workspace, or a pointer to the Start page (and the page stops there)."""
+    ws = workspace()
+    if ws is None:
+        st.info("No model is loaded yet. Open an example or upload a model on the Start page.")
+        st.page_link(PAGES["start"], label="Go to Start", icon=":material/home:")
+        st.stop()
+    return ws
+
+
+@st.cache_resource
+def pool() -> WorkerPool:
+    """One bounded pool of worker processes for every session of this server."""
+    size = int(os.environ.get("LITE_DEBUG_WORKERS", "2"))
+    seconds = float(os.environ.get("LITE_DEBUG_RUN_SECONDS", "30"))
+    memory = int(float(os.environ.get("LITE_DEBUG_MEMORY_GB", "4")) * (1 << 30))
+    return WorkerPool(size=size, limits=Limits(run_seconds=seconds, load_seconds=seconds, memory_bytes=memory))
+
+
+ERROR_BG = "background-color: rgba(255, 75, 75, 0.28)"
+WARNING_BG = "background-color: rgba(255, 170, 0, 0.28)"
+
+
+def severity_style(severity: str) -> str:
+    return ERROR_BG if severity == "error" else WARNING_BG if severity == "warning" else ""

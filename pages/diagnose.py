@@ -1,0 +1,100 @@
+"""Diagnose and fix: the data beside what each input expects, and a button for every fix."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from lite_debug.errors import LiteDebugError
+from lite_debug.gallery import example
+from lite_debug.report import comparison_rows, preview_image
+from pages._ui import PAGES, require_workspace, severity_style
+
+ws = require_workspace()
+st.title("Diagnose and fix")
+if ws.example_id:
+    ex = example(ws.example_id)
+    st.info(f"**{ex.title}.** {ex.story}", icon=":material/menu_book:")
+if not ws.has_data:
+    st.warning("There is no data for this model yet: upload some or generate an input on the Start page.")
+    st.page_link(PAGES["start"], label="Go to Start", icon=":material/home:")
+    st.stop()
+
+mismatches = ws.mismatches
+errors = [m for m in mismatches if m.severity == "error"]
+warnings = [m for m in mismatches if m.severity == "warning"]
+
+top = st.columns([1, 1, 1.4, 0.8])
+top[0].metric("Errors", len(errors), help="The interpreter will refuse the data.")
+top[1].metric("Warnings", len(warnings), help="It will run, but the result is likely wrong.")
+fixable = any(m.fixes for m in errors)
+if top[2].button("Apply all fixes", key="fix-all", type="primary", disabled=not fixable, icon=":material/auto_fix_high:"):
+    try:
+        applied = ws.apply_all()
+        st.toast(f"Applied {len(applied)} fix(es).")
+    except LiteDebugError as exc:
+        st.error(str(exc))
+    st.rerun()
+if top[3].button("Undo", key="undo", disabled=not ws.can_undo, icon=":material/undo:"):
+    ws.undo()
+    st.rerun()
+
+if not mismatches:
+    st.success("The data fits the model: the interpreter will accept it as it is.", icon=":material/check_circle:")
+    if st.button("Run it", key="run-now", type="primary", icon=":material/play_arrow:"):
+        st.session_state["run-requested"] = True
+        st.switch_page(PAGES["run"])
+
+extra = [m for m in mismatches if m.input_index < 0]
+for m in extra:
+    st.warning(m.message, icon=":material/warning:")
+
+
+def styled(rows):
+    frame = pd.DataFrame(rows)
+    marks = frame.pop("severity")
+
+    def paint(row):
+        style = severity_style(marks[row.name])
+        return ["", style, style]
+
+    return frame.style.apply(paint, axis=1)
+
+
+for pos, tensor in enumerate(ws.inputs):
+    x = ws.feed.arrays.get(tensor.name)
+    mine = [m for m in mismatches if m.input_name == tensor.name]
+    flag = (
+        ":red[:material/error:]" if any(m.severity == "error" for m in mine)
+        else ":orange[:material/warning:]" if mine else ":green[:material/check_circle:]"
+    )
+    with st.container(border=True):
+        st.markdown(f"#### {flag} Input {pos}: `{tensor.name}`")
+        left, right = st.columns([3, 2])
+        with left:
+            st.dataframe(styled(comparison_rows(tensor, x, mismatches)), hide_index=True, width="stretch")
+            for mi, m in enumerate(mine):
+                box = st.error if m.severity == "error" else st.warning
+                box(f"**{m.kind}** — {m.message}", icon=":material/error:" if m.severity == "error" else ":material/warning:")
+                if m.fixes:
+                    buttons = st.columns(min(len(m.fixes), 3))
+                    for fi, fix in enumerate(m.fixes):
+                        if buttons[fi % len(buttons)].button(fix.label, key=f"fix-{pos}-{mi}-{fi}", help=fix.code):
+                            try:
+                                ws.apply(fix)
+                            except LiteDebugError as exc:
+                                st.session_state["fix-error"] = str(exc)
+                            st.rerun()
+        with right:
+            img = preview_image(x) if tensor.rank >= 3 else None
+            if img is not None:
+                st.image(img, caption="As the model will receive it (first sample)", width="stretch")
+            elif x is not None:
+                st.caption(f"{x.dtype} {list(x.shape)}")
+
+if st.session_state.get("fix-error"):
+    st.error(st.session_state.pop("fix-error"))
+
+if ws.applied:
+    st.subheader("What the fixes do, in Python")
+    st.code(ws.code(), language="python")

@@ -1,0 +1,30 @@
+"""Explain an error: paste an interpreter message or a traceback from a bug report."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lite_debug.explain import explain
+
+st.title("Explain an error")
+st.markdown("Paste the error, or the whole traceback from a bug report. Nothing is run.")
+text = st.text_area(
+    "Error message or traceback",
+    height=200,
+    key="explain-text",
+    placeholder="ValueError: Cannot set tensor: Dimension mismatch. Got 256 but expected 224 for dimension 1 of input 0.",
+)
+if st.button("Explain", key="explain", type="primary") or text:
+    if not text.strip():
+        st.warning("Paste a message first.")
+        st.stop()
+    e = explain(text)
+    if e.recognised:
+        st.success(f"**{e.title}**", icon=":material/lightbulb:")
+    else:
+        st.warning(f"**{e.title}**", icon=":material/help:")
+    st.markdown(f"**Cause.** {e.cause}\n\n**Fix.** {e.fix}")
+    if e.facts:
+        st.caption("Recognised: " + ", ".join(f"{k} = {v}" for k, v in e.facts.items()))
+    with st.expander("The message as read"):
+        st.code(e.message, language="text", wrap_lines=True)

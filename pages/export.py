@@ -1,0 +1,48 @@
+"""Export: a script that reproduces the fixed run, and a bundle to attach to a bug report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from lite_debug.errors import LiteDebugError
+from pages._ui import require_workspace
+
+ws = require_workspace()
+st.title("Export")
+
+st.subheader("A script that reproduces the run")
+st.markdown(
+    f"Runs as is with `numpy` and `ai-edge-litert`: it loads `{Path(ws.model_name).name}` (or the path you give "
+    "it), applies the fixes below to your original data, runs the model and saves `outputs.npz`."
+)
+try:
+    script = ws.script() if ws.has_data else None
+except (LiteDebugError, ValueError) as exc:
+    script = None
+    st.error(str(exc))
+if script is not None:
+    c1, c2, c3 = st.columns(3)
+    c1.download_button("Download reproduce.py", script.text, file_name="reproduce.py", key="download-script", type="primary")
+    c2.download_button("Download the model", ws.model_bytes, file_name=Path(ws.model_name).name, key="download-model")
+    if script.inputs_npz is not None:
+        c3.download_button("Download inputs.npz (the script reads it)", script.inputs_npz, file_name="inputs.npz", key="download-inputs")
+    with st.expander("Show the script", expanded=False):
+        text = script.text
+        st.code(text if len(text) < 60_000 else text[:60_000] + "\n# … (embedded data cut here)", language="python")
+elif not ws.has_data:
+    st.info("Load some data first: the script replays the fixes on it.")
+
+st.subheader("A bug-report bundle")
+st.markdown(
+    "One `.zip` with the model, the inputs as `.npy`, the outputs of the last run, the diagnosis as JSON and the "
+    "versions of Python, numpy and the runtime. Open it again on the Start page, or with `lite-debug check`."
+)
+st.download_button(
+    "Download bundle.zip",
+    ws.bundle(),
+    file_name=f"{Path(ws.model_name).stem}-bundle.zip",
+    key="download-bundle",
+    mime="application/zip",
+)
