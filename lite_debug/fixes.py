@@ -62,6 +62,14 @@ def _normalize_code(p: dict[str, Any]) -> str:
     return f"x = ({expr}).astype({_dt(dtype)})"
 
 
+def _cast_code(p: dict[str, Any]) -> str:
+    dtype = np.dtype(p["dtype"])
+    if dtype.kind in "iu":
+        lo, hi = dtype_range(dtype)
+        return f"x = np.clip(np.round(np.nan_to_num(x)), {int(lo)}, {int(hi)}).astype({_dt(p['dtype'])})"
+    return f"x = x.astype({_dt(p['dtype'])})"
+
+
 def _quantize_code(p: dict[str, Any]) -> str:
     lo, hi = dtype_range(p["dtype"])
     scale, zp = p["scale"], p["zero_point"]
@@ -82,10 +90,13 @@ _CODE: dict[str, Callable[[dict[str, Any]], str]] = {
     "nhwc_to_nchw": lambda p: "x = np.transpose(x, (0, 3, 1, 2))",
     "to_rgb": lambda p: "x = np.repeat(x[..., np.newaxis] if x.shape[-1] != 1 else x, 3, axis=-1)",
     "drop_alpha": lambda p: "x = x[..., :3]",
-    "to_gray": lambda p: "x = (x[..., :3] @ np.array([0.299, 0.587, 0.114]))[..., np.newaxis].astype(x.dtype)",
+    "to_gray": lambda p: (
+        "g = x[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114]); "
+        "x = (np.round(g) if x.dtype.kind in 'iu' else g)[..., np.newaxis].astype(x.dtype)"
+    ),
     "resize_image": lambda p: f"x = resize_bilinear(x, ({p['height']}, {p['width']}), mode={p.get('mode', 'stretch')!r})",
     "reshape": lambda p: f"x = x.reshape({tuple(p['shape'])})",
-    "cast": lambda p: f"x = x.astype({_dt(p['dtype'])})",
+    "cast": lambda p: _cast_code(p),
     "normalize": _normalize_code,
     "quantize": _quantize_code,
     "dequantize": lambda p: f"x = ((x.astype(np.float32) - {p['zero_point']}) * {_fmt(p['scale'])}).astype(np.float32)",
@@ -208,8 +219,9 @@ def _quantize(x: np.ndarray, p: dict[str, Any]) -> np.ndarray:
 
 
 def _cast(x: np.ndarray, p: dict[str, Any]) -> np.ndarray:
+    # Casting to an integer type saturates instead of wrapping: 300 into int8 is 127, not 44.
     dtype = np.dtype(p["dtype"])
-    if dtype.kind in "iu" and x.dtype.kind == "f":
+    if dtype.kind in "iu":
         lo, hi = dtype_range(dtype)
         return np.clip(np.round(np.nan_to_num(x)), lo, hi).astype(dtype)
     return x.astype(dtype)

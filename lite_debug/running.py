@@ -119,6 +119,7 @@ class Worker:
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         # The runtime logs to stderr ("Created TensorFlow Lite XNNPACK delegate…"); keep that out
         # of the user's terminal, but keep it, since an abort explains itself there.
+        self._close_stderr()
         self._stderr = tempfile.TemporaryFile()
         try:
             proc = subprocess.Popen(
@@ -151,7 +152,13 @@ class Worker:
             self._proc.kill()
             self._proc.join(timeout=1.0)
         self._conn.close()
+        self._close_stderr()
         self._proc, self._conn, self.model_sha = None, None, None
+
+    def _close_stderr(self) -> None:
+        fh = getattr(self, "_stderr", None)
+        if fh is not None and not fh.closed:
+            fh.close()
 
     def stderr_tail(self, limit: int = 2000) -> str:
         """The last lines the worker wrote to stderr (the runtime's own log and abort messages)."""
@@ -172,6 +179,7 @@ class Worker:
         exitcode = self._proc.exitcode if self._proc is not None else None
         if self._conn is not None:
             self._conn.close()
+        self._close_stderr()
         self._proc, self._conn, self.model_sha = None, None, None
         self._last_exitcode = exitcode
 

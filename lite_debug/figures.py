@@ -1,0 +1,548 @@
+"""Figures of a model's outputs, chosen by each output's shape.
+
+Every function returns a ``plotly.graph_objects.Figure`` (``mask_overlay`` returns ``None``
+when the mask cannot be laid over the image); pages only show them. ``figures_for_output``
+picks the figures that suit an output:
+
+- one value (any shape holding a single element): none, the number says it all;
+- a vector, ``[N]`` or ``[1, N]``, of class scores: the top-k classes as bars;
+- a long vector, or one of raw integers: a line;
+- a 2-D map, ``[H, W]``, ``[1, H, W]`` or ``[1, H, W, 1]``: a heatmap, and the map laid over
+  the input image when one is given;
+- ``[1, H, W, C]`` (or ``[1, C, H, W]``) with 3 or 4 channels: an image; with 2 or more
+  other channels, a per-pixel class map (argmax over the channels) as a heatmap and overlay;
+- and, for any non-scalar output, a histogram of its values.
+
+Figures never raise for NaN, infinite values, empty arrays or huge outputs: non-finite values
+are left blank and counted in the title, and large arrays are thinned for display (at most
+``MAX_HEATMAP_SIDE`` rows and columns for a heatmap, ``MAX_IMAGE_SIDE`` for an image,
+``MAX_LINE_POINTS`` points for a line). The titles say when that happened.
+
+Figures use a neutral template with transparent backgrounds and a mid-grey font, so they read
+on light and dark pages alike, and a fixed height of ``HEIGHT`` pixels.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from PIL import Image
+
+from .records import OutputTensor
+
+__all__ = [
+    "HEIGHT",
+    "MAX_CLASSES",
+    "MAX_HEATMAP_SIDE",
+    "MAX_IMAGE_SIDE",
+    "MAX_LINE_POINTS",
+    "TEMPLATE",
+    "figures_for_output",
+    "heatmap",
+    "histogram",
+    "image",
+    "labels_from_text",
+    "line",
+    "mask_overlay",
+    "topk_bar",
+]
+
+HEIGHT = 320
+MAX_HEATMAP_SIDE = 512
+MAX_IMAGE_SIDE = 1024
+MAX_LINE_POINTS = 10_000
+MAX_CLASSES = 1024  # a longer vector is drawn as a line, unless the labels cover it
+_MAX_HISTOGRAM_VALUES = 10_000_000  # beyond this, the histogram counts an even sample
+_ASPECT_TOLERANCE = 0.03  # how far a mask's aspect ratio may be from the image's
+
+_GRID = "rgba(128, 128, 128, 0.25)"
+_ACCENT = "#4c78a8"  # mid-tone blue: enough contrast on white and on near-black
+
+TEMPLATE = go.layout.Template(
+    layout=go.Layout(
+        paper_bgcolor="rgba(0, 0, 0, 0)",
+        plot_bgcolor="rgba(0, 0, 0, 0)",
+        font={"color": "#888888", "size": 12},
+        colorway=[_ACCENT, "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#9d755d"],
+        title={"x": 0.02, "xanchor": "left", "font": {"size": 14}},
+        xaxis={"gridcolor": _GRID, "zerolinecolor": _GRID, "linecolor": _GRID, "automargin": True},
+        yaxis={"gridcolor": _GRID, "zerolinecolor": _GRID, "linecolor": _GRID, "automargin": True},
+        margin={"l": 48, "r": 16, "t": 44, "b": 36},
+        height=HEIGHT,
+        bargap=0.15,
+    )
+)
+
+
+def _figure(title: str) -> go.Figure:
+    return go.Figure(layout={"template": TEMPLATE, "title": {"text": title}, "height": HEIGHT})
+
+
+def _numeric(values: object) -> np.ndarray | None:
+    """The values as a real-valued array, or None when they are not numbers (strings, objects)."""
+    a = np.asarray(values)
+    if a.dtype.kind == "b":
+        return a.astype(np.uint8)
+    if a.dtype.kind == "c":
+        return np.abs(a)
+    if a.dtype.kind not in "iuf":
+        return None
+    return a
+
+
+def _display(a: np.ndarray) -> np.ndarray:
+    """A float copy for plotly, with infinities blanked like NaN (JSON has neither)."""
+    # float32 holds every value of these dtypes exactly, and halves what goes to the browser.
+    exact32 = a.dtype.kind in "fiub" and a.dtype.itemsize <= (4 if a.dtype.kind == "f" else 2)
+    out = a.astype(np.float32 if exact32 else np.float64)
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def _nonfinite(a: np.ndarray) -> int:
+    return 0 if a.dtype.kind in "iub" else int(a.size - np.count_nonzero(np.isfinite(a)))
+
+
+def _shape(shape: Sequence[int]) -> str:
+    return "[" + ", ".join(str(int(d)) for d in shape) + "]"
+
+
+def _with_notes(title: str, notes: Sequence[str]) -> str:
+    notes = [n for n in notes if n]
+    return f"{title} ({'; '.join(notes)})" if notes else title
+
+
+def _blank_note(count: int) -> str:
+    return f"{count} NaN/Inf left blank" if count else ""
+
+
+def _stride(size: int, cap: int) -> int:
+    return max(1, math.ceil(size / cap))
+
+
+def _label(index: int, labels: Sequence[str] | None) -> str:
+    if labels is not None and 0 <= index < len(labels) and str(labels[index]).strip():
+        return f"{index}: {str(labels[index]).strip()}"
+    return f"class {index}"
+
+
+# -- individual figures ------------------------------------------------------------------------
+
+
+def topk_bar(
+    values: np.ndarray, labels: Sequence[str] | None = None, k: int = 5, *, title: str | None = None
+) -> go.Figure:
+    """The ``k`` highest scores as horizontal bars, the highest on top.
+
+    ``values`` is flattened (a ``[1, N]`` output is a vector of N scores). Bars are labelled
+    ``"3: cat"`` when ``labels`` has a label for class 3, ``"class 3"`` otherwise. NaN and
+    infinite scores are left out and counted in the title; ties keep the lower class first.
+    """
+    v = _numeric(values)
+    v = np.zeros(0) if v is None else _display(np.ravel(v))
+    finite = np.flatnonzero(np.isfinite(v))
+    k = max(1, min(int(k), finite.size))
+    order = finite[np.argsort(-v[finite], kind="stable")[:k]] if finite.size else finite
+    base = title or f"Top {order.size} of {v.size} classes"
+    fig = _figure(_with_notes(base, [_blank_note(v.size - finite.size)]))
+    if order.size == 0:
+        fig.update_layout(title_text=_with_notes(base, ["no finite scores"]))
+        return fig
+    scores = v[order]
+    fig.add_trace(
+        go.Bar(
+            x=scores,
+            y=[_label(int(i), labels) for i in order],
+            orientation="h",
+            text=[f"{s:.4g}" for s in scores],
+            textposition="auto",
+            marker_color=_ACCENT,
+            hovertemplate="%{y}: %{x:.6g}<extra></extra>",
+        )
+    )
+    # Categories run bottom-up by default; reversed, the first (highest) bar is on top.
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(title_text="score")
+    return fig
+
+
+def heatmap(array2d: np.ndarray, *, title: str | None = None, colorscale: str = "Viridis") -> go.Figure:
+    """A 2-D array as a heatmap, row 0 on top; thinned to ``MAX_HEATMAP_SIDE`` per side.
+
+    Thinning keeps every n-th row and column (hover shows the original indices). NaN and
+    infinite values are left blank. Raises ``ValueError`` for an array that is not 2-D once
+    size-1 axes are dropped.
+    """
+    a = _numeric(array2d)
+    if a is None:
+        raise ValueError(f"A heatmap needs numbers, but the array holds {np.asarray(array2d).dtype}.")
+    if a.ndim != 2:
+        a = np.squeeze(a)
+    if a.ndim != 2:
+        raise ValueError(f"A heatmap needs a 2-D array, but this one is {_shape(np.shape(array2d))}.")
+    h, w = a.shape
+    base = title or f"Heatmap {h}×{w}"
+    if a.size == 0:
+        return _figure(_with_notes(base, ["empty"]))
+    sr, sc = _stride(h, MAX_HEATMAP_SIDE), _stride(w, MAX_HEATMAP_SIDE)
+    z = _display(a[::sr, ::sc])
+    thinned = f"showing {z.shape[0]}×{z.shape[1]}" if (sr, sc) != (1, 1) else ""
+    notes = [thinned, _blank_note(_nonfinite(a))]
+    fig = _figure(_with_notes(base, notes))
+    fig.add_trace(
+        go.Heatmap(
+            z=z,
+            x=np.arange(0, w, sc),
+            y=np.arange(0, h, sr),
+            colorscale=colorscale,
+            hoverongaps=False,
+            hovertemplate="row %{y}, column %{x}: %{z:.6g}<extra></extra>",
+        )
+    )
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def _to_uint8(a: np.ndarray) -> np.ndarray:
+    """Pixels for display: uint8 as is; other data mapped to 0..255 by its apparent range.
+
+    Floats in [0, 1] are scaled by 255, floats in [-1, 1] from that range, numbers already in
+    0..255 kept, anything else stretched from its minimum to its maximum. NaN and infinities
+    become 0.
+    """
+    if a.dtype == np.uint8:
+        return a
+    x = a.astype(np.float64)
+    finite = np.isfinite(x)
+    if not finite.any():
+        return np.zeros(a.shape, np.uint8)
+    lo, hi = float(x[finite].min()), float(x[finite].max())
+    if a.dtype.kind == "f" and lo >= 0 and hi <= 1:
+        x = x * 255.0
+    elif a.dtype.kind == "f" and lo >= -1 and hi <= 1:
+        x = (x + 1.0) * 127.5
+    elif not (lo >= 0 and hi <= 255):
+        x = (x - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(x)
+    x[~finite] = 0
+    return np.clip(np.round(x), 0, 255).astype(np.uint8)
+
+
+def _as_rgb(array: np.ndarray) -> np.ndarray | None:
+    """HxWx3 from HxW, HxWx1, HxWx3, HxWx4 (alpha dropped) or any of those with a batch of 1."""
+    a = _numeric(array)
+    if a is None:
+        return None
+    while a.ndim > 3 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim == 2:
+        return np.repeat(a[..., np.newaxis], 3, axis=-1)
+    if a.ndim == 3 and a.shape[-1] in (3, 4):
+        return a[..., :3]
+    return None
+
+
+def image(array: np.ndarray, *, title: str | None = None) -> go.Figure:
+    """An image (HxW, HxWx1, HxWx3 or HxWx4, any dtype) as pixels; alpha is dropped.
+
+    uint8 is shown as is; other dtypes are scaled to 0..255 by their range (floats in [0, 1] or
+    [-1, 1] as such; see ``_to_uint8``). Images larger than ``MAX_IMAGE_SIDE`` are thinned.
+    Raises ``ValueError`` for another shape.
+    """
+    rgb = _as_rgb(array)
+    if rgb is None:
+        raise ValueError(f"An image needs HxW or HxWx1/3/4 numbers, but this array is {_shape(np.shape(array))}.")
+    h, w = rgb.shape[:2]
+    base = title or f"Image {h}×{w}"
+    if rgb.size == 0:
+        return _figure(_with_notes(base, ["empty"]))
+    step = max(_stride(h, MAX_IMAGE_SIDE), _stride(w, MAX_IMAGE_SIDE))
+    small = rgb[::step, ::step]
+    notes = [f"showing {small.shape[0]}×{small.shape[1]}" if step > 1 else "", _blank_note(_nonfinite(rgb))]
+    fig = _figure(_with_notes(base, notes))
+    fig.add_trace(go.Image(z=_to_uint8(small), dx=step, dy=step, hovertemplate="x %{x}, y %{y}<extra></extra>"))
+    fig.update_xaxes(showgrid=False, zeroline=False)
+    fig.update_yaxes(showgrid=False, zeroline=False)
+    return fig
+
+
+def _resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest neighbour for class ids (integers), bilinear for scores (floats)."""
+    h, w = mask.shape
+    if (h, w) == (height, width):
+        return mask
+    if mask.dtype.kind in "iub":
+        rows = np.minimum((np.arange(height) + 0.5) * h / height, h - 1).astype(np.intp)
+        cols = np.minimum((np.arange(width) + 0.5) * w / width, w - 1).astype(np.intp)
+        return mask[rows[:, np.newaxis], cols[np.newaxis, :]]
+    plane = Image.fromarray(mask.astype(np.float32), mode="F")
+    return np.asarray(plane.resize((width, height), Image.Resampling.BILINEAR))
+
+
+def mask_overlay(
+    image: np.ndarray, mask: np.ndarray, alpha: float = 0.5, *, title: str | None = None
+) -> go.Figure | None:
+    """The mask laid over the image, or ``None`` when it cannot be.
+
+    ``image`` is HxWx3 (HxW, HxWx4 and a leading batch of 1 are accepted); ``mask`` is HxW
+    (size-1 axes are dropped). A mask of another size is resized to the image when the aspect
+    ratios agree (within 3 %): nearest neighbour for integer class ids, bilinear for float
+    scores. Class 0 of an integer mask is taken as background and left clear; a float mask is
+    tinted in proportion to its value. ``None`` when the shapes do not allow an overlay, the
+    arrays are empty, or they are not numbers.
+    """
+    rgb = _as_rgb(image)
+    m = _numeric(mask)
+    if rgb is None or m is None or rgb.size == 0 or m.size == 0:
+        return None
+    m = np.squeeze(m)
+    if m.ndim != 2:
+        return None
+    h, w = rgb.shape[:2]
+    mh, mw = m.shape
+    if abs((mh / mw) / (h / w) - 1.0) > _ASPECT_TOLERANCE:
+        return None
+    m = _resize_mask(m, h, w)
+    # Two layers of pixels: thinned like a heatmap, not like a single image.
+    step = max(_stride(h, MAX_HEATMAP_SIDE), _stride(w, MAX_HEATMAP_SIDE))
+    rgb, m = rgb[::step, ::step], m[::step, ::step]
+    alpha = float(np.clip(alpha, 0.0, 1.0))
+    resized = "" if (mh, mw) == (h, w) else f"mask {mh}×{mw} resized"
+    fig = _figure(_with_notes(title or f"Mask over the input {h}×{w}", [resized]))
+    fig.add_trace(go.Image(z=_to_uint8(rgb), dx=step, dy=step, hoverinfo="skip"))
+    z = _display(m)
+    if m.dtype.kind in "iub":
+        z[z == 0] = np.nan  # background: leave the image clear
+        scale: object = "Turbo"
+        zmin, zmax = None, None
+    else:
+        finite = z[np.isfinite(z)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        zmin, zmax = (0.0, 1.0) if lo >= 0 and hi <= 1 else (lo, hi if hi > lo else lo + 1.0)
+        scale = [[0.0, "rgba(255, 0, 80, 0)"], [1.0, "rgba(255, 0, 80, 1)"]]
+    fig.add_trace(
+        go.Heatmap(
+            z=z,
+            x0=0, dx=step, y0=0, dy=step,
+            colorscale=scale,
+            zmin=zmin, zmax=zmax,
+            opacity=alpha,
+            hoverongaps=False,
+            hovertemplate="x %{x}, y %{y}: %{z:.6g}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(showgrid=False, zeroline=False)
+    fig.update_yaxes(showgrid=False, zeroline=False, autorange="reversed", scaleanchor="x")
+    return fig
+
+
+def histogram(values: np.ndarray, bins: int = 50, *, title: str | None = None) -> go.Figure:
+    """The distribution of the values: counts per bin, as bars.
+
+    The counts are computed here, so a large output sends a few dozen bars to the browser,
+    not its values. Integers spanning fewer than 256 values get one bar per value; anything
+    else ``bins`` equal bins. NaN and infinities are left out and counted in the title. An
+    empty or non-numeric array gives a figure without bars.
+    """
+    a = _numeric(values)
+    if a is None:
+        return _figure(title or f"No numbers to count ({np.asarray(values).dtype})")
+    flat = np.ravel(a)
+    n = flat.size
+    sampled = ""
+    if n > _MAX_HISTOGRAM_VALUES:
+        step = _stride(n, _MAX_HISTOGRAM_VALUES)
+        flat = flat[::step]
+        sampled = f"counting {flat.size} evenly spaced values"
+    finite = flat[np.isfinite(flat)] if flat.dtype.kind == "f" else flat
+    base = title or f"Histogram of {n} values"
+    bad = flat.size - finite.size
+    notes = [sampled, f"{bad} NaN/Inf not counted" if bad and not sampled else ""]
+    if finite.size == 0:
+        return _figure(_with_notes(base, notes + ["no finite values" if n else "empty"]))
+    lo, hi = finite.min(), finite.max()
+    if finite.dtype.kind in "iu" and int(hi) - int(lo) < 256:
+        edges = np.arange(int(lo), int(hi) + 2, dtype=np.float64) - 0.5
+        counts = np.bincount((finite.astype(np.int64) - int(lo)), minlength=edges.size - 1)
+    else:
+        x = finite.astype(np.float64)
+        if not np.isfinite(float(hi) - float(lo)):  # a span past float64: count halves instead
+            counts, edges = np.histogram(x / 2, bins=bins)
+            edges = edges * 2
+        else:
+            counts, edges = np.histogram(x, bins=bins)
+    fig = _figure(_with_notes(base, notes))
+    fig.add_trace(
+        go.Bar(
+            x=edges[:-1] / 2 + edges[1:] / 2,  # halves first: the sum of two huge edges overflows
+            y=counts,
+            width=np.diff(edges),
+            marker_color=_ACCENT,
+            marker_line_width=0,
+            customdata=np.stack([edges[:-1], edges[1:]], axis=-1),
+            hovertemplate="%{customdata[0]:.4g} … %{customdata[1]:.4g}: %{y}<extra></extra>",
+        )
+    )
+    fig.update_layout(bargap=0)
+    fig.update_xaxes(title_text="value")
+    fig.update_yaxes(title_text="count")
+    return fig
+
+
+def _minmax_decimate(v: np.ndarray, cap: int) -> np.ndarray:
+    """Indices of the smallest and largest value of each of ``cap // 2`` runs: the envelope."""
+    n = v.size
+    runs = max(1, cap // 2)
+    size = math.ceil(n / runs)
+    padded = np.full(runs * size, np.nan)
+    padded[:n] = v
+    blocks = padded.reshape(runs, size)
+    nan = np.isnan(blocks)
+    lows = np.argmin(np.where(nan, np.inf, blocks), axis=1)
+    highs = np.argmax(np.where(nan, -np.inf, blocks), axis=1)
+    starts = np.arange(runs) * size
+    picks = np.unique(np.concatenate([starts + lows, starts + highs]))
+    return picks[picks < n]
+
+
+def line(values1d: np.ndarray, *, title: str | None = None) -> go.Figure:
+    """A sequence of values against its index.
+
+    More than ``MAX_LINE_POINTS`` values are reduced to the minimum and maximum of each run,
+    which keeps every peak visible. NaN and infinities break the line. The values are
+    flattened first.
+    """
+    a = _numeric(values1d)
+    v = np.zeros(0) if a is None else _display(np.ravel(a))
+    n = v.size
+    base = title or f"{n} values"
+    if n == 0:
+        return _figure(_with_notes(base, ["empty"]))
+    notes = [_blank_note(_nonfinite(np.ravel(a)))]
+    if n > MAX_LINE_POINTS:
+        x = _minmax_decimate(v, MAX_LINE_POINTS)
+        notes.insert(0, f"min and max of each run of {math.ceil(n / (MAX_LINE_POINTS // 2))}")
+    else:
+        x = np.arange(n)
+    fig = _figure(_with_notes(base, notes))
+    fig.add_trace(
+        go.Scatter(
+            x=x, y=v[x], mode="lines", line={"color": _ACCENT, "width": 1.5}, connectgaps=False,
+            hovertemplate="%{x}: %{y:.6g}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(title_text="index")
+    return fig
+
+
+# -- choosing by shape ---------------------------------------------------------------------------
+
+
+def _channels_last(v: np.ndarray) -> np.ndarray:
+    """A 3-D array as HxWxC: guess whether it is HWC or CHW from which axes look spatial."""
+    a, b, c = v.shape
+    if c <= 4 or a == b:  # few trailing channels, or a square H×W in front
+        return v
+    if a <= 4 or b == c or a < c:  # few leading channels, or a square H×W behind
+        return np.moveaxis(v, 0, -1)
+    return v
+
+
+def _channel_mean(hwc: np.ndarray) -> np.ndarray:
+    x = hwc.astype(np.float64)
+    finite = np.isfinite(x)
+    count = finite.sum(axis=-1)
+    total = np.where(finite, x, 0.0).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def figures_for_output(
+    output: OutputTensor,
+    *,
+    labels: Sequence[str] | None = None,
+    input_image: np.ndarray | None = None,
+) -> list[tuple[str, go.Figure]]:
+    """The figures that suit one output, each with a short name for a tab, by its shape.
+
+    Uses the output's dequantized ``values``. See the module docstring for the choice. A
+    scalar, an empty output or one that is not numbers gives an empty list. ``labels`` names
+    the classes of a score vector; ``input_image`` (HxWx3, any dtype, a batch of 1 allowed)
+    adds an overlay of 2-D maps when their shape allows it. Never raises for odd values.
+    """
+    values = _numeric(output.values)
+    if values is None or values.size <= 1:
+        return []
+    v = np.squeeze(values)
+    name = output.name
+    shape = _shape(output.shape)
+    found: list[tuple[str, go.Figure]] = []
+
+    def overlay(mask: np.ndarray, what: str) -> None:
+        if input_image is None:
+            return
+        fig = mask_overlay(input_image, mask, title=f"{name}: {what} over the input")
+        if fig is not None:
+            found.append(("Overlay", fig))
+
+    if v.ndim == 1:
+        n = v.size
+        covered = labels is not None and len(labels) >= n
+        if np.asarray(output.values).dtype.kind not in "iub" and (n <= MAX_CLASSES or covered):
+            k = min(5, n)
+            found.append((f"Top {k}", topk_bar(v, labels, k=k, title=f"{name}: top {k} of {n} classes")))
+        else:
+            found.append(("Line", line(v, title=f"{name} {shape}")))
+    elif v.ndim == 2:
+        found.append(("Heatmap", heatmap(v, title=f"{name} {shape}")))
+        overlay(v, "map")
+    elif v.ndim == 3:
+        hwc = _channels_last(v)
+        channels = hwc.shape[-1]
+        if channels in (3, 4):
+            found.append(("Image", image(hwc, title=f"{name} {shape} as an image")))
+        elif channels <= 256:
+            # Per-pixel scores over classes: the winning class of each pixel.
+            filled = np.where(np.isnan(hwc), -np.inf, hwc) if hwc.dtype.kind == "f" else hwc
+            classes = np.argmax(filled, axis=-1).astype(np.int32)
+            title = f"{name} {shape}: class of each pixel"
+            found.append(("Class map", heatmap(classes, title=title, colorscale="Turbo")))
+            overlay(classes, "classes")
+        else:
+            mean = _channel_mean(hwc)
+            found.append(("Heatmap", heatmap(mean, title=f"{name} {shape}: mean over {channels} channels")))
+    found.append(("Histogram", histogram(values, title=f"{name}: values")))
+    return found
+
+
+# -- labels ------------------------------------------------------------------------------------------
+
+_INDEXED = re.compile(r"^(\d+)(?:\s*[:,]\s*|\s+)(\S.*)$")
+_MAX_LABEL_INDEX = 100_000
+
+
+def labels_from_text(text: str) -> list[str]:
+    """Class labels from a labels file: one label per non-empty line, stripped.
+
+    When *every* non-empty line starts with a distinct index followed by ``:``, ``,`` or white
+    space (``0 cat``, ``1: dog``, ``2,bird``), the index is dropped and each label is put at
+    its index, gaps left as ``""`` (as in COCO's label map, which skips ids); otherwise the
+    lines are the labels in order, numbers and all. A byte-order mark is ignored.
+    """
+    lines = [ln.strip() for ln in text.lstrip("\ufeff").splitlines()]
+    lines = [ln for ln in lines if ln]
+    matches = [_INDEXED.match(ln) for ln in lines]
+    if not lines or not all(matches):
+        return lines
+    indices = [int(m.group(1)) for m in matches if m]
+    if len(set(indices)) != len(indices) or max(indices) > _MAX_LABEL_INDEX:
+        return lines
+    out = [""] * (max(indices) + 1)
+    for i, m in zip(indices, matches):
+        out[i] = m.group(2).strip() if m else ""
+    return out
