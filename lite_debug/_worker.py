@@ -20,15 +20,32 @@ import time
 from typing import Any
 
 
-def _apply_limits(memory_bytes: int | None, cpu_seconds: int | None) -> None:
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not on POSIX
-        return
-    if memory_bytes:
+try:
+    import resource
+except ImportError:  # pragma: no cover - not on POSIX
+    resource = None  # type: ignore[assignment]
+
+
+def _apply_limits(memory_bytes: int | None) -> None:
+    if resource is not None and memory_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    if cpu_seconds:
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+
+
+def _cpu_budget(cpu_seconds: int | None) -> None:
+    """Allow ``cpu_seconds`` more CPU time from now on (SIGXCPU past it).
+
+    RLIMIT_CPU counts over the process's life, and a warm worker serves many runs, so the soft
+    limit is moved before each run to what has been used plus the budget of one run.
+    """
+    if resource is None or not cpu_seconds:
+        return
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    used = int(usage.ru_utime + usage.ru_stime) + 1
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = used + int(cpu_seconds)
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
 def _interpreter_module():
@@ -120,7 +137,7 @@ def _is_xnnpack_failure(message: str) -> bool:
 
 def main(conn: Any, memory_bytes: int | None = None, cpu_seconds: int | None = None) -> None:
     """Serve requests on ``conn`` until it closes or an ``exit`` request arrives."""
-    _apply_limits(memory_bytes, cpu_seconds)
+    _apply_limits(memory_bytes)
     session: _Session | None = None
     while True:
         try:
@@ -131,6 +148,7 @@ def main(conn: Any, memory_bytes: int | None = None, cpu_seconds: int | None = N
         if op == "exit":
             return
         if op == "load":
+            _cpu_budget(cpu_seconds)
             try:
                 session = _Session(request[1])
                 session.ensure()
@@ -144,6 +162,7 @@ def main(conn: Any, memory_bytes: int | None = None, cpu_seconds: int | None = N
                 conn.send(("error", "RuntimeError", "No model is loaded in the worker.", "run", None))
                 continue
             plan = request[1]
+            _cpu_budget(cpu_seconds)
             try:
                 outputs, invoke_ms = session.run(plan)
                 conn.send(("ok", outputs, invoke_ms, ""))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -140,7 +140,17 @@ def _check(args: argparse.Namespace) -> int:
     if args.fix:
         outcome = fix_all(state.spec, state.feed, state.signature)
         feed, state.applied, state.remaining = outcome.feed, outcome.applied, list(outcome.remaining)
-    pool = WorkerPool(size=1, limits=Limits(run_seconds=args.timeout, load_seconds=args.timeout))
+    try:
+        env_limits = Limits.from_env()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    limits = replace(
+        env_limits,
+        run_seconds=args.timeout,
+        load_seconds=args.timeout,
+        memory_bytes=int(args.memory_limit * (1 << 30)) if args.memory_limit else None,
+    )
+    pool = WorkerPool(size=1, limits=limits)
     try:
         state.result = pool.run(state.model, state.spec, feed, state.signature)
     finally:
@@ -257,6 +267,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     check.add_argument("--json", action="store_true", help="print one JSON object")
     check.add_argument("--generate", choices=("zeros", "random"), default="zeros", help="data to make up when none is given")
     check.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="limit on loading and on the run")
+    check.add_argument(
+        "--memory-limit", type=float, default=4.0, metavar="GB",
+        help="address space the worker may use (default 4; 0 for none); larger models are refused before they run",
+    )
     check.set_defaults(func=_check)
     exp = sub.add_parser("explain", help="explain an interpreter error message or a pasted traceback")
     exp.add_argument("text", nargs="?", help="the message, or '-' to read it from standard input")
@@ -279,6 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNUSABLE if exc.code not in (0, None) else EXIT_OK
     if getattr(args, "timeout", 1.0) <= 0:
         print("lite-debug: --timeout must be a positive number of seconds.", file=sys.stderr)
+        return EXIT_UNUSABLE
+    if getattr(args, "memory_limit", 1.0) < 0:
+        print("lite-debug: --memory-limit must be a number of GB, or 0 for none.", file=sys.stderr)
         return EXIT_UNUSABLE
     try:
         return args.func(args)

@@ -159,6 +159,7 @@ def _inspect(data: bytes) -> ModelSpec:
         signatures.append(SignatureSpec(key=key, subgraph_index=sub_index, inputs=sig_in, outputs=sig_out))
 
     ops = _op_inventory(model, n_sub, data)
+    activation_bytes = _activation_bytes(model, n_sub, data)
     metadata = tuple(
         (model.Metadata(i).Name() or b"").decode("utf-8", "replace")
         for i in range(_vector_len(model.MetadataLength(), data, "metadata entries"))
@@ -176,7 +177,40 @@ def _inspect(data: bytes) -> ModelSpec:
         metadata_names=metadata,
         subgraph_count=n_sub,
         tensor_count=int(main.TensorsLength()),
+        activation_bytes=activation_bytes,
     )
+
+
+_ITEMSIZE = {
+    "FLOAT32": 4, "FLOAT16": 2, "FLOAT64": 8, "INT8": 1, "INT16": 2, "INT32": 4, "INT64": 8, "UINT8": 1,
+    "UINT16": 2, "UINT32": 4, "UINT64": 8, "BOOL": 1, "COMPLEX64": 8, "COMPLEX128": 16, "BFLOAT16": 2,
+}
+
+
+def _activation_bytes(model, n_sub: int, data: bytes) -> int:
+    """An upper bound of the memory ``allocate_tensors`` asks for: every non-constant tensor.
+
+    The interpreter's arena reuses memory between tensors that are not alive at once, so the
+    real figure is lower; a crafted model that declares a gigantic tensor shows up here before
+    anything is allocated. Dynamic dimensions count as 1, as the interpreter allocates them.
+    """
+    types = tensor_type_names()
+    n_buffers = model.BuffersLength()
+    total = 0
+    for s in range(n_sub):
+        sub = model.Subgraphs(s)
+        for i in range(_vector_len(sub.TensorsLength(), data, "tensors")):
+            t = sub.Tensors(i)
+            b = int(t.Buffer())
+            if 0 < b < n_buffers:
+                buf = model.Buffers(b)
+                if buf.DataLength() or buf.Size():
+                    continue  # a constant: its bytes are in the model already
+            count = 1
+            for d in (t.ShapeAsNumpy() if t.ShapeLength() else ()):
+                count *= max(1, int(d))
+            total += count * _ITEMSIZE.get(types.get(t.Type(), ""), 4)
+    return total
 
 
 def _ints(values) -> list[int]:

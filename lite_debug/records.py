@@ -166,6 +166,7 @@ class ModelSpec:
     metadata_names: tuple[str, ...] = ()
     subgraph_count: int = 1
     tensor_count: int = 0
+    activation_bytes: int = 0
 
     @property
     def custom_ops(self) -> tuple[OpInfo, ...]:
@@ -308,7 +309,9 @@ class RunResult:
 
     ``status`` is ``ok``; ``error`` (the interpreter raised: ``error_type``, ``error_message``
     and its ``explanation``); ``crashed`` (native code killed the worker: ``signal``);
-    ``timeout`` (the run passed its time limit and the worker was killed); or ``skipped``.
+    ``timeout`` (the run passed its time limit and the worker was killed); or ``skipped`` (not
+    run, e.g. refused because the model's tensors would not fit the memory limit). ``limit``
+    names the worker limit involved, if any.
     """
 
     status: RunStatus
@@ -321,6 +324,7 @@ class RunResult:
     invoke_ms: float | None = None
     total_ms: float | None = None
     detail: str = ""
+    limit: str | None = None  # "time", "memory" or "cpu" when a worker limit ended or refused the run
 
     @property
     def ok(self) -> bool:

@@ -137,7 +137,10 @@ def run_to_dict(result: RunResult | None, skipped_reason: str = "") -> dict[str,
         "invoke_ms": result.invoke_ms,
         "total_ms": result.total_ms,
         "detail": result.detail,
+        "limit": result.limit,
     }
+    if result.status == "skipped":
+        out["error"] = {"type": "limit", "message": result.detail}
     if result.status == "error":
         out["error"] = {
             "type": result.error_type,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import signal as _signal
 import socket
 import subprocess
@@ -45,7 +46,35 @@ class Limits:
     run_seconds: float = 30.0
     load_seconds: float = 30.0
     memory_bytes: int | None = 4 << 30
-    cpu_seconds: int | None = None
+    cpu_seconds: int | None = 120
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Limits":
+        """Limits from ``LITE_DEBUG_RUN_SECONDS``, ``LITE_DEBUG_MEMORY_GB`` and ``LITE_DEBUG_CPU_SECONDS``.
+
+        ``0`` turns a limit off. Raises ``ValueError`` with a sentence for a value that is not a number.
+        """
+        env = os.environ if environ is None else environ
+        try:
+            seconds = float(env.get("LITE_DEBUG_RUN_SECONDS", cls.run_seconds))
+            memory = float(env.get("LITE_DEBUG_MEMORY_GB", cls.memory_bytes / (1 << 30)))
+            cpu = int(float(env.get("LITE_DEBUG_CPU_SECONDS", cls.cpu_seconds)))
+        except ValueError as exc:
+            raise ValueError(f"A LITE_DEBUG_* limit is not a number ({exc}).") from None
+        return cls(
+            run_seconds=seconds if seconds > 0 else 10**9,
+            load_seconds=seconds if seconds > 0 else 10**9,
+            memory_bytes=int(memory * (1 << 30)) if memory > 0 else None,
+            cpu_seconds=cpu if cpu > 0 else None,
+        )
+
+    def describe(self) -> str:
+        parts = [f"{self.run_seconds:g} s per run"]
+        if self.memory_bytes:
+            parts.append(f"{self.memory_bytes / (1 << 30):g} GiB of memory")
+        if self.cpu_seconds:
+            parts.append(f"{self.cpu_seconds} s of CPU per run")
+        return ", ".join(parts)
 
 
 class _Process:
@@ -214,8 +243,15 @@ class Worker:
                 return "timeout", None
 
     def run(self, model_bytes: bytes, spec: ModelSpec, feed: Feed, signature: str | None = None) -> RunResult:
-        """Run ``feed`` through the model, loading it first if this worker holds another."""
+        """Run ``feed`` through the model, loading it first if this worker holds another.
+
+        A model whose tensors would not fit the memory limit is refused before it is sent
+        (``status="skipped"``, ``limit="memory"``), with the figure.
+        """
         t0 = time.perf_counter()
+        refused = _memory_refusal(spec, feed, self.limits)
+        if refused is not None:
+            return refused
         if self.model_sha != spec.sha256 or not self.alive:
             outcome, reply = self._request(("load", model_bytes), self.limits.load_seconds)
             failed = _failure(outcome, reply, self.limits.load_seconds, stage="loading the model")
@@ -223,7 +259,7 @@ class Worker:
                 return self._finish(failed, t0)
             if reply[0] != "ok":
                 self.model_sha = None
-                return _error_result(reply[1], reply[2], None, t0, stage="load")
+                return _error_result(reply[1], reply[2], None, t0, stage="load", limits=self.limits)
             self.model_sha = spec.sha256
         plan = _plan(spec, feed, signature)
         outcome, reply = self._request(("run", plan), self.limits.run_seconds)
@@ -231,7 +267,7 @@ class Worker:
         if failed is not None:
             return self._finish(failed, t0)
         if reply[0] != "ok":
-            return _error_result(reply[1], reply[2], reply[4], t0, stage="run")
+            return _error_result(reply[1], reply[2], reply[4], t0, stage="run", limits=self.limits)
         _, outputs, invoke_ms, note = reply
         return RunResult(
             status="ok",
@@ -244,7 +280,30 @@ class Worker:
 
     def _finish(self, failed: RunResult, t0: float) -> RunResult:
         log = getattr(self, "last_stderr", "") if failed.status == "crashed" else ""
-        return replace(failed, error_message=log[-1000:] or None, total_ms=(time.perf_counter() - t0) * 1000.0)
+        failed = replace(failed, error_message=log[-1000:] or None, total_ms=(time.perf_counter() - t0) * 1000.0)
+        if failed.status == "timeout":
+            return replace(failed, limit="time")
+        if failed.status == "crashed":
+            if failed.signal == "SIGXCPU" and self.limits.cpu_seconds:
+                return replace(
+                    failed,
+                    limit="cpu",
+                    detail=(
+                        f"The run used more than its {self.limits.cpu_seconds} s of CPU time, so the worker was "
+                        "stopped; only that worker died. Raise LITE_DEBUG_CPU_SECONDS if the model is just slow."
+                    ),
+                )
+            if self.limits.memory_bytes and ("bad_alloc" in log or "MemoryError" in log or "Cannot allocate" in log):
+                return replace(
+                    failed,
+                    limit="memory",
+                    detail=(
+                        f"The run ran out of memory under the worker's {_gib(self.limits.memory_bytes)} limit and "
+                        "the worker died; only that worker was lost. Raise LITE_DEBUG_MEMORY_GB if the machine "
+                        "has the memory and you trust the model."
+                    ),
+                )
+        return failed
 
 
 def _failure(outcome: str, reply: Any, seconds: float, stage: str) -> RunResult | None:
@@ -268,7 +327,38 @@ def _failure(outcome: str, reply: Any, seconds: float, stage: str) -> RunResult 
     return None
 
 
-def _error_result(error_type: str, message: str, kernel_message: str | None, t0: float, stage: str) -> RunResult:
+def _gib(n: int) -> str:
+    return f"{n / (1 << 30):.2f} GiB" if n >= (1 << 30) else f"{n / (1 << 20):.0f} MiB"
+
+
+def _memory_refusal(spec: ModelSpec, feed: Feed, limits: Limits) -> RunResult | None:
+    if not limits.memory_bytes:
+        return None
+    data = sum(int(np.asarray(a).nbytes) for a in feed.arrays.values())
+    need = spec.activation_bytes + spec.size + 2 * data
+    # The worker itself takes about 200 MiB of address space before any model is loaded.
+    room = limits.memory_bytes - (200 << 20)
+    if need <= room:
+        return None
+    return RunResult(
+        status="skipped",
+        limit="memory",
+        detail=(
+            f"Not run: the model's tensors and the data need about {_gib(need)}, more than the "
+            f"{_gib(max(room, 0))} a worker may use under its {_gib(limits.memory_bytes)} memory limit. Raise "
+            "LITE_DEBUG_MEMORY_GB (or --memory-limit) if the machine has the memory and you trust the model."
+        ),
+    )
+
+
+# A failure whose only text is the generic node line: the kernel gave no reason, which is
+# what a failed allocation under the worker's address-space limit looks like.
+_BARE_NODE_FAILURE = re.compile(r"^\s*(?:Node number \d+ \([^)]*\) failed to (?:invoke|prepare)\.\s*)*$")
+
+
+def _error_result(
+    error_type: str, message: str, kernel_message: str | None, t0: float, stage: str, limits: Limits | None = None
+) -> RunResult:
     from .explain import explain
 
     explanation = explain(kernel_message or message) if kernel_message else explain(message)
@@ -278,6 +368,19 @@ def _error_result(error_type: str, message: str, kernel_message: str | None, t0:
     if kernel_message == "":
         detail = "Without the default XNNPACK delegate the model runs: the failure is in the delegate, not the model."
         explanation = explain(message)
+    limit = None
+    if limits is not None and limits.memory_bytes and (
+        error_type == "MemoryError" or "alloc" in message.lower() or _BARE_NODE_FAILURE.match(message)
+    ):
+        # Under RLIMIT_AS an allocation that fails comes back as an empty RuntimeError or a
+        # MemoryError: most likely the limit, not the model.
+        limit = "memory"
+        detail = (
+            f"The interpreter failed without giving a reason, as it does when an allocation fails: most likely "
+            f"the worker's "
+            f"{_gib(limits.memory_bytes)} memory limit. Raise LITE_DEBUG_MEMORY_GB (or --memory-limit) if the "
+            "machine has the memory and you trust the model."
+        )
     return RunResult(
         status="error",
         error_type=error_type,
@@ -286,6 +389,7 @@ def _error_result(error_type: str, message: str, kernel_message: str | None, t0:
         kernel_message=kernel_message or None,
         total_ms=(time.perf_counter() - t0) * 1000.0,
         detail=detail or f"The interpreter raised {error_type} while {'loading' if stage == 'load' else 'running'} the model.",
+        limit=limit,
     )
 
 

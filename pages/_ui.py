@@ -43,10 +43,7 @@ def require_workspace() -> Workspace:
 @st.cache_resource
 def pool() -> WorkerPool:
     """One bounded pool of worker processes for every session of this server."""
-    size = int(os.environ.get("LITE_DEBUG_WORKERS", "2"))
-    seconds = float(os.environ.get("LITE_DEBUG_RUN_SECONDS", "30"))
-    memory = int(float(os.environ.get("LITE_DEBUG_MEMORY_GB", "4")) * (1 << 30))
-    return WorkerPool(size=size, limits=Limits(run_seconds=seconds, load_seconds=seconds, memory_bytes=memory))
+    return WorkerPool(size=int(os.environ.get("LITE_DEBUG_WORKERS", "2")), limits=Limits.from_env())
 
 
 ERROR_BG = "background-color: rgba(255, 75, 75, 0.28)"

@@ -38,6 +38,8 @@ if st.button("Run the model", key="run", type="primary", icon=":material/play_ar
         except LiteDebugError as exc:
             status.update(label="Could not run", state="error")
             st.error(str(exc))
+        else:
+            st.rerun()  # the sidebar was drawn before this run: redraw it with the run's status
 
 r = ws.result
 if r is None:
@@ -58,7 +60,7 @@ if r.status == "error":
     with st.expander("The interpreter's own message"):
         st.code(f"{r.error_type}: {r.error_message}", language="text", wrap_lines=True)
     st.stop()
-if r.status in ("crashed", "timeout"):
+if r.status in ("crashed", "timeout", "skipped"):
     st.error(r.detail, icon=":material/dangerous:")
     if r.error_message:
         with st.expander("What the worker printed before it ended"):
@@ -82,8 +84,8 @@ for out in r.outputs:
         figs = figures_for_output(out, labels=ws.labels, input_image=first_image)
         if figs:
             tabs = st.tabs([name for name, _ in figs] + ["Values"])
-            for tab, (_, fig) in zip(tabs, figs):
-                tab.plotly_chart(fig, width="stretch", key=f"fig-{out.name}-{id(tab)}")
+            for tab, (name, fig) in zip(tabs, figs):
+                tab.plotly_chart(fig, width="stretch", key=f"fig-{out.name}-{name}")
             values_tab = tabs[-1]
         else:
             values_tab = st.container()

@@ -6,6 +6,10 @@ Writes ``tests/fixtures/*.tflite``; the files are committed, so the tests need n
 - ``slow_loop.tflite``: a WHILE loop that runs as many times as its int32 input says, to test
   time limits (10**9 iterations never finish in a test's time).
 - ``add_float.tflite``: y = x + 1 on float32 [1, 4], the smallest model that runs.
+- ``big_tile.tflite``: tiles a [1, 4] input 20 million times (a 320 MB tensor) then sums it:
+  a small file that needs a lot of memory, which the estimate from its shapes sees.
+- ``tile_by_input.tflite``: the same, with the multiples given as an input: the memory shows
+  only at run time, so only the worker's address-space limit stops it.
 """
 
 from __future__ import annotations
@@ -47,9 +51,27 @@ def add_float() -> bytes:
     return _convert(add)
 
 
+def big_tile() -> bytes:
+    @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32, name="x")])
+    def tile(x):
+        return tf.reduce_sum(tf.tile(x, [20_000_000, 1]), axis=0)
+
+    return _convert(tile)
+
+
+def tile_by_input() -> bytes:
+    @tf.function(
+        input_signature=[tf.TensorSpec([1, 4], tf.float32, name="x"), tf.TensorSpec([2], tf.int32, name="multiples")]
+    )
+    def tile(x, multiples):
+        return tf.reduce_sum(tf.tile(x, multiples), axis=0)
+
+    return _convert(tile)
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    for name, build in (("slow_loop", slow_loop), ("add_float", add_float)):
+    for name, build in (("slow_loop", slow_loop), ("add_float", add_float), ("big_tile", big_tile), ("tile_by_input", tile_by_input)):
         (OUT / f"{name}.tflite").write_bytes(build())
         print("wrote", OUT / f"{name}.tflite")
 

@@ -199,3 +199,54 @@ def test_pool_never_exceeds_its_size():
     p.close()
     assert len(results) == 6 and all(r.ok for r in results)
     assert len(pids) <= 2
+
+
+def test_a_model_too_big_for_the_memory_limit_is_refused_before_it_runs():
+    data, spec = model("big_tile.tflite")
+    assert spec.activation_bytes > 300 << 20  # a 1 KB file that asks for a 320 MB tensor
+    w = Worker(Limits(memory_bytes=450 << 20))
+    try:
+        r = w.run(data, spec, Feed({"x": np.ones((1, 4), np.float32)}))
+        assert r.status == "skipped" and r.limit == "memory"
+        assert "305 MiB" in r.detail and "450 MiB memory limit" in r.detail
+        assert w.pid is None  # refused before any worker was started
+    finally:
+        w.close()
+    r = run(data, [np.ones((1, 4), np.float32)], spec=spec, pool=WorkerPool(size=1, limits=Limits(memory_bytes=4 << 30)))
+    assert r.ok and r.outputs[0].shape == (4,)  # (float32 sums stop growing at 2**24)
+
+
+def test_memory_that_shows_only_at_run_time_hits_the_address_space_limit():
+    data, spec = model("tile_by_input.tflite")
+    w = Worker(Limits(memory_bytes=450 << 20))
+    try:
+        big = Feed({"x": np.ones((1, 4), np.float32), "multiples": np.array([20_000_000, 1], np.int32)})
+        r = w.run(data, spec, big)
+        assert r.status in ("error", "crashed") and r.limit == "memory"
+        assert "450 MiB memory limit" in r.detail
+        small = Feed({"x": np.ones((1, 4), np.float32), "multiples": np.array([3, 1], np.int32)})
+        r = w.run(data, spec, small)
+        assert r.ok and r.outputs[0].values.tolist() == [3.0] * 4
+    finally:
+        w.close()
+
+
+def test_cpu_limit_is_per_run_in_a_warm_worker():
+    data, spec = model("slow_loop.tflite")
+    w = Worker(Limits(cpu_seconds=2, run_seconds=30))
+    try:
+        for _ in range(3):  # quick runs add up, but each gets the whole budget
+            r = w.run(data, spec, Feed({"iterations": np.array(10, np.int32), "x": np.zeros(1, np.float32)}))
+            assert r.ok
+        r = w.run(data, spec, Feed({"iterations": np.array(10**9, np.int32), "x": np.zeros(1, np.float32)}))
+        assert r.status == "crashed" and r.signal == "SIGXCPU" and r.limit == "cpu"
+        assert "2 s of CPU time" in r.detail
+    finally:
+        w.close()
+
+
+def test_limits_from_the_environment():
+    limits = Limits.from_env({"LITE_DEBUG_RUN_SECONDS": "5", "LITE_DEBUG_MEMORY_GB": "0.5", "LITE_DEBUG_CPU_SECONDS": "0"})
+    assert limits.run_seconds == 5 and limits.memory_bytes == 512 << 20 and limits.cpu_seconds is None
+    with pytest.raises(ValueError, match="not a number"):
+        Limits.from_env({"LITE_DEBUG_MEMORY_GB": "lots"})
