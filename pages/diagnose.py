@@ -77,9 +77,11 @@ for pos, tensor in enumerate(ws.inputs):
                 box = st.error if m.severity == "error" else st.warning
                 box(f"**{m.kind}** — {m.message}", icon=":material/error:" if m.severity == "error" else ":material/warning:")
                 if m.fixes:
-                    buttons = st.columns(min(len(m.fixes), 3))
+                    # A wrapping row, not columns: in a third of the column "Resize to 224×224 (crop)"
+                    # was cut to "Resize to 224×224…", the same as its two neighbours.
+                    buttons = st.container(horizontal=True)
                     for fi, fix in enumerate(m.fixes):
-                        if buttons[fi % len(buttons)].button(fix.label, key=f"fix-{pos}-{mi}-{fi}", help=fix.code):
+                        if buttons.button(fix.label, key=f"fix-{pos}-{mi}-{fi}", help=fix.code):
                             try:
                                 ws.apply(fix)
                             except LiteDebugError as exc:

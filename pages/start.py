@@ -41,6 +41,8 @@ with left:
             st.session_state.pop("model-error", None)
         except LiteDebugError as exc:
             st.session_state["model-error"] = str(exc)
+        else:
+            st.rerun()  # the sidebar was drawn before this page: redraw it with the new model
     if st.session_state.get("model-error"):
         st.error(st.session_state["model-error"], icon=":material/error:")
 
@@ -62,6 +64,8 @@ with right:
             st.session_state.pop("data-error", None)
         except LiteDebugError as exc:
             st.session_state["data-error"] = str(exc)
+        else:
+            st.rerun()  # as above: the sidebar shows the diagnosis of the new data
     if st.session_state.get("data-error"):
         st.error(st.session_state["data-error"], icon=":material/error:")
 
@@ -78,6 +82,8 @@ if ws is not None:
                 ws.generate(mode, low, high)
             except LiteDebugError as exc:
                 st.error(str(exc))
+            else:
+                st.rerun()
     if ws.has_data:
         st.success(f"Loaded {ws.model_name} with data from {ws.data_source}.", icon=":material/check:")
         c1, c2 = st.columns(2)

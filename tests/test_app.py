@@ -1,0 +1,385 @@
+"""The dashboard under AppTest: every page renders, and the main paths work by their widget keys.
+
+Each test drives the frame (app.py) the way a browser session would: clicks and uploads go
+through ``key=``, and assertions read what the page shows. Runs use the dashboard's own pool
+(``pages._ui.pool``), so they start real worker processes.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from lite_debug.bundle import write_bundle
+from lite_debug.records import Feed
+from lite_debug.session import Workspace
+from ui_helpers import (
+    FIXTURES,
+    PAGE_FILES,
+    app,
+    keep_the_frame,
+    npy,
+    reset_pool,
+    segfault_new_worker,
+    texts,
+    upload,
+    worker_pids,
+)
+
+
+@pytest.fixture(autouse=True)
+def _frame(monkeypatch):
+    keep_the_frame(monkeypatch)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_pool_at_the_end():
+    yield
+    reset_pool()
+
+
+@pytest.fixture
+def fresh_pool(monkeypatch):
+    """A new dashboard pool that reads the env set by the test; the default one comes back after."""
+
+    def make(**env: str) -> None:
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        reset_pool()
+
+    yield make
+    reset_pool()
+
+
+def add_float(data: bool = True) -> Workspace:
+    ws = Workspace.open("add_float.tflite", (FIXTURES / "add_float.tflite").read_bytes())
+    if data:
+        ws.set_feed(Feed({"x": np.arange(4, dtype=np.float32).reshape(1, 4)}), source="test")
+    return ws
+
+
+def slow_loop(iterations: int) -> Workspace:
+    ws = Workspace.open("slow_loop.tflite", (FIXTURES / "slow_loop.tflite").read_bytes())
+    ws.set_feed(Feed({"iterations": np.array(iterations, np.int32), "x": np.zeros(1, np.float32)}), source="test")
+    return ws
+
+
+def fixed(example_id: str) -> Workspace:
+    ws = Workspace.from_example(example_id)
+    ws.apply_all()
+    return ws
+
+
+def workspace_of(at) -> Workspace | None:
+    return at.session_state["ws"] if "ws" in at.session_state else None
+
+
+def kinds(at) -> list[str]:
+    """The mismatch kinds the diagnose page shows, in order ("**shape** — Input 0 …")."""
+    return [e.value.split("**")[1] for e in at.main.error]
+
+
+def charts(at) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def run_on_run_page(at):
+    at.button(key="run").click().run()
+    assert not at.exception
+    return at
+
+
+# -- every page renders ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", PAGE_FILES)
+def test_every_page_renders_with_no_model(page):
+    at = app(page=page)
+    assert not at.exception
+    assert "No model loaded" in texts(at.sidebar.caption)
+    if page in ("model", "diagnose", "run", "export"):
+        assert "No model is loaded yet" in texts(at.main.info)
+    elif page == "start":
+        assert at.button(key="example-image-size").label == "Open"
+        assert at.file_uploader(key="data-upload").disabled
+    else:
+        assert at.text_area(key="explain-text").value == ""
+
+
+@pytest.fixture(scope="module")
+def image_size_result():
+    """One real run of the fixed image-size example, shared by the pages that show a result."""
+    from lite_debug.running import WorkerPool
+
+    pool = WorkerPool(size=1)
+    try:
+        result = fixed("image-size").run(pool)
+    finally:
+        pool.close()
+    assert result.ok
+    return result
+
+
+WORKSPACES = {
+    "broken example": lambda r: Workspace.from_example("image-size"),
+    "model only": lambda r: add_float(data=False),
+    "two signatures": lambda r: Workspace.from_example("two-signatures-missing-batch"),
+    "fixed and run": lambda r: _with_result(fixed("image-size"), r),
+}
+
+
+def _with_result(ws: Workspace, result) -> Workspace:
+    ws.result = result
+    return ws
+
+
+@pytest.mark.parametrize("page", PAGE_FILES)
+@pytest.mark.parametrize("state", WORKSPACES)
+def test_every_page_renders_with_a_workspace(page, state, image_size_result):
+    ws = WORKSPACES[state](image_size_result)
+    at = app(ws, page=page)
+    assert not at.exception
+    assert ws.model_name in texts(at.sidebar.markdown)
+    assert at.main.title, "every page has a title"
+    if state == "model only" and page in ("diagnose", "run"):
+        assert "no data" in texts(at.main.warning)
+    if state == "fixed and run" and page == "run":
+        assert charts(at) and at.main.metric[0].label == "Invoke"
+
+
+# -- the gallery path --------------------------------------------------------------------------
+
+
+def test_gallery_example_shows_its_errors_fixes_them_and_runs():
+    at = app()
+    at.button(key="example-image-size").click().run()
+    assert not at.exception
+    assert at.main.title[0].value == "Diagnose and fix"
+    shown = texts(at.main.error)
+    assert kinds(at) == ["batch", "shape", "dtype"]
+    assert "batch dimension is missing" in shown
+    assert "expects 224×224 images, but the data is 256×256" in shown
+    assert "expects float32, but the data is uint8" in shown
+    assert at.main.metric[0].value == "3"
+
+    at.button(key="fix-all").click().run()
+    assert not at.exception and not at.main.error
+    assert at.main.metric[0].value == "0"
+    assert "fits the model" in texts(at.main.success)
+    code = texts(at.main.code)
+    assert "np.expand_dims" in code and "resize_bilinear" in code
+
+    at.button(key="undo").click().run()
+    assert kinds(at) == ["batch", "shape", "dtype"] and not at.main.code
+
+    at.button(key="fix-all").click().run()
+    at.button(key="run-now").click().run()
+    assert not at.exception
+    assert at.main.title[0].value == "Run and outputs"
+    metrics = {m.label: m.value for m in at.main.metric}
+    assert metrics["Invoke"].endswith(" ms") and metrics["Outputs"] == "1"
+    (top,) = [c for c in charts(at) if "top 5" in c["layout"]["title"]["text"]]
+    assert any("city skyline" in label for label in top["data"][0]["y"])
+    # The sidebar is drawn before the page: it must still tell of the run just made.
+    assert "Last run: **ok**" in texts(at.sidebar.markdown)
+
+
+def test_one_fix_button_changes_the_data():
+    at = app()
+    at.button(key="example-image-size").click().run()
+    ws = at.session_state["ws"]
+    assert ws.feed.arrays["serving_default_image:0"].shape == (256, 256, 3)
+
+    assert at.button(key="fix-0-0-0").label == "Add a batch dimension"
+    at.button(key="fix-0-0-0").click().run()
+    assert not at.exception
+    assert ws.feed.arrays["serving_default_image:0"].shape == (1, 256, 256, 3)
+    assert kinds(at) == ["shape", "dtype"]
+
+    # The shape mismatch is now the first: its first fix stretches to 224×224.
+    assert at.button(key="fix-0-0-0").label.startswith("Resize to 224×224")
+    at.button(key="fix-0-0-0").click().run()
+    assert ws.feed.arrays["serving_default_image:0"].shape == (1, 224, 224, 3)
+    assert "resize_bilinear" in texts(at.main.code)
+
+
+def test_run_page_runs_a_fixed_segmenter_and_plots_it():
+    at = app(fixed("segmentation-nchw"), page="run")
+    assert "Not run yet." in texts(at.main.caption)
+    run_on_run_page(at)
+    kinds = {trace["type"] for chart in charts(at) for trace in chart["data"]}
+    assert "heatmap" in kinds
+    assert {m.label for m in at.main.metric} >= {"Invoke", "Round trip", "Outputs"}
+
+
+# -- uploads -----------------------------------------------------------------------------------
+
+
+def test_upload_a_model_and_data_then_see_the_mismatch():
+    at = app()
+    at.file_uploader(key="model-upload").set_value(
+        upload("add.tflite", (FIXTURES / "add_float.tflite").read_bytes())
+    ).run()
+    assert not at.exception and not at.main.error
+    assert at.session_state["ws"].model_name == "add.tflite"
+    assert "add.tflite" in texts(at.sidebar.markdown)
+
+    at.file_uploader(key="data-upload").set_value(upload("x.npy", npy(np.zeros(4)))).run()
+    assert not at.exception and not at.main.error
+    assert "with data from x.npy" in texts(at.main.success)
+    assert "2 error(s)" in texts(at.sidebar.error)
+
+    at.switch_page("pages/diagnose.py").run()
+    shown = texts(at.main.error)
+    assert "batch dimension is missing" in shown and "expects float32, but the data is float64" in shown
+
+
+@pytest.mark.parametrize(
+    "data, says",
+    [
+        (b"", "is empty (0 bytes)"),
+        (b"<!DOCTYPE html><html><head><title>Download</title></head><body></body></html>", "HTML page"),
+        (np.random.default_rng(0).bytes(4096), "not a TFLite flatbuffer"),
+    ],
+    ids=["empty", "html", "random"],
+)
+def test_a_broken_model_file_shows_a_sentence(data, says):
+    at = app()
+    at.file_uploader(key="model-upload").set_value(upload("m.tflite", data)).run()
+    assert not at.exception
+    (error,) = at.main.error
+    assert says in error.value and error.value.endswith(".")
+    assert workspace_of(at) is None
+
+
+@pytest.mark.parametrize(
+    "name, data, says",
+    [
+        ("t.npy", npy(np.zeros((1, 4), np.float32))[:-7], "is truncated"),
+        ("o.npy", npy(np.array([{"a": 1}], dtype=object)), "object array"),
+    ],
+    ids=["truncated", "object-dtype"],
+)
+def test_a_broken_data_file_shows_a_sentence(name, data, says):
+    at = app(add_float())
+    at.file_uploader(key="data-upload").set_value(upload(name, data)).run()
+    assert not at.exception
+    (error,) = at.main.error
+    assert says in error.value and name in error.value and error.value.endswith(".")
+    # The data from before the failed upload is still there.
+    assert at.session_state["ws"].data_source == "test"
+
+
+def test_a_bundle_uploaded_as_the_model_restores_model_and_data():
+    x = np.array([[1.5, -2.0, 0.25, 8.0]], np.float32)
+    zipped = write_bundle((FIXTURES / "add_float.tflite").read_bytes(), Feed({"x": x}), model_name="add_float.tflite")
+    at = app()
+    at.file_uploader(key="model-upload").set_value(upload("report.zip", zipped)).run()
+    assert not at.exception and not at.main.error
+    ws = at.session_state["ws"]
+    assert ws.model_name == "add_float.tflite"
+    np.testing.assert_array_equal(ws.feed.arrays["x"], x)
+    assert "bundle report.zip" in texts(at.sidebar.markdown)
+    assert "The data fits the model" in texts(at.sidebar.success)
+
+
+# -- runs that fail ----------------------------------------------------------------------------
+
+
+def test_a_failed_run_is_explained_with_the_raw_message_in_an_expander():
+    at = app()
+    at.button(key="example-select-tf-op").click().run()
+    at.switch_page("pages/run.py").run()
+    run_on_run_page(at)
+    assert "FlexMatrixInverse" in at.main.error[0].value
+    explanation = texts(at.main.markdown)
+    assert "**Cause.**" in explanation and "**Fix.**" in explanation
+    (raw,) = [e for e in at.main.expander if e.label == "The interpreter's own message"]
+    assert "Select TensorFlow op" in texts(raw.code)
+
+
+def test_a_timeout_is_reported_and_the_next_model_still_runs(fresh_pool):
+    fresh_pool(LITE_DEBUG_RUN_SECONDS="2")
+    at = app(slow_loop(10**9), page="run")
+    run_on_run_page(at)
+    assert "took longer than the 2 s limit" in texts(at.main.error)
+
+    at.session_state["ws"] = add_float()
+    at.run()
+    run_on_run_page(at)
+    assert not at.main.error
+    assert {m.label: m.value for m in at.main.metric}["Outputs"] == "1"
+
+
+def test_a_crash_names_its_signal_and_the_next_run_works(fresh_pool):
+    fresh_pool(LITE_DEBUG_RUN_SECONDS="30")
+    at = app(slow_loop(10**9), page="run")
+    killer = segfault_new_worker(before=worker_pids())
+    run_on_run_page(at)
+    killer.join(timeout=5)
+    assert killer.result.get("pid"), "no worker was found to kill"
+    shown = texts(at.main.error)
+    assert "crashed (SIGSEGV)" in shown and "only its worker process died" in shown
+
+    at.session_state["ws"].set_feed(
+        Feed({"iterations": np.array(3, np.int32), "x": np.zeros(1, np.float32)}), source="test"
+    )
+    run_on_run_page(at)
+    assert not at.main.error
+    assert killer.result["pid"] not in worker_pids()
+
+
+# -- explain and export ------------------------------------------------------------------------
+
+
+def test_explain_a_real_message():
+    at = app(page="explain")
+    at.text_area(key="explain-text").input(
+        "ValueError: Cannot set tensor: Dimension mismatch. Got 256 but expected 224 for dimension 1 of input 0."
+    )
+    at.button(key="explain").click().run()
+    assert not at.exception
+    assert "Dimension 1 of input 0 is 256, the model expects 224" in texts(at.main.success)
+    shown = texts(at.main.markdown)
+    assert "**Cause.**" in shown and "**Fix.**" in shown
+
+
+def test_explain_garbage_warns():
+    at = app(page="explain")
+    at.text_area(key="explain-text").input("lorem ipsum \x00 ))) <<<")
+    at.button(key="explain").click().run()
+    assert not at.exception
+    assert "Message not recognised" in texts(at.main.warning)
+
+
+def test_explain_with_nothing_pasted_asks_for_a_message():
+    at = app(page="explain")
+    at.button(key="explain").click().run()
+    assert not at.exception and "Paste a message first." in texts(at.main.warning)
+
+
+@pytest.mark.parametrize("ws", [lambda: fixed("image-size"), lambda: add_float()], ids=["fixed", "as-is"])
+def test_export_offers_a_script_that_compiles_and_a_bundle(ws):
+    ws = ws()
+    at = app(ws, page="export")
+    assert not at.exception and not at.main.error
+    keys = {el.key for el in at.get("download_button")}
+    assert {"download-script", "download-bundle", "download-model"} <= keys
+    text = ws.script().text
+    compile(text, "reproduce.py", "exec")
+    if ws.applied:
+        assert "np.expand_dims" in text
+
+
+def test_sessions_are_isolated():
+    one, other = app(), app()
+    one.button(key="example-image-size").click().run()
+    assert one.session_state["ws"] is not None
+    other.switch_page("pages/diagnose.py").run()
+    assert not other.exception
+    assert "No model is loaded yet" in texts(other.main.info)
+    assert "No model loaded" in texts(other.sidebar.caption)
+    assert workspace_of(other) is None
+
