@@ -5,11 +5,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
-from pages._ui import PAGES, set_workspace, workspace
+from pages._ui import FRAME_FLAG, PAGES, set_workspace, workspace
 
-st.set_page_config(page_title="lite-debug", page_icon=":material/bug_report:", layout="wide")
+# A local favicon: a material icon or an emoji would be fetched from the internet on each load.
+st.set_page_config(page_title="lite-debug", page_icon=str(Path(__file__).parent / "assets" / "favicon.png"), layout="wide")
 
 page = st.navigation(
     [
@@ -21,6 +24,10 @@ page = st.navigation(
         st.Page(PAGES["export"], title="Export", icon=":material/download:"),
     ]
 )
+
+st.session_state[FRAME_FLAG] = True
+if "_deep_link" in st.session_state:  # a page that first ran without the frame (see pages/_ui.py)
+    st.switch_page(st.session_state.pop("_deep_link"))
 
 with st.sidebar:
     ws = workspace()

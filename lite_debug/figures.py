@@ -203,7 +203,9 @@ def heatmap(array2d: np.ndarray, *, title: str | None = None, colorscale: str = 
             hovertemplate="row %{y}, column %{x}: %{z:.6g}<extra></extra>",
         )
     )
-    fig.update_yaxes(autorange="reversed")
+    # Square cells: a 64×64 mask must look square, not stretched to the figure's width.
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
+    fig.update_xaxes(constrain="domain")
     return fig
 
 

@@ -63,7 +63,8 @@ class Limits:
             raise ValueError(f"A LITE_DEBUG_* limit is not a number ({exc}).") from None
         return cls(
             run_seconds=seconds if seconds > 0 else 10**9,
-            load_seconds=seconds if seconds > 0 else 10**9,
+            # Loading includes starting a worker's Python: never less than the default.
+            load_seconds=max(seconds, cls.load_seconds) if seconds > 0 else 10**9,
             memory_bytes=int(memory * (1 << 30)) if memory > 0 else None,
             cpu_seconds=cpu if cpu > 0 else None,
         )

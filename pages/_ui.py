@@ -22,6 +22,22 @@ PAGES = {
 }
 
 
+FRAME_FLAG = "_frame_ran"
+
+
+def frame(page: str) -> None:
+    """Send a page that runs without app.py through the frame first.
+
+    A ``pages/`` folder beside the entry point puts a fresh Streamlit server in its older
+    multipage mode until the first ``st.navigation`` call, so a deep link (``/run``) as the
+    very first request runs the page alone: no sidebar, no navigation. The page then asks
+    for app.py, which sets up navigation and comes back to it.
+    """
+    if not st.session_state.get(FRAME_FLAG):
+        st.session_state["_deep_link"] = PAGES[page]
+        st.switch_page("app.py")
+
+
 def workspace() -> Workspace | None:
     return st.session_state.get("ws")
 

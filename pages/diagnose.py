@@ -8,7 +8,9 @@ import streamlit as st
 from lite_debug.errors import LiteDebugError
 from lite_debug.gallery import example
 from lite_debug.report import comparison_rows, preview_image
-from pages._ui import PAGES, require_workspace, severity_style
+from pages._ui import PAGES, frame, require_workspace, severity_style
+
+frame("diagnose")
 
 ws = require_workspace()
 st.title("Diagnose and fix")
@@ -39,8 +41,11 @@ if top[3].button("Undo", key="undo", disabled=not ws.can_undo, icon=":material/u
     ws.undo()
     st.rerun()
 
-if not mismatches:
-    st.success("The data fits the model: the interpreter will accept it as it is.", icon=":material/check_circle:")
+if not errors:
+    if warnings:
+        st.info("The interpreter will accept the data, but look at the warnings below first.", icon=":material/info:")
+    else:
+        st.success("The data fits the model: the interpreter will accept it as it is.", icon=":material/check_circle:")
     if st.button("Run it", key="run-now", type="primary", icon=":material/play_arrow:"):
         st.session_state["run-requested"] = True
         st.switch_page(PAGES["run"])
@@ -90,7 +95,9 @@ for pos, tensor in enumerate(ws.inputs):
         with right:
             img = preview_image(x) if tensor.rank >= 3 else None
             if img is not None:
-                st.image(img, caption="As the model will receive it (first sample)", width="stretch")
+                settled = not any(m.severity == "error" for m in mine)
+                caption = "As the model will receive it (first sample)" if settled else "The data as it is now (first sample)"
+                st.image(img, caption=caption, width="stretch")
             elif x is not None:
                 st.caption(f"{x.dtype} {list(x.shape)}")
 

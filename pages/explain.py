@@ -5,6 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from lite_debug.explain import explain
+from pages._ui import frame
+
+frame("explain")
 
 st.title("Explain an error")
 st.markdown("Paste the error, or the whole traceback from a bug report. Nothing is run.")

@@ -7,7 +7,9 @@ from pathlib import Path
 import streamlit as st
 
 from lite_debug.errors import LiteDebugError
-from pages._ui import require_workspace
+from pages._ui import frame, require_workspace
+
+frame("export")
 
 ws = require_workspace()
 st.title("Export")

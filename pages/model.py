@@ -6,7 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from lite_debug.report import tensor_rows
-from pages._ui import require_workspace
+from pages._ui import frame, require_workspace
+
+frame("model")
 
 ws = require_workspace()
 spec = ws.spec

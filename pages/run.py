@@ -11,7 +11,9 @@ import streamlit as st
 from lite_debug.errors import LiteDebugError
 from lite_debug.figures import figures_for_output
 from lite_debug.report import preview_image
-from pages._ui import PAGES, pool, require_workspace
+from pages._ui import PAGES, frame, pool, require_workspace
+
+frame("run")
 
 ws = require_workspace()
 st.title("Run and outputs")

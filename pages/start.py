@@ -8,7 +8,9 @@ from lite_debug.errors import LiteDebugError
 from lite_debug.gallery import examples
 from lite_debug.generate import GENERATE_MODES
 from lite_debug.session import Workspace
-from pages._ui import PAGES, set_workspace, workspace
+from pages._ui import PAGES, frame, set_workspace, workspace
+
+frame("start")
 
 st.title("lite-debug")
 st.markdown(
@@ -37,8 +39,13 @@ with left:
         st.session_state["model-upload-id"] = model_file.file_id
         try:
             with st.spinner(f"Reading {model_file.name}…"):
-                set_workspace(Workspace.open(model_file.name, model_file.getvalue()))
+                opened = Workspace.open(model_file.name, model_file.getvalue())
+            set_workspace(opened)
             st.session_state.pop("model-error", None)
+            if not opened.has_data:
+                # Files still in the data uploader are for the new model too: load them again
+                # (a bundle brings its own data, which wins).
+                st.session_state.pop("data-upload-ids", None)
         except LiteDebugError as exc:
             st.session_state["model-error"] = str(exc)
         else:

@@ -383,3 +383,21 @@ def test_sessions_are_isolated():
     assert "No model loaded" in texts(other.sidebar.caption)
     assert workspace_of(other) is None
 
+
+
+def test_data_in_the_uploader_follows_a_new_model():
+    # A user uploads data, then swaps the model: the data must be diagnosed against the new one,
+    # not silently dropped while the uploader still shows it.
+    from lite_debug.gallery import example
+
+    at = app()
+    add = (FIXTURES / "add_float.tflite").read_bytes()
+    at.file_uploader(key="model-upload").set_value(upload("a.tflite", add)).run()
+    at.file_uploader(key="data-upload").set_value([upload("x.npy", npy(np.zeros((1, 4), np.float32)))]).run()
+    assert at.session_state["ws"].has_data
+    ex = example("segmentation-nchw")
+    at.file_uploader(key="model-upload").set_value(upload("seg.tflite", ex.model_bytes)).run()
+    ws = at.session_state["ws"]
+    assert ws.model_name == "seg.tflite" and ws.has_data
+    assert any(m.severity == "error" for m in ws.mismatches)  # [1, 4] data against a [1, 64, 64, 3] input
+    assert not at.exception

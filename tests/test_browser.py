@@ -70,6 +70,10 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(browser, tmp_path_factory):
     """``streamlit run app.py`` on a free port, up until /_stcore/health says ok; stopped with its workers."""
+    yield from _serve(tmp_path_factory)
+
+
+def _serve(tmp_path_factory):
     port = _free_port()
     log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
     log = open(log_path, "wb")
@@ -261,3 +265,26 @@ def test_gallery_path_in_the_dark_theme(open_app):
     red, green, blue = (int(v) for v in background[background.index("(") + 1 : -1].split(",")[:3])
     assert red + green + blue < 3 * 80, f"the app did not follow the dark color scheme: {background}"
     gallery_path(page, "2")
+
+
+def test_a_deep_link_as_the_first_request_still_gets_the_frame(browser, tmp_path_factory):
+    # A fresh server in its own process: the first request it ever sees is /explain. With a
+    # pages/ folder, Streamlit would run that page alone (no sidebar, raw file names in the
+    # navigation) until app.py first calls st.navigation; the page must route through app.py.
+    serve = _serve(tmp_path_factory)
+    url = next(serve)
+    try:
+        context = browser.new_context(viewport=VIEWPORT, reduced_motion="reduce")
+        context.set_default_timeout(WAIT_MS)
+        page = context.new_page()
+        page.goto(f"{url}/explain")
+        page.get_by_role("heading", name="Explain an error").wait_for()
+        settle(page)
+        nav = page.get_by_test_id("stSidebarNav")
+        assert nav.get_by_text("Diagnose and fix").is_visible()
+        assert nav.get_by_text("_ui").count() == 0 and nav.get_by_text("app").count() == 0
+        assert page.get_by_text("No model loaded").is_visible()
+        shot(page, "31-deep-link")
+        context.close()
+    finally:
+        serve.close()
