@@ -36,15 +36,16 @@ with st.sidebar:
     else:
         st.markdown(f"**{ws.model_name}**  \n{ws.spec.size:,} bytes · {len(ws.inputs)} input(s) · {len(ws.outputs)} output(s)")
         if ws.spec.signatures:
-            keys = [None] + [s.key for s in ws.spec.signatures]
+            main_graph = "main graph (index API)"
+            keys = [main_graph] + [s.key for s in ws.spec.signatures]
             chosen = st.selectbox(
                 "Signature",
                 keys,
                 index=keys.index(ws.signature) if ws.signature in keys else 0,
-                format_func=lambda k: "main graph (set_tensor / invoke)" if k is None else k,
                 key="sidebar-signature",
+                help="The main graph is what set_tensor / invoke run; a signature runs through get_signature_runner.",
             )
-            ws.set_signature(chosen)
+            ws.set_signature(None if chosen == main_graph else chosen)
         if ws.has_data:
             errors, warnings = len(ws.errors), len(ws.mismatches) - len(ws.errors)
             st.markdown(f"Data: {ws.data_source or 'given'}")
