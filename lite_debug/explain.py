@@ -336,8 +336,10 @@ def _delegate_failed_cause(f: Facts) -> str:
 # -- the table --------------------------------------------------------------------------------
 
 # A C expression as the kernel check macros print it: names, ->, ., ::, calls and subscripts.
-_EXPR = r"(?:[\w>.:-]|\([^()]*\)|\[[^\]]*\])+"
-_TERM = rf"{_EXPR}(?: (?:[-+*/%]|<<|>>) {_EXPR})*"
+# Every repetition is bounded: a pattern that starts with a character class is tried at each
+# position of the text, and an unbounded one makes a long pasted text cost quadratic time.
+_EXPR = r"(?:[\w>.:-]|\([^()]{0,200}\)|\[[^\]]{0,200}\]){1,160}"
+_TERM = rf"{_EXPR}(?: (?:[-+*/%]|<<|>>) {_EXPR}){{0,6}}"
 _OPS = r"(?:==|!=|<=|>=|<|>|&&|\|\|)"
 
 _RULES: tuple[_Rule, ...] = (
@@ -471,7 +473,7 @@ _RULES: tuple[_Rule, ...] = (
     # Delegates.
     _rule(
         "delegate_library_not_found",
-        r"(?P<library>[^\s:]+): cannot open shared object file",
+        r"(?P<library>[^\s:]{1,400}): cannot open shared object file",
         r"Could not find module '(?P<library>[^']+)'",
         r"dlopen\((?P<library>[^,)]+)",
         title="The delegate library {library} was not found",
@@ -487,7 +489,7 @@ _RULES: tuple[_Rule, ...] = (
     ),
     _rule(
         "delegate_not_a_delegate",
-        r"(?P<library>[^\s:]+): undefined symbol: tflite_plugin_(?:create|destroy)_delegate",
+        r"(?P<library>[^\s:]{1,400}): undefined symbol: tflite_plugin_(?:create|destroy)_delegate",
         title="{library} is not a TFLite delegate",
         cause=(
             "The library {library} was loaded, but it does not export tflite_plugin_create_delegate, "
@@ -851,8 +853,8 @@ _RULES: tuple[_Rule, ...] = (
     ),
     _rule(
         "kernel_check_failed",
-        rf"(?P<check>{_TERM} != {_TERM}) \((?P<got>[^()\s]+) != (?P<expected>[^()\s]+)\)",
-        rf"(?P<check>{_TERM}(?: {_OPS} {_TERM})*) was not true",
+        rf"(?P<check>{_TERM} != {_TERM}) \((?P<got>[^()\s]{{1,40}}) != (?P<expected>[^()\s]{{1,40}})\)",
+        rf"(?P<check>{_TERM}(?: {_OPS} {_TERM}){{0,6}}) was not true",
         title="A check inside {the_op} failed: {check}",
         cause=_kernel_check_cause,
         fix=_kernel_check_fix,
@@ -977,7 +979,7 @@ _MESSAGE_END = re.compile(
     r"The above exception was the direct cause|Exception ignored in|>>> |In \[\d+\]:)"
 )
 # The build-specific source path before a kernel check (with or without a line number).
-_SOURCE = re.compile(r"(?:\.{0,2}/)?(?:[\w+-]+/)+[\w+-]+\.(?:cc|cpp|c|h|hpp)(?::\d+)?")
+_SOURCE = re.compile(r"(?:\.{0,2}/)?(?:[\w+-]{1,100}/){1,30}[\w+-]{1,100}\.(?:cc|cpp|c|h|hpp)(?::\d{1,9})?")
 # Where one reported line starts; the interpreter glues such lines to the previous one.
 _LINE_START = re.compile(
     r"(?<=\S)(?=Node number \d|Failed to apply the default|Registration failed|"
@@ -1091,11 +1093,18 @@ def explain(message_or_exception: str | BaseException) -> Explanation:
             if inner.recognised:
                 return inner
         return explanation
-    return _explain_text(_from_traceback(str(message_or_exception)))
+    return _explain_text(_from_traceback(str(message_or_exception)[-_MAX_TEXT:]))
+
+
+# What explain() reads of a text: the end, where the exception is. The reporter cuts each
+# line at 1023 characters, so even glued and repeated messages fit many times over.
+_MAX_TEXT = 64 << 10
+_MAX_MESSAGE = 16 << 10
 
 
 def _explain_text(raw: str) -> Explanation:
-    message, source = _clean(raw)
+    message, source = _clean(raw[-_MAX_TEXT:])
+    message = message[-_MAX_MESSAGE:]
     current, earlier = _split_current(message)
     hits = _matches(current)
     if not hits:

@@ -985,3 +985,28 @@ def test_explain_does_not_import_the_interpreter_or_streamlit() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
+
+
+# A hostile or careless paste must not hang the server: every pattern is bounded, and explain
+# reads only the end of a long text. Each case runs in a subprocess with a generous deadline
+# (this is a hang check, not a speed target: quadratic patterns took minutes on these).
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a" * 200_000,
+        "Cannot set tensor: Dimension mismatch. Got " + "9" * 200_000,
+        ":" * 200_000,
+        "x != y (" * 25_000,
+        "Node number 1 (" * 13_000,
+        "(" * 100_000 + "[" * 100_000,
+        "abc/" * 50_000 + "x.cc:1 ",
+    ],
+    ids=["letters", "digits", "colons", "checks", "nodes", "brackets", "paths"],
+)
+def test_long_adversarial_text_is_explained_without_hanging(text):
+    import subprocess
+    import sys
+
+    code = "import sys; from lite_debug.explain import explain; print(explain(sys.stdin.read()).kind)"
+    done = subprocess.run([sys.executable, "-c", code], input=text, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and done.stdout.strip(), done.stderr
