@@ -11,6 +11,8 @@ Requests and replies are plain tuples of builtins and numpy arrays:
 - ``("run", plan)`` → ``("ok", outputs, invoke_ms, note)`` or ``("error", type, message, stage, kernel_message)``;
   ``kernel_message`` is the message of a second try without the default delegates, ``""``
   when that try succeeded, ``None`` when none was made.
+- ``("batch", plan)`` → ``("progress", done, n)``… then ``("ok", outputs, statuses, times)``
+  or ``("error", type, message, stage, None)``;
 - ``("exit",)`` → the process ends.
 """
 
@@ -95,12 +97,91 @@ class _Session:
         return outputs, invoke_ms
 
 
+    def batch(self, plan: dict[str, Any], conn: Any, cpu_seconds: int | None) -> tuple[list, list[str], list[float]]:
+        """Run ``plan["n"]`` samples, ``plan["chunk"]`` at a time, into preallocated output stacks.
+
+        One request for the whole batch, so a batch costs what a raw loop costs; a progress
+        message goes back at most every 0.1 s. A failing sample is recorded and the rest go on.
+        """
+        n, chunk, signature = int(plan["n"]), int(plan["chunk"]), plan.get("signature")
+        arrays = plan["arrays"]
+        statuses: list[str] = []
+        times: list[float] = []
+        stacks: list[Any] = []
+        names: list[tuple[str, int, tuple]] = []
+        last = time.monotonic()
+        def prepare() -> Any:
+            interpreter = self.ensure()
+            if signature is None and (self.shapes != self.original or not self.allocated):
+                for index, shape in self.original.items():
+                    if self.shapes.get(index) != shape:
+                        interpreter.resize_tensor_input(index, list(shape))
+                interpreter.allocate_tensors()
+                self.shapes, self.allocated = dict(self.original), True
+            return interpreter
+
+        interpreter = prepare()
+        runner = interpreter.get_signature_runner(signature) if signature is not None else None
+        out_index: list[int] = []
+        _cpu_budget(cpu_seconds)
+        perf = time.perf_counter
+        for k, start in enumerate(range(0, n, chunk)):
+            stop = start + chunk
+            try:
+                if runner is not None:
+                    t0 = perf()
+                    result = runner(**{name: arr[start:stop] for name, arr in arrays})
+                    times.append((perf() - t0) * 1000.0)
+                    if not names:
+                        details = runner.get_output_details()
+                        names = [(name, details[name]["index"], _quant(details[name])) for name in result]
+                    produced = list(result.values())
+                    if not stacks:
+                        stacks = _stacks(produced, (n + chunk - 1) // chunk)
+                    for stack, v in zip(stacks, produced):
+                        stack[k] = v
+                else:
+                    for index, arr in arrays:
+                        interpreter.set_tensor(index, arr[start:stop])
+                    t0 = perf()
+                    interpreter.invoke()
+                    times.append((perf() - t0) * 1000.0)
+                    if not names:
+                        details = interpreter.get_output_details()
+                        names = [(d["name"], d["index"], _quant(d)) for d in details]
+                        out_index = [d["index"] for d in details]
+                        stacks = _stacks([interpreter.get_tensor(i) for i in out_index], (n + chunk - 1) // chunk)
+                    for stack, index in zip(stacks, out_index):
+                        stack[k] = interpreter.get_tensor(index)
+                statuses.append("")
+            except Exception as exc:
+                statuses.append(f"{type(exc).__name__}: {exc}")
+                self.interpreter = None
+                interpreter = prepare()
+                runner = interpreter.get_signature_runner(signature) if signature is not None else None
+            if k % 64 == 63:
+                now = time.monotonic()
+                if now - last >= 0.1:
+                    # A sign of life for the parent's clock, and a fresh CPU budget for what follows.
+                    conn.send(("progress", min(stop, n), n))
+                    _cpu_budget(cpu_seconds)
+                    last = now
+        outputs = [(name, index, stack, quant) for (name, index, quant), stack in zip(names, stacks)]
+        return outputs, statuses, times
+
+
+def _stacks(first: list, n_chunks: int) -> list:
+    import numpy as np
+
+    return [np.zeros((n_chunks,) + v.shape, dtype=v.dtype) for v in first]
+
+
 def _invoke(interpreter: Any, plan: dict[str, Any], shapes: dict, original: dict, allocated: bool):
     signature = plan.get("signature")
     if signature is not None:
         runner = interpreter.get_signature_runner(signature)
         t0 = time.perf_counter()
-        result = runner(**plan["arrays"])
+        result = runner(**dict(plan["arrays"]))
         invoke_ms = (time.perf_counter() - t0) * 1000.0
         details = runner.get_output_details()
         outputs = [(name, details[name]["index"], value, _quant(details[name])) for name, value in result.items()]
@@ -118,9 +199,9 @@ def _invoke(interpreter: Any, plan: dict[str, Any], shapes: dict, original: dict
     t0 = time.perf_counter()
     interpreter.invoke()
     invoke_ms = (time.perf_counter() - t0) * 1000.0
-    outputs = [
-        (d["name"], d["index"], interpreter.get_tensor(d["index"]), _quant(d)) for d in interpreter.get_output_details()
-    ]
+    # tensor() gives a function that returns a view of the output: _share_outputs copies it
+    # straight into shared memory (or copies it once), and no view outlives this request.
+    outputs = [(d["name"], d["index"], interpreter.tensor(d["index"]), _quant(d)) for d in interpreter.get_output_details()]
     return outputs, invoke_ms, shapes
 
 
@@ -131,6 +212,42 @@ def _quant(detail: dict) -> tuple[list[float], list[int], int]:
     return scales, zero_points, int(q.get("quantized_dimension", 0))
 
 
+def _attach(plan: dict[str, Any], region: Any) -> Any:
+    """Map the parent's shared region when the plan names a new one, and resolve descriptors."""
+    from . import _shm
+
+    if plan.get("region"):
+        path, size = plan["region"]
+        if region is not None:
+            region.map.close()
+        region = _shm.Region(path, size, create=False)
+    if region is not None:
+        plan["arrays"] = [(k, region.view(v) if _shm.is_desc(v) else v) for k, v in plan["arrays"]]
+    return region
+
+
+def _share_outputs(outputs: list, region: Any) -> tuple[list, int]:
+    """Write large outputs into the region; the bytes it would need if they do not all fit.
+
+    An output is an array or a ``tensor()`` function (a view of the interpreter's memory).
+    """
+    import numpy as np
+
+    from . import _shm
+
+    values = [o[2]() if callable(o[2]) else o[2] for o in outputs]
+    large = [i for i, v in enumerate(values) if v.nbytes >= _shm.THRESHOLD]
+    descs = region.put([values[i] for i in large]) if large and region is not None else None
+    need = _shm.needed([values[i] for i in large]) if large and descs is None else 0
+    shared = dict(zip(large, descs or []))
+    result = [
+        (name, index, shared[i] if i in shared else (np.array(v) if callable(raw) else v), quant)
+        for i, ((name, index, raw, quant), v) in enumerate(zip(outputs, values))
+    ]
+    del values  # views into the interpreter must not outlive the request
+    return result, need
+
+
 def _is_xnnpack_failure(message: str) -> bool:
     return "XNNPack" in message or "XNNPACK" in message or "TfLiteXNNPackDelegate" in message
 
@@ -139,6 +256,7 @@ def main(conn: Any, memory_bytes: int | None = None, cpu_seconds: int | None = N
     """Serve requests on ``conn`` until it closes or an ``exit`` request arrives."""
     _apply_limits(memory_bytes)
     session: _Session | None = None
+    region: Any = None
     while True:
         try:
             request = conn.recv()
@@ -164,8 +282,10 @@ def main(conn: Any, memory_bytes: int | None = None, cpu_seconds: int | None = N
             plan = request[1]
             _cpu_budget(cpu_seconds)
             try:
+                region = _attach(plan, region)
                 outputs, invoke_ms = session.run(plan)
-                conn.send(("ok", outputs, invoke_ms, ""))
+                outputs, need = _share_outputs(outputs, region)
+                conn.send(("ok", outputs, invoke_ms, "", need))
             except Exception as exc:
                 session.interpreter = None  # its state is unknown after a failure: rebuild next time
                 message = str(exc)
@@ -179,6 +299,17 @@ def main(conn: Any, memory_bytes: int | None = None, cpu_seconds: int | None = N
                     except Exception as inner:
                         kernel_message = str(inner)
                 conn.send(("error", type(exc).__name__, message, "run", kernel_message))
+            continue
+        if op == "batch":
+            if session is None:
+                conn.send(("error", "RuntimeError", "No model is loaded in the worker.", "batch", None))
+                continue
+            try:
+                outputs, statuses, times = session.batch(request[1], conn, cpu_seconds)
+                conn.send(("ok", outputs, statuses, times))
+            except Exception as exc:
+                session.interpreter = None
+                conn.send(("error", type(exc).__name__, str(exc), "batch", None))
             continue
         conn.send(("error", "ValueError", f"Unknown request {op!r}.", "protocol", None))
 

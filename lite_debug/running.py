@@ -30,6 +30,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from . import _shm
 from .binding import bind
 from .errors import WorkerError
 from .inspection import inspect_model
@@ -168,6 +169,7 @@ class Worker:
         self._proc = _Process(proc)
         self._conn = Connection(parent_sock.detach())
         self.model_sha = None
+        self._close_region()
 
     def close(self) -> None:
         """Ask the worker to exit, and kill it if it does not."""
@@ -183,7 +185,54 @@ class Worker:
             self._proc.join(timeout=1.0)
         self._conn.close()
         self._close_stderr()
+        self._close_region()
         self._proc, self._conn, self.model_sha = None, None, None
+
+    def _close_region(self) -> None:
+        region = getattr(self, "_region", None)
+        if region is not None:
+            region.close()
+        self._region = None
+        self._region_sent = False
+
+    def _share(self, plan: dict[str, Any]) -> None:
+        """Move the plan's large arrays into the shared region (created or grown as needed)."""
+        large = [i for i, (_, a) in enumerate(plan["arrays"]) if a.nbytes >= _shm.THRESHOLD]
+        want = max(_shm.needed([plan["arrays"][i][1] for i in large]), getattr(self, "_want", 0))
+        if not want:
+            return
+        region = getattr(self, "_region", None)
+        if region is None or region.size < want:
+            self._close_region()
+            size = 1 << max(20, (want - 1).bit_length())
+            try:
+                region = self._region = _shm.Region.create(size)
+            except OSError:
+                return  # no shared memory here: the arrays go through the pipe
+        descs = region.put([plan["arrays"][i][1] for i in large]) if large else []
+        if descs is None:
+            return
+        arrays = list(plan["arrays"])
+        for i, d in zip(large, descs):
+            arrays[i] = (arrays[i][0], d)
+        plan["arrays"] = arrays
+        if not self._region_sent:
+            plan["region"] = (region.path, region.size)
+
+    def _unshare(self, outputs: list, need: int) -> list:
+        """Copy outputs that came back through the region out of it (it is reused next run)."""
+        if need:
+            self._want = need  # grow the region next time so the outputs fit
+        region = getattr(self, "_region", None)
+        if region is None:
+            return outputs
+        if not self._region_sent:
+            self._region_sent = True
+            region.unlink()  # both processes have it mapped: the name is no longer needed
+        return [
+            (name, index, region.view(value).copy() if _shm.is_desc(value) else value, quant)
+            for name, index, value, quant in outputs
+        ]
 
     def _close_stderr(self) -> None:
         fh = getattr(self, "_stderr", None)
@@ -210,11 +259,17 @@ class Worker:
         if self._conn is not None:
             self._conn.close()
         self._close_stderr()
+        self._close_region()
+        self._close_region()
         self._proc, self._conn, self.model_sha = None, None, None
         self._last_exitcode = exitcode
 
-    def _request(self, message: tuple, seconds: float | None) -> tuple[str, Any]:
-        """Send one request; return ("reply", reply), ("crashed", signal) or ("timeout", None)."""
+    def _request(self, message: tuple, seconds: float | None, progress: Any = None) -> tuple[str, Any]:
+        """Send one request; return ("reply", reply), ("crashed", signal) or ("timeout", None).
+
+        ``("progress", done, total)`` messages go to ``progress`` and restart the clock: for a
+        batch, the time limit is on the wait between two signs of life.
+        """
         if not self.alive:
             self.start()
         try:
@@ -229,7 +284,14 @@ class Worker:
             wait = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
             try:
                 if self._conn.poll(wait):
-                    return "reply", self._conn.recv()
+                    reply = self._conn.recv()
+                    if reply[0] == "progress":
+                        if progress is not None:
+                            progress(reply[1], reply[2])
+                        if seconds is not None:
+                            deadline = time.monotonic() + seconds
+                        continue
+                    return "reply", reply
             except (EOFError, OSError):
                 self._proc.join(timeout=2.0)
                 code = self._proc.exitcode
@@ -253,23 +315,19 @@ class Worker:
         refused = _memory_refusal(spec, feed, self.limits)
         if refused is not None:
             return refused
-        if self.model_sha != spec.sha256 or not self.alive:
-            outcome, reply = self._request(("load", model_bytes), self.limits.load_seconds)
-            failed = _failure(outcome, reply, self.limits.load_seconds, stage="loading the model")
-            if failed is not None:
-                return self._finish(failed, t0)
-            if reply[0] != "ok":
-                self.model_sha = None
-                return _error_result(reply[1], reply[2], None, t0, stage="load", limits=self.limits)
-            self.model_sha = spec.sha256
+        failed = self.ensure_model(model_bytes, spec)
+        if failed is not None:
+            return failed
         plan = _plan(spec, feed, signature)
+        self._share(plan)
         outcome, reply = self._request(("run", plan), self.limits.run_seconds)
         failed = _failure(outcome, reply, self.limits.run_seconds, stage="running the model")
         if failed is not None:
             return self._finish(failed, t0)
         if reply[0] != "ok":
             return _error_result(reply[1], reply[2], reply[4], t0, stage="run", limits=self.limits)
-        _, outputs, invoke_ms, note = reply
+        _, outputs, invoke_ms, note, need = reply
+        outputs = self._unshare(outputs, need)
         return RunResult(
             status="ok",
             outputs=tuple(_output(*o) for o in outputs),
@@ -278,6 +336,35 @@ class Worker:
             detail=note,
         )
 
+
+    def ensure_model(self, model_bytes: bytes, spec: ModelSpec) -> RunResult | None:
+        """Load the model unless this worker holds it already; a failure comes back as a result."""
+        if self.model_sha == spec.sha256 and self.alive:
+            return None
+        t0 = time.perf_counter()
+        outcome, reply = self._request(("load", model_bytes), self.limits.load_seconds)
+        failed = _failure(outcome, reply, self.limits.load_seconds, stage="loading the model")
+        if failed is not None:
+            return self._finish(failed, t0)
+        if reply[0] != "ok":
+            self.model_sha = None
+            return _error_result(reply[1], reply[2], None, t0, stage="load", limits=self.limits)
+        self.model_sha = spec.sha256
+        return None
+
+    def run_batch(self, model_bytes: bytes, spec: ModelSpec, plan: dict[str, Any], progress: Any = None) -> tuple[RunResult | None, Any]:
+        """Send one batch request; (failure, None) or (None, (outputs, statuses, times))."""
+        t0 = time.perf_counter()
+        failed = self.ensure_model(model_bytes, spec)
+        if failed is not None:
+            return failed, None
+        outcome, reply = self._request(("batch", plan), self.limits.run_seconds, progress)
+        failed = _failure(outcome, reply, self.limits.run_seconds, stage="running the batch")
+        if failed is not None:
+            return self._finish(failed, t0), None
+        if reply[0] != "ok":
+            return _error_result(reply[1], reply[2], None, t0, stage="run", limits=self.limits), None
+        return None, reply[1:]
 
     def _finish(self, failed: RunResult, t0: float) -> RunResult:
         log = getattr(self, "last_stderr", "") if failed.status == "crashed" else ""
@@ -403,7 +490,8 @@ def _output(name: str, index: int, raw: np.ndarray, quant: tuple) -> OutputTenso
 def _plan(spec: ModelSpec, feed: Feed, signature: str | None) -> dict[str, Any]:
     inputs, _ = spec.io(signature)
     if signature is not None:
-        return {"signature": signature, "arrays": {t.name: feed.arrays[t.name] for t in inputs if t.name in feed.arrays}}
+        arrays = [(t.name, np.asarray(feed.arrays[t.name])) for t in inputs if t.name in feed.arrays]
+        return {"signature": signature, "arrays": arrays}
     by_name = {t.name: t for t in inputs}
     arrays = [(by_name[k].index, np.asarray(v)) for k, v in feed.arrays.items() if k in by_name]
     resize = {by_name[k].index: tuple(int(d) for d in v) for k, v in feed.resize.items() if k in by_name}

@@ -1,0 +1,178 @@
+"""Batches: many samples in one file, run one at a time through a model that takes one.
+
+A batch is an ``.npy``/``.npz`` whose leading dimension holds samples for a model whose batch
+dimension is 1 (or another fixed size). The whole batch goes to the worker in one request and
+the worker loops over it, so a batch costs what a raw ``set_tensor``/``invoke`` loop costs; the
+outcome of every sample and summary statistics of every output come back.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from .binding import bind
+from .records import Explanation, Feed, ModelSpec
+from .running import WorkerPool, _output, default_pool
+
+__all__ = ["BatchResult", "batch_plan", "run_batch"]
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, eq=False)
+class BatchResult:
+    """What happened to every sample of a batch.
+
+    ``status`` is ``ok`` (every sample ran), ``partial`` (some failed), or the status of the
+    run that ended the whole batch (``error``, ``crashed``, ``timeout``, ``skipped``).
+    ``outputs`` stacks each output's dequantized values over the samples (a failed sample's
+    rows are zeros); ``errors`` maps a sample's index to the interpreter's message.
+    """
+
+    status: str
+    count: int
+    chunk: int = 1
+    outputs: Mapping[str, np.ndarray] = field(default_factory=dict)
+    raw: Mapping[str, np.ndarray] = field(default_factory=dict)
+    errors: Mapping[int, str] = field(default_factory=dict)
+    invoke_ms: Sequence[float] = ()
+    total_ms: float = 0.0
+    detail: str = ""
+    explanation: Explanation | None = None
+
+    @property
+    def ok_count(self) -> int:
+        return self.count - sum(self.chunk for _ in self.errors) if self.outputs else 0
+
+    @property
+    def statuses(self) -> list[str]:
+        """``"ok"`` or the error message, per sample."""
+        if not self.outputs and self.status != "ok":
+            return [self.status] * self.count
+        return [self.errors.get(i - i % self.chunk, "ok") for i in range(self.count)]
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Per output: shape per sample and statistics over the samples that ran."""
+        rows = []
+        failed = sorted(self.errors)
+        for name, values in self.outputs.items():
+            keep = np.ones(values.shape[0], dtype=bool)
+            for i in failed:
+                keep[i : i + self.chunk] = False
+            v = values[keep].astype(np.float64) if values.dtype.kind in "biuf" else None
+            row: dict[str, Any] = {"output": name, "per sample": list(values.shape[1:]), "samples": int(keep.sum())}
+            if v is not None and v.size:
+                finite = v[np.isfinite(v)]
+                row.update(min=float(finite.min()), max=float(finite.max()), mean=float(finite.mean()), std=float(finite.std()))
+                if values.ndim == 2 and values.shape[1] > 1:
+                    classes = np.argmax(values[keep], axis=1)
+                    row["most frequent class"] = int(np.bincount(classes).argmax())
+            rows.append(row)
+        return rows
+
+
+def batch_plan(spec: ModelSpec, data: Feed | Mapping[str, np.ndarray] | Sequence[np.ndarray], signature: str | None = None) -> tuple[int, int] | None:
+    """``(samples, chunk)`` when ``data`` is a batch for this model, else ``None``.
+
+    Every input must have data whose leading dimension is a multiple (above 1) of the model's
+    batch dimension, with the rest of the shape matching the model's.
+    """
+    feed = bind(spec, data, signature)
+    inputs, _ = spec.io(signature)
+    if not inputs or any(t.name not in feed.arrays for t in inputs):
+        return None
+    counts = set()
+    chunk = None
+    for t in inputs:
+        x = np.asarray(feed.arrays[t.name])
+        if t.rank == 0 or x.ndim != t.rank or tuple(x.shape[1:]) != tuple(t.shape[1:]):
+            return None
+        b = max(1, int(t.shape[0]))
+        if x.shape[0] <= b or x.shape[0] % b:
+            return None
+        counts.add(int(x.shape[0]))
+        chunk = b if chunk is None else chunk
+        if chunk != b:
+            return None
+    if len(counts) != 1:
+        return None
+    return counts.pop(), int(chunk or 1)
+
+
+def run_batch(
+    model_bytes: bytes,
+    spec: ModelSpec,
+    arrays: Feed | Mapping[str, np.ndarray] | Sequence[np.ndarray],
+    *,
+    signature: str | None = None,
+    pool: WorkerPool | None = None,
+    progress: Progress | None = None,
+) -> BatchResult:
+    """Run every sample of a batch in a worker process, reporting progress as ``progress(done, total)``.
+
+    Raises ``ValueError`` with a sentence when ``arrays`` is not a batch for this model (see
+    ``batch_plan``); the interpreter's own failures come back in the result.
+    """
+    feed = bind(spec, arrays, signature)
+    plan = batch_plan(spec, feed, signature)
+    if plan is None:
+        raise ValueError(
+            "The data is not a batch for this model: every input needs its samples stacked along the "
+            "first dimension, with the rest of the shape as the model expects."
+        )
+    n, chunk = plan
+    inputs, _ = spec.io(signature)
+    request = {
+        "signature": signature,
+        "n": n,
+        "chunk": chunk,
+        "arrays": [
+            (t.name if signature is not None else t.index, np.ascontiguousarray(feed.arrays[t.name])) for t in inputs
+        ],
+    }
+    t0 = time.perf_counter()
+    pool = pool or default_pool()
+    worker = pool.acquire(spec.sha256)
+    try:
+        failed, reply = worker.run_batch(model_bytes, spec, request, progress)
+    finally:
+        pool.release(worker)
+    total_ms = (time.perf_counter() - t0) * 1000.0
+    if failed is not None:
+        return BatchResult(
+            status=failed.status, count=n, chunk=chunk, total_ms=total_ms, detail=failed.detail,
+            explanation=failed.explanation,
+        )
+    outputs, statuses, times = reply
+    values, raws = {}, {}
+    for name, index, stack, quant in outputs:
+        out = _output(name, index, stack, quant)
+        # Chunks stacked on a new axis: fold it into the samples' axis.
+        raws[name] = out.raw.reshape((-1,) + out.raw.shape[2:]) if out.raw.ndim >= 2 else out.raw
+        values[name] = out.values.reshape((-1,) + out.values.shape[2:]) if out.values.ndim >= 2 else out.values
+    errors = {k * chunk: msg for k, msg in enumerate(statuses) if msg}
+    explanation = None
+    if errors:
+        from .explain import explain
+
+        explanation = explain(next(iter(errors.values())))
+    if progress is not None:
+        progress(n, n)
+    return BatchResult(
+        status="ok" if not errors else "partial" if len(errors) < len(statuses) else "error",
+        count=n,
+        chunk=chunk,
+        outputs=values,
+        raw=raws,
+        errors=errors,
+        invoke_ms=tuple(times),
+        total_ms=total_ms,
+        detail="" if not errors else f"{len(errors)} of {len(statuses)} runs failed.",
+        explanation=explanation,
+    )
+
+
