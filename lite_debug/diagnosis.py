@@ -217,8 +217,8 @@ class _Checker:
         if want is None:
             return  # strings, resources: nothing we can check about the values
         got = x.dtype
+        lo, hi, bad = _value_range(x)
         if got.kind in "fc":
-            bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
             if bad:
                 self.add(
                     "nan", "warning", "finite values", f"{bad} NaN/Inf",
@@ -226,9 +226,6 @@ class _Checker:
                     f"will be meaningless.",
                     [self.fix("nan_to_num")],
                 )
-        finite = x[np.isfinite(x)] if got.kind in "fc" else x
-        lo = float(finite.min()) if finite.size else 0.0
-        hi = float(finite.max()) if finite.size else 0.0
         q = t.quantization
         rr = real_range(q, want) if want.kind in "iu" else None
         if got != want:
@@ -276,7 +273,7 @@ class _Checker:
                     [self.fix("cast", dtype=want.name)],
                 )
         # Values that will not survive the dtype, or lie outside the range the model implies.
-        if finite.size == 0:
+        if bad == x.size:
             return
         if want.kind in "iu" and got.kind in "iuf" and got != want:
             dlo, dhi = dtype_range(want)
@@ -313,6 +310,25 @@ class _Checker:
                     self.fix("normalize", source=[0, 255], target=[-1, 1], dtype=want.name),
                 ],
             )
+
+
+def _value_range(x: np.ndarray) -> tuple[float, float, int]:
+    """Smallest and largest finite value, and how many values are NaN or infinite.
+
+    Two reductions in the common case; the masked path only when something is not finite.
+    """
+    if x.size == 0:
+        return 0.0, 0.0, 0
+    if x.dtype.kind == "b":
+        return float(x.min()), float(x.max()), 0
+    lo, hi = x.min(), x.max()
+    if x.dtype.kind not in "fc" or (np.isfinite(lo) and np.isfinite(hi)):
+        return float(np.real(lo)), float(np.real(hi)), 0
+    finite = x[np.isfinite(x)]
+    bad = int(x.size - finite.size)
+    if not finite.size:
+        return 0.0, 0.0, bad
+    return float(np.real(finite.min())), float(np.real(finite.max())), bad
 
 
 def _compatible(got: Sequence[int], exp: Sequence[int], sig: Sequence[int]) -> bool:

@@ -8,16 +8,15 @@ process (see ``running``). The result is the same information ``get_input_detail
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import struct
 import zipfile
 
-import numpy as np
-
 from ._schema import NUMPY_NAMES, builtin_op_names, schema, tensor_type_names
 from .errors import ModelLoadError
-from .records import ModelSpec, OpInfo, PackedFile, Quantization, SignatureSpec, TensorSpec
+from .records import ModelDetails, ModelSpec, OpInfo, PackedFile, Quantization, SignatureSpec, TensorSpec
 
 __all__ = ["inspect_model", "model_sha256", "packed_file"]
 
@@ -103,30 +102,57 @@ def _vector_len(n: int, data: bytes, what: str) -> int:
     return n
 
 
-def _tensor_spec(subgraph, index: int, data: bytes, display_name: str | None = None) -> TensorSpec:
+def _vector(tab, field: int, fmt: str) -> tuple:
+    """A whole vector of scalars in one ``struct`` call (the generated accessors read one by one)."""
+    o = tab.Offset(field)
+    if not o:
+        return ()
+    n = tab.VectorLen(o)
+    if n > len(tab.Bytes):
+        raise ModelLoadError("The model claims a vector longer than the file; the file is corrupt.")
+    return struct.unpack_from(f"<{n}{fmt}", tab.Bytes, tab.Vector(o))
+
+
+# Field offsets in the schema's vtables (schema_py_generated: Tensor.Shape reads Offset(4), …).
+_T_SHAPE, _T_SIGNATURE, _Q_SCALE, _Q_ZERO_POINT = 4, 18, 8, 10
+_SG_INPUTS, _SG_OUTPUTS = 6, 8
+
+
+def _tensor_spec(subgraph, index: int, data: bytes, cache: dict | None = None) -> TensorSpec:
+    key = (id(subgraph._tab.Bytes), subgraph._tab.Pos, index)
+    if cache is not None and key in cache:
+        return cache[key]
     n_tensors = subgraph.TensorsLength()
     if not 0 <= index < n_tensors:
         raise ModelLoadError(f"The model refers to tensor {index}, but its graph has {n_tensors}; the file is corrupt.")
     t = subgraph.Tensors(index)
-    shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
-    sig = tuple(int(d) for d in t.ShapeSignatureAsNumpy()) if t.ShapeSignatureLength() else shape
-    type_name = tensor_type_names().get(t.Type(), f"TYPE_{t.Type()}")
+    shape = _vector(t._tab, _T_SHAPE, "i")
+    sig = _vector(t._tab, _T_SIGNATURE, "i") or shape
+    type_code = t.Type()
+    type_name = tensor_type_names().get(type_code, f"TYPE_{type_code}")
     q = t.Quantization()
-    quant = Quantization()
-    if q is not None and q.ScaleLength():
-        scale = tuple(float(s) for s in q.ScaleAsNumpy())
-        zp = tuple(int(z) for z in q.ZeroPointAsNumpy()) if q.ZeroPointLength() else (0,) * len(scale)
-        quant = Quantization(scale=scale, zero_point=zp, quantized_dimension=int(q.QuantizedDimension()))
+    quant = _NO_QUANTIZATION
+    if q is not None:
+        scale = _vector(q._tab, _Q_SCALE, "f")
+        if scale:
+            zp = _vector(q._tab, _Q_ZERO_POINT, "q") or (0,) * len(scale)
+            quant = Quantization(scale=scale, zero_point=zp, quantized_dimension=int(q.QuantizedDimension()))
     tensor_name = (t.Name() or b"").decode("utf-8", "replace")
-    return TensorSpec(
+    spec = TensorSpec(
         index=index,
-        name=display_name if display_name is not None else tensor_name,
+        name=tensor_name,
         shape=shape,
         shape_signature=sig,
         dtype=NUMPY_NAMES.get(type_name, type_name.lower()),
         quantization=quant,
         tensor_name=tensor_name,
     )
+    if cache is not None:
+        cache[key] = spec
+    return spec
+
+
+_NO_QUANTIZATION = Quantization()
 
 
 def _inspect(data: bytes) -> ModelSpec:
@@ -137,8 +163,9 @@ def _inspect(data: bytes) -> ModelSpec:
         raise ModelLoadError("The model has no subgraph, so there is nothing to run; convert it again.")
     main = model.Subgraphs(0)
     _vector_len(main.TensorsLength(), data, "tensors")
-    inputs = tuple(_tensor_spec(main, int(i), data) for i in _ints(main.InputsAsNumpy() if main.InputsLength() else []))
-    outputs = tuple(_tensor_spec(main, int(i), data) for i in _ints(main.OutputsAsNumpy() if main.OutputsLength() else []))
+    seen: dict = {}  # a signature's tensors are mostly the graph's inputs and outputs again
+    inputs = tuple(_tensor_spec(main, i, data, seen) for i in _vector(main._tab, _SG_INPUTS, "i"))
+    outputs = tuple(_tensor_spec(main, i, data, seen) for i in _vector(main._tab, _SG_OUTPUTS, "i"))
 
     signatures = []
     for s in range(_vector_len(model.SignatureDefsLength(), data, "signatures")):
@@ -148,37 +175,50 @@ def _inspect(data: bytes) -> ModelSpec:
             raise ModelLoadError(f"A signature points to subgraph {sub_index}, which the model lacks; the file is corrupt.")
         sub = model.Subgraphs(sub_index)
         sig_in = tuple(
-            _tensor_spec(sub, int(sd.Inputs(j).TensorIndex()), data, sd.Inputs(j).Name().decode("utf-8", "replace"))
-            for j in range(_vector_len(sd.InputsLength(), data, "signature inputs"))
+            _renamed(_tensor_spec(sub, int(m.TensorIndex()), data, seen), m.Name())
+            for m in (sd.Inputs(j) for j in range(_vector_len(sd.InputsLength(), data, "signature inputs")))
         )
         sig_out = tuple(
-            _tensor_spec(sub, int(sd.Outputs(j).TensorIndex()), data, sd.Outputs(j).Name().decode("utf-8", "replace"))
-            for j in range(_vector_len(sd.OutputsLength(), data, "signature outputs"))
+            _renamed(_tensor_spec(sub, int(m.TensorIndex()), data, seen), m.Name())
+            for m in (sd.Outputs(j) for j in range(_vector_len(sd.OutputsLength(), data, "signature outputs")))
         )
         key = (sd.SignatureKey() or b"").decode("utf-8", "replace")
         signatures.append(SignatureSpec(key=key, subgraph_index=sub_index, inputs=sig_in, outputs=sig_out))
 
-    ops = _op_inventory(model, n_sub, data)
-    activation_bytes = _activation_bytes(model, n_sub, data)
-    metadata = tuple(
-        (model.Metadata(i).Name() or b"").decode("utf-8", "replace")
-        for i in range(_vector_len(model.MetadataLength(), data, "metadata entries"))
-    )
     return ModelSpec(
         size=len(data),
-        sha256=model_sha256(data),
         schema_version=int(model.Version()),
         description=(model.Description() or b"").decode("utf-8", "replace"),
         inputs=inputs,
         outputs=outputs,
         signatures=tuple(signatures),
-        ops=ops,
-        packed_files=_packed_files(data),
-        metadata_names=metadata,
         subgraph_count=n_sub,
         tensor_count=int(main.TensorsLength()),
-        activation_bytes=activation_bytes,
+        details=lambda: _details(model, n_sub, data),
     )
+
+
+def _details(model, n_sub: int, data: bytes) -> ModelDetails:
+    """The parts of a spec that take a pass over the whole model; read on first use."""
+    try:
+        metadata = tuple(
+            (model.Metadata(i).Name() or b"").decode("utf-8", "replace")
+            for i in range(_vector_len(model.MetadataLength(), data, "metadata entries"))
+        )
+        return ModelDetails(
+            ops=_op_inventory(model, n_sub, data),
+            packed_files=_packed_files(data),
+            metadata_names=metadata,
+            activation_bytes=_activation_bytes(model, n_sub, data),
+            sha256=model_sha256(data),
+        )
+    except ModelLoadError as exc:
+        return ModelDetails(sha256=model_sha256(data), problem=str(exc))
+    except _CORRUPT as exc:
+        return ModelDetails(
+            sha256=model_sha256(data),
+            problem=f"Parts of the model past its inputs and outputs are corrupt ({type(exc).__name__} while reading them).",
+        )
 
 
 _ITEMSIZE = {
@@ -213,8 +253,8 @@ def _activation_bytes(model, n_sub: int, data: bytes) -> int:
     return total
 
 
-def _ints(values) -> list[int]:
-    return [int(v) for v in np.asarray(values).ravel()]
+def _renamed(t: TensorSpec, name: bytes | None) -> TensorSpec:
+    return dataclasses.replace(t, name=(name or b"").decode("utf-8", "replace"))
 
 
 def _op_inventory(model, n_sub: int, data: bytes) -> tuple[OpInfo, ...]:

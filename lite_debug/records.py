@@ -8,6 +8,7 @@ share. Records hold numpy arrays where data is involved; those compare by identi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal, Mapping
 
 import numpy as np
@@ -17,6 +18,7 @@ __all__ = [
     "Feed",
     "Fix",
     "Mismatch",
+    "ModelDetails",
     "ModelSpec",
     "OpInfo",
     "OutputTensor",
@@ -151,22 +153,67 @@ class PackedFile:
 
 
 @dataclass(frozen=True)
+class ModelDetails:
+    """What takes a pass over the whole model to know, so ``ModelSpec`` reads it only when asked.
+
+    ``problem`` is a sentence when those parts of the file turned out to be corrupt.
+    """
+
+    ops: tuple[OpInfo, ...] = ()
+    packed_files: tuple[PackedFile, ...] = ()
+    metadata_names: tuple[str, ...] = ()
+    activation_bytes: int = 0
+    sha256: str = ""
+    problem: str = ""
+
+
+@dataclass(frozen=True, eq=False)
 class ModelSpec:
-    """Everything lite-debug reads from a model file without running it."""
+    """Everything lite-debug reads from a model file without running it.
+
+    Inputs, outputs and signatures are read at once; the operator inventory, packed files,
+    memory estimate and hash come from ``details``, which may be a function called (once) on
+    first use: inspecting a 100 MB model then costs what reading its inputs costs.
+    """
 
     size: int
-    sha256: str
     schema_version: int
     description: str
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     signatures: tuple[SignatureSpec, ...] = ()
-    ops: tuple[OpInfo, ...] = ()
-    packed_files: tuple[PackedFile, ...] = ()
-    metadata_names: tuple[str, ...] = ()
     subgraph_count: int = 1
     tensor_count: int = 0
-    activation_bytes: int = 0
+    details: Any = field(default_factory=ModelDetails, repr=False)
+
+    @cached_property
+    def _details(self) -> ModelDetails:
+        d = self.details
+        return d() if callable(d) else d
+
+    @property
+    def ops(self) -> tuple[OpInfo, ...]:
+        return self._details.ops
+
+    @property
+    def packed_files(self) -> tuple[PackedFile, ...]:
+        return self._details.packed_files
+
+    @property
+    def metadata_names(self) -> tuple[str, ...]:
+        return self._details.metadata_names
+
+    @property
+    def activation_bytes(self) -> int:
+        return self._details.activation_bytes
+
+    @property
+    def sha256(self) -> str:
+        return self._details.sha256
+
+    @property
+    def problem(self) -> str:
+        return self._details.problem
 
     @property
     def custom_ops(self) -> tuple[OpInfo, ...]:

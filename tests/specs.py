@@ -22,7 +22,6 @@ def model(*inputs, outputs=None, signatures=()):
     outputs = outputs or (tensor("out", (1, 10), index=99),)
     return ModelSpec(
         size=1000,
-        sha256="0" * 64,
         schema_version=3,
         description="",
         inputs=tuple(inputs),
