@@ -7,7 +7,7 @@ time, and measures nothing it cannot measure from outside.
 
 Requests and replies are plain tuples of builtins and numpy arrays:
 
-- ``("load", model_bytes)`` → ``("ok", None)`` or ``("error", type, message, stage)``
+- ``("load", model_bytes)`` or ``("load_file", path)`` → ``("ok", None)`` or ``("error", type, message, stage)``
 - ``("run", plan)`` → ``("ok", outputs, invoke_ms, note)`` or ``("error", type, message, stage, kernel_message)``;
   ``kernel_message`` is the message of a second try without the default delegates, ``""``
   when that try succeeded, ``None`` when none was made.
@@ -201,7 +201,13 @@ def _invoke(interpreter: Any, plan: dict[str, Any], shapes: dict, original: dict
     invoke_ms = (time.perf_counter() - t0) * 1000.0
     # tensor() gives a function that returns a view of the output: _share_outputs copies it
     # straight into shared memory (or copies it once), and no view outlives this request.
-    outputs = [(d["name"], d["index"], interpreter.tensor(d["index"]), _quant(d)) for d in interpreter.get_output_details()]
+    # Names, indices and quantization do not change for an interpreter's life, so they are
+    # read once (get_output_details builds fresh dicts and arrays on every call).
+    cached = getattr(interpreter, "_lite_debug_outputs", None)
+    if cached is None:
+        cached = [(d["name"], d["index"], interpreter.tensor(d["index"]), _quant(d)) for d in interpreter.get_output_details()]
+        interpreter._lite_debug_outputs = cached
+    outputs = list(cached)
     return outputs, invoke_ms, shapes
 
 
@@ -265,10 +271,14 @@ def main(conn: Any, memory_bytes: int | None = None, cpu_seconds: int | None = N
         op = request[0]
         if op == "exit":
             return
-        if op == "load":
+        if op in ("load", "load_file"):
             _cpu_budget(cpu_seconds)
             try:
-                session = _Session(request[1])
+                if op == "load_file":
+                    with open(request[1], "rb") as fh:
+                        session = _Session(fh.read())
+                else:
+                    session = _Session(request[1])
                 session.ensure()
                 conn.send(("ok", None))
             except Exception as exc:  # the interpreter's own errors go back as data

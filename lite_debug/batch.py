@@ -18,7 +18,7 @@ from .binding import bind
 from .records import Explanation, Feed, ModelSpec
 from .running import WorkerPool, _output, default_pool
 
-__all__ = ["BatchResult", "batch_plan", "run_batch"]
+__all__ = ["BatchResult", "batch_plan", "fix_batch", "run_batch", "sample"]
 
 Progress = Callable[[int, int], None]
 
@@ -176,3 +176,48 @@ def run_batch(
     )
 
 
+
+
+# Fixes that change the number of samples: meaningless for one sample of a batch.
+_PER_BATCH = {"take_sample", "add_batch", "remove_batch", "resize_input", "reassign", "generate"}
+
+
+def sample(feed: Feed, index: int, chunk: int = 1) -> Feed:
+    """One sample (``chunk`` rows from ``index``) of a batch, as a feed the model takes as is."""
+    return Feed({k: np.asarray(v)[index : index + chunk] for k, v in feed.arrays.items()}, resize=dict(feed.resize))
+
+
+def fix_batch(spec: ModelSpec, data: Feed | Mapping[str, np.ndarray] | Sequence[np.ndarray], signature: str | None = None):
+    """Fix every sample of a batch the way ``fix_all`` fixes its first one.
+
+    The first sample is diagnosed and fixed; the same fixes (those that do not change how many
+    samples there are) are then applied to the whole stack at once. Returns a ``FixOutcome``
+    whose ``remaining`` is the diagnosis of the fixed first sample. Raises ``ValueError`` when
+    the data is not a batch for the model.
+    """
+    from .diagnosis import FixOutcome, diagnose, fix_all
+    from .fixes import apply_fix
+
+    feed = bind(spec, data, signature)
+    plan = batch_plan(spec, feed, signature) or _loose_plan(spec, feed, signature)
+    if plan is None:
+        raise ValueError("The data is not a batch for this model: its inputs do not share a leading number of samples.")
+    _, chunk = plan
+    first = fix_all(spec, sample(feed, 0, chunk), signature)
+    applied = []
+    for fix in first.applied:
+        if fix.kind in _PER_BATCH:
+            continue
+        feed = apply_fix(feed, fix)
+        applied.append(fix)
+    return FixOutcome(feed=feed, applied=tuple(applied), remaining=tuple(diagnose(spec, sample(feed, 0, chunk), signature)))
+
+
+def _loose_plan(spec: ModelSpec, feed: Feed, signature: str | None) -> tuple[int, int] | None:
+    """Samples stacked on the first axis, whatever else is wrong with them (for fixing)."""
+    inputs, _ = spec.io(signature)
+    counts = {np.asarray(feed.arrays[t.name]).shape[0] for t in inputs if t.name in feed.arrays and np.asarray(feed.arrays[t.name]).ndim}
+    if len(counts) != 1 or len(inputs) != len([t for t in inputs if t.name in feed.arrays]):
+        return None
+    n = counts.pop()
+    return (n, 1) if n > 1 else None

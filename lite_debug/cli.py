@@ -53,6 +53,8 @@ class _Check:
     applied: tuple[Fix, ...] = ()
     remaining: list[Mismatch] = field(default_factory=list)
     result: RunResult | None = None
+    timing: dict[str, Any] | None = None
+    feed_to_run: Feed | None = None
 
 
 def _load_inputs(spec: ModelSpec, signature: str | None, files: Sequence[str], named: Sequence[str]) -> dict[str, Any] | list[Any]:
@@ -138,8 +140,17 @@ def _check(args: argparse.Namespace) -> int:
     state.remaining = list(state.mismatches)
     feed = state.feed
     if args.fix:
-        outcome = fix_all(state.spec, state.feed, state.signature)
+        if args.batch:
+            from .batch import fix_batch
+
+            try:
+                outcome = fix_batch(state.spec, state.feed, state.signature)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+        else:
+            outcome = fix_all(state.spec, state.feed, state.signature)
         feed, state.applied, state.remaining = outcome.feed, outcome.applied, list(outcome.remaining)
+    state.feed_to_run = feed
     try:
         env_limits = Limits.from_env()
     except ValueError as exc:
@@ -152,7 +163,14 @@ def _check(args: argparse.Namespace) -> int:
     )
     pool = WorkerPool(size=1, limits=limits)
     try:
+        if args.batch:
+            return _check_batch(args, state, pool)
         state.result = pool.run(state.model, state.spec, feed, state.signature)
+        if args.repeat > 1 and state.result.ok:
+            # Like benchmark_model: the first run warmed the worker; time the next N.
+            runs = [pool.run(state.model, state.spec, feed, state.signature) for _ in range(args.repeat)]
+            state.timing = _timing(runs)
+            state.result = next((r for r in runs if not r.ok), runs[-1])
     finally:
         pool.close()
     errors_left = [m for m in state.remaining if m.severity == "error"]
@@ -161,6 +179,80 @@ def _check(args: argparse.Namespace) -> int:
         print(json.dumps(_check_json(state), indent=2, default=str))
     else:
         print(_check_text(state, args))
+    return code
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(round(q * (len(ordered) - 1)))))]
+
+
+def _timing(runs: list[RunResult]) -> dict[str, Any]:
+    out: dict[str, Any] = {"repeat": len(runs)}
+    for key in ("invoke_ms", "total_ms"):
+        values = [getattr(r, key) for r in runs if r.ok and getattr(r, key) is not None]
+        if values:
+            out[key] = {"min": min(values), "median": _percentile(values, 0.5), "p95": _percentile(values, 0.95)}
+    return out
+
+
+def _progress_bar(done: int, total: int) -> None:
+    width = 30
+    filled = int(width * done / max(total, 1))
+    sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} samples")
+    if done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def _check_batch(args: argparse.Namespace, state: _Check, pool) -> int:
+    from .batch import batch_plan, run_batch
+    from .report import format_table
+
+    feed = state.feed_to_run or state.feed
+    plan = batch_plan(state.spec, feed, state.signature)
+    if plan is None:
+        inputs, _ = state.spec.io(state.signature)
+        shapes = ", ".join(f"{k} {list(np.asarray(v).shape)}" for k, v in feed.arrays.items())
+        raise UsageError(
+            f"--batch needs each input's samples stacked on the first axis with the rest shaped as the model "
+            f"expects ({', '.join(t.shape_text() for t in inputs)}), but the data is {shapes}"
+            + ("" if args.fix else "; add --fix to fix every sample first") + "."
+        )
+    progress = _progress_bar if (sys.stderr is not None and sys.stderr.isatty() and not args.json) else None
+    batch = run_batch(state.model, state.spec, feed, signature=state.signature, pool=pool, progress=progress)
+    failed = len(batch.errors)
+    code = EXIT_OK if batch.status == "ok" else EXIT_PROBLEMS
+    report = {
+        "count": batch.count,
+        "chunk": batch.chunk,
+        "status": batch.status,
+        "ok": batch.count - failed * batch.chunk if batch.outputs else 0,
+        "failed": {str(i): msg for i, msg in batch.errors.items()},
+        "outputs": batch.summary(),
+        "invoke_ms": (
+            {"min": min(batch.invoke_ms), "median": _percentile(list(batch.invoke_ms), 0.5), "p95": _percentile(list(batch.invoke_ms), 0.95)}
+            if batch.invoke_ms else None
+        ),
+        "total_ms": batch.total_ms,
+        "detail": batch.detail,
+        "explanation": batch.explanation.to_dict() if batch.explanation else None,
+    }
+    if args.json:
+        print(json.dumps({**_check_json(state), "batch": report}, indent=2, default=str))
+        return code
+    lines = [_check_text(state, args).rsplit("\nRun:", 1)[0], "", f"Batch: {batch.count} samples, {batch.status}"]
+    if batch.outputs:
+        lines.append(f"  {report['ok']} ran, {failed * batch.chunk} failed; {batch.total_ms:.0f} ms in all"
+                     + (f", invoke median {report['invoke_ms']['median']:.3f} ms" if report["invoke_ms"] else ""))
+        lines += ["", "Outputs over the samples:", format_table(batch.summary())]
+    for i, msg in list(batch.errors.items())[:5]:
+        lines.append(f"  sample {i}: {_first_line(msg, 200)}")
+    if batch.explanation is not None:
+        lines += [f"  Cause: {batch.explanation.cause}", f"  Fix:   {batch.explanation.fix}"]
+    if batch.detail and not batch.outputs:
+        lines.append(f"  {batch.detail}")
+    print("\n".join(lines))
     return code
 
 
@@ -174,7 +266,7 @@ def _check_json(s: _Check) -> dict[str, Any]:
         "mismatches": mismatches_to_list(s.mismatches),
         "fixes_applied": fixes_to_list(s.applied),
         "remaining": mismatches_to_list(s.remaining) if s.applied else None,
-        "run": run_to_dict(s.result),
+        "run": {**run_to_dict(s.result), **({"timing": s.timing} if s.timing else {})},
     }
 
 
@@ -205,6 +297,12 @@ def _check_text(s: _Check, args: argparse.Namespace) -> str:
         out.append("Run: skipped")
     elif r.ok:
         out.append(f"Run: ok (invoke {r.invoke_ms:.2f} ms)" + (f" — {r.detail}" if r.detail else ""))
+        if s.timing and "invoke_ms" in s.timing:
+            t, rt = s.timing["invoke_ms"], s.timing.get("total_ms", {})
+            out.append(
+                f"  {s.timing['repeat']} runs: invoke min {t['min']:.3f} ms, median {t['median']:.3f} ms, p95 {t['p95']:.3f} ms"
+                + (f"; round trip median {rt['median']:.3f} ms" if rt else "")
+            )
         for o in r.outputs:
             v = o.values
             stats = f"min {float(v.min()):.4g}, max {float(v.max()):.4g}" if v.size and v.dtype.kind in "biuf" else ""
@@ -266,6 +364,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     check.add_argument("--fix", action="store_true", help="apply the suggested fixes, then run")
     check.add_argument("--json", action="store_true", help="print one JSON object")
     check.add_argument("--generate", choices=("zeros", "random"), default="zeros", help="data to make up when none is given")
+    check.add_argument("--batch", action="store_true", help="the data's first axis holds samples: run every one (with --fix, fix them all)")
+    check.add_argument("--repeat", type=int, default=1, metavar="N", help="after a warm-up run, time N runs (min/median/p95)")
     check.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="limit on loading and on the run")
     check.add_argument(
         "--memory-limit", type=float, default=4.0, metavar="GB",
@@ -293,6 +393,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNUSABLE if exc.code not in (0, None) else EXIT_OK
     if getattr(args, "timeout", 1.0) <= 0:
         print("lite-debug: --timeout must be a positive number of seconds.", file=sys.stderr)
+        return EXIT_UNUSABLE
+    if getattr(args, "repeat", 1) < 1:
+        print("lite-debug: --repeat must be at least 1.", file=sys.stderr)
         return EXIT_UNUSABLE
     if getattr(args, "memory_limit", 1.0) < 0:
         print("lite-debug: --memory-limit must be a number of GB, or 0 for none.", file=sys.stderr)

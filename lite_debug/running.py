@@ -79,6 +79,9 @@ class Limits:
         return ", ".join(parts)
 
 
+_FILE_TRANSFER = 4 << 20  # models larger than this go to the worker through a temporary file
+
+
 class _Process:
     """The few ``multiprocessing.Process`` methods this module uses, over ``subprocess.Popen``."""
 
@@ -342,7 +345,19 @@ class Worker:
         if self.model_sha == spec.sha256 and self.alive:
             return None
         t0 = time.perf_counter()
-        outcome, reply = self._request(("load", model_bytes), self.limits.load_seconds)
+        path = None
+        if len(model_bytes) > _FILE_TRANSFER:
+            # Pickling a large model through the pipe would hold a second copy of it in this
+            # process while it is sent; a file costs page cache, not the server's memory.
+            fd, path = tempfile.mkstemp(prefix="lite-debug-model-", suffix=".tflite")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(model_bytes)
+        try:
+            request = ("load_file", path) if path else ("load", model_bytes)
+            outcome, reply = self._request(request, self.limits.load_seconds)
+        finally:
+            if path:
+                os.unlink(path)
         failed = _failure(outcome, reply, self.limits.load_seconds, stage="loading the model")
         if failed is not None:
             return self._finish(failed, t0)
