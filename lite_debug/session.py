@@ -44,6 +44,7 @@ class Workspace:
     example_id: str | None = None
     labels: list[str] | None = None
     steps: list[int] = field(default_factory=list)  # fixes per click, for undo
+    batch_result: object | None = None
     _diagnosis: tuple[int, list[Mismatch]] | None = field(default=None, repr=False)
 
     # -- loading -------------------------------------------------------------------------
@@ -135,6 +136,7 @@ class Workspace:
         self.history = [feed]
         self.applied = []
         self.steps = []
+        self.batch_result = None
         self.result = None
         self._diagnosis = None
 
@@ -199,6 +201,57 @@ class Workspace:
             else:
                 lines.append(f"x = inputs[{fix.input!r}]; {fix.code}; inputs[{fix.input!r}] = x")
         return "\n".join(lines)
+
+    # -- batches ---------------------------------------------------------------------------
+    @property
+    def batch(self) -> tuple[int, int] | None:
+        """``(samples, chunk)`` when the data stacks several samples on its first axis."""
+        from .batch import _loose_plan, batch_plan
+
+        if not self.has_data:
+            return None
+        return batch_plan(self.spec, self.feed, self.signature) or _loose_plan(self.spec, self.feed, self.signature)
+
+    @property
+    def batch_ready(self) -> bool:
+        """True when every sample can run as it is (the batch needs no more fixing)."""
+        from .batch import batch_plan
+
+        return self.has_data and batch_plan(self.spec, self.feed, self.signature) is not None
+
+    def fix_batch(self) -> list[Fix]:
+        """Fix every sample the way the first one needs; one undo step."""
+        from .batch import fix_batch
+
+        outcome = fix_batch(self.spec, self.feed, self.signature)
+        if outcome.applied:
+            self._push(outcome.feed, list(outcome.applied))
+        return list(outcome.applied)
+
+    def open_sample(self, index: int) -> None:
+        """Keep one sample of the batch (every input), as a fix that can be undone."""
+        from .fixes import make_fix
+
+        plan = self.batch
+        if plan is None:
+            raise FixError("The data is not a batch, so there is no sample to open.")
+        n, chunk = plan
+        if not 0 <= index < n:
+            raise FixError(f"There is no sample {index}: the batch holds samples 0 to {n - 1}.")
+        feed = self.feed
+        fixes = [make_fix("take_sample", t.name, index=index) for t in self.inputs if t.name in feed.arrays]
+        for fix in fixes:
+            feed = apply_fix(feed, fix)
+        self._push(feed, fixes)
+
+    def run_batch(self, pool: WorkerPool | None = None, progress=None):
+        """Run every sample in a worker; the result is kept as ``batch_result``."""
+        from .batch import run_batch
+
+        self.batch_result = run_batch(
+            self.model_bytes, self.spec, self.feed, signature=self.signature, pool=pool or default_pool(), progress=progress
+        )
+        return self.batch_result
 
     # -- running and exporting -----------------------------------------------------------
     def run(self, pool: WorkerPool | None = None) -> RunResult:

@@ -50,6 +50,30 @@ if not errors:
         st.session_state["run-requested"] = True
         st.switch_page(PAGES["run"])
 
+batch = ws.batch
+if batch is not None and batch[0] > 1:
+    n = batch[0]
+    with st.container(border=True):
+        st.markdown(
+            f":material/stacks: **The data holds {n} samples.** The model takes "
+            f"{ws.inputs[0].shape[0] if ws.inputs and ws.inputs[0].rank else 1} at a time: fix them all the way "
+            "the first one needs, run them all on the run page, or open one sample here."
+        )
+        c1, c2, c3 = st.columns([1.4, 1, 1])
+        if c1.button(f"Fix all {n} samples", key="fix-batch", disabled=ws.batch_ready and not errors, icon=":material/auto_fix_high:"):
+            try:
+                ws.fix_batch()
+            except (LiteDebugError, ValueError) as exc:
+                st.session_state["fix-error"] = str(exc)
+            st.rerun()
+        index = c2.number_input("Sample", min_value=0, max_value=n - 1, value=0, step=1, key="batch-sample")
+        if c3.button("Open this sample", key="open-sample", icon=":material/filter_1:"):
+            try:
+                ws.open_sample(int(index))
+            except LiteDebugError as exc:
+                st.session_state["fix-error"] = str(exc)
+            st.rerun()
+
 extra = [m for m in mismatches if m.input_index < 0]
 for m in extra:
     st.warning(m.message, icon=":material/warning:")

@@ -30,6 +30,31 @@ if ws.errors:
     )
     st.page_link(PAGES["diagnose"], label="Diagnose and fix", icon=":material/healing:")
 
+if ws.batch_ready:
+    n, chunk = ws.batch
+    with st.container(border=True):
+        st.markdown(f":material/stacks: **The data is a batch of {n} samples.** Run every one, {chunk} at a time, in one worker request.")
+        if st.button(f"Run all {n} samples", key="run-batch", type="primary", icon=":material/fast_forward:"):
+            bar = st.progress(0.0, text=f"0 of {n} samples")
+            result = ws.run_batch(pool(), progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} samples"))
+            bar.progress(1.0, text=f"{result.count} samples: {result.status}")
+        b = ws.batch_result
+        if b is not None:
+            failed = len(b.errors) * b.chunk
+            c1, c2, c3 = st.columns(3)
+            c1.metric("Samples run", b.count - failed if b.outputs else 0)
+            c2.metric("Failed", failed if b.outputs else b.count)
+            c3.metric("Total time", f"{b.total_ms:.0f} ms")
+            if b.outputs:
+                st.dataframe(pd.DataFrame(b.summary()), hide_index=True, width="stretch")
+            if b.errors:
+                st.error(f"{len(b.errors)} run(s) failed, the first at sample {next(iter(b.errors))}: "
+                         + (b.explanation.cause if b.explanation else next(iter(b.errors.values()))))
+            elif not b.outputs:
+                st.error(b.detail or f"The batch did not run ({b.status}).")
+            st.caption("Open any sample on the Diagnose page to look at it alone.")
+            st.page_link(PAGES["diagnose"], label="Open a sample", icon=":material/filter_1:")
+
 requested = st.session_state.pop("run-requested", False)  # "Run it" on the diagnose page
 if st.button("Run the model", key="run", type="primary", icon=":material/play_arrow:") or requested:
     with st.status("Running in a worker process…", expanded=False) as status:

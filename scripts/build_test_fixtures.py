@@ -10,6 +10,8 @@ Writes ``tests/fixtures/*.tflite``; the files are committed, so the tests need n
   a small file that needs a lot of memory, which the estimate from its shapes sees.
 - ``tile_by_input.tflite``: the same, with the multiples given as an input: the memory shows
   only at run time, so only the worker's address-space limit stops it.
+- ``gather_table.tflite``: looks ids [1, 3] up in a 10-row table; an id past 9 fails at invoke
+  (one bad sample in a batch).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
@@ -69,9 +72,19 @@ def tile_by_input() -> bytes:
     return _convert(tile)
 
 
+def gather_table() -> bytes:
+    table = tf.constant(np.arange(40, dtype=np.float32).reshape(10, 4))
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 3], tf.int32, name="ids")])
+    def lookup(ids):
+        return tf.gather(table, ids)
+
+    return _convert(lookup)
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    for name, build in (("slow_loop", slow_loop), ("add_float", add_float), ("big_tile", big_tile), ("tile_by_input", tile_by_input)):
+    for name, build in (("slow_loop", slow_loop), ("add_float", add_float), ("big_tile", big_tile), ("tile_by_input", tile_by_input), ("gather_table", gather_table)):
         (OUT / f"{name}.tflite").write_bytes(build())
         print("wrote", OUT / f"{name}.tflite")
 

@@ -401,3 +401,30 @@ def test_data_in_the_uploader_follows_a_new_model():
     assert ws.model_name == "seg.tflite" and ws.has_data
     assert any(m.severity == "error" for m in ws.mismatches)  # [1, 4] data against a [1, 64, 64, 3] input
     assert not at.exception
+
+
+def test_a_batch_is_fixed_run_and_opened_sample_by_sample():
+    from lite_debug.gallery import example
+
+    ex = example("uint8-float-data")
+    ws = Workspace._for_model("digits.tflite", ex.model_bytes)
+    floats = np.random.default_rng(0).random((300, 28, 28, 1), dtype=np.float32)
+    ws.set_feed(Feed({ws.inputs[0].name: floats}), source="batch.npz")
+    at = app(ws, "diagnose")
+    assert "holds 300 samples" in texts(at.markdown)
+    at.button(key="fix-batch").click().run()
+    assert ws.batch_ready and [f.kind for f in ws.applied] == ["quantize"]
+    at.switch_page("pages/run.py").run()
+    at.button(key="run-batch").click().run()
+    assert not at.exception
+    assert ws.batch_result.status == "ok" and ws.batch_result.count == 300
+    assert [m.value for m in at.metric][:2] == ["300", "0"]
+    assert at.dataframe  # the per-output summary
+    at.switch_page("pages/diagnose.py").run()
+    at.number_input(key="batch-sample").set_value(7).run()
+    at.button(key="open-sample").click().run()
+    x = next(iter(ws.feed.arrays.values()))
+    assert x.shape == (1, 28, 28, 1) and ws.mismatches == []
+    assert np.array_equal(x[0], np.clip(np.round(floats[7] * 255), 0, 255).astype(np.uint8))
+    at.button(key="undo").click().run()
+    assert next(iter(ws.feed.arrays.values())).shape == (300, 28, 28, 1)

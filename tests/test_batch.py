@@ -1,0 +1,136 @@
+"""Batches: every sample runs, outcomes and statistics are right, progress is reported."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lite_debug.batch import batch_plan, fix_batch, run_batch, sample
+from lite_debug.gallery import example
+from lite_debug.inspection import inspect_model
+from lite_debug.records import Feed
+from lite_debug.running import Limits, WorkerPool, run
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def pool():
+    p = WorkerPool(size=1, limits=Limits(run_seconds=30))
+    yield p
+    p.close()
+
+
+def digits():
+    ex = example("uint8-float-data")
+    return ex.model_bytes, inspect_model(ex.model_bytes)
+
+
+def test_batch_outputs_equal_running_each_sample_alone(pool):
+    model, spec = digits()
+    x = np.random.default_rng(0).integers(0, 256, (40, 28, 28, 1), dtype=np.uint8)
+    seen = []
+    result = run_batch(model, spec, [x], pool=pool, progress=lambda done, total: seen.append((done, total)))
+    assert result.status == "ok" and result.count == 40 and result.ok_count == 40
+    (name,) = result.outputs
+    assert result.raw[name].shape == (40, 10) and result.raw[name].dtype == np.uint8
+    for i in (0, 17, 39):
+        alone = run(model, [x[i : i + 1]], spec=spec, pool=pool)
+        assert np.array_equal(alone.outputs[0].raw[0], result.raw[name][i])
+        assert np.allclose(alone.outputs[0].values[0], result.outputs[name][i])
+    assert seen[-1] == (40, 40)
+    (row,) = result.summary()
+    assert row["samples"] == 40 and row["min"] <= row["mean"] <= row["max"]
+
+
+def test_a_failing_sample_is_recorded_and_the_rest_run(pool):
+    model = (FIXTURES / "gather_table.tflite").read_bytes()
+    spec = inspect_model(model)
+    ids = np.array([[0, 1, 2], [3, 4, 5], [7, 99, 1], [9, 9, 9]], np.int32)  # sample 2 is out of range
+    result = run_batch(model, spec, {"ids": ids}, pool=pool)
+    assert result.status == "partial" and result.count == 4
+    assert list(result.errors) == [2] and "gather index out of bounds" in result.errors[2]
+    assert result.statuses == ["ok", "ok", result.errors[2], "ok"]
+    (name,) = result.outputs
+    assert np.array_equal(result.outputs[name][3], np.tile(np.arange(36, 40, dtype=np.float32), (3, 1)))
+    assert result.explanation is not None and result.explanation.recognised
+    assert result.summary()[0]["samples"] == 3
+
+
+def test_a_model_without_a_batch_axis_is_not_a_batch():
+    model = (FIXTURES / "tile_by_input.tflite").read_bytes()
+    spec = inspect_model(model)
+    data = Feed({"x": np.ones((5, 1, 4), np.float32), "multiples": np.array([[2, 1]] * 5, np.int32)})
+    assert batch_plan(spec, data) is None
+    with pytest.raises(ValueError, match="not a batch"):
+        run_batch(model, spec, data, pool=None)
+
+
+def test_batch_plan_and_fix_batch():
+    model, spec = digits()
+    floats = np.random.default_rng(1).random((12, 28, 28, 1), dtype=np.float32)
+    assert batch_plan(spec, [floats]) == (12, 1)
+    assert batch_plan(spec, [floats[:1]]) is None  # one sample is not a batch
+    assert batch_plan(spec, [floats[:, :, :20]]) is None
+    outcome = fix_batch(spec, [floats])
+    assert [f.kind for f in outcome.applied] == ["quantize"] and outcome.remaining == ()
+    fixed = next(iter(outcome.feed.arrays.values()))
+    assert fixed.shape == (12, 28, 28, 1) and fixed.dtype == np.uint8
+    assert np.array_equal(fixed[3], np.clip(np.round(floats[3] * 255), 0, 255).astype(np.uint8))
+    one = sample(outcome.feed, 3)
+    assert next(iter(one.arrays.values())).shape == (1, 28, 28, 1)
+
+
+def test_fix_batch_resizes_a_stack_of_photos():
+    ex = example("image-size")
+    spec = inspect_model(ex.model_bytes)
+    photos = np.random.default_rng(2).integers(0, 256, (3, 256, 256, 3), dtype=np.uint8)
+    outcome = fix_batch(spec, [photos])
+    assert [f.kind for f in outcome.applied] == ["resize_image", "normalize"]
+    assert batch_plan(spec, outcome.feed) == (3, 1)
+
+
+def test_cli_batch_end_to_end(tmp_path):
+    floats = np.random.default_rng(3).random((50, 28, 28, 1), dtype=np.float32)
+    np.savez(tmp_path / "batch.npz", images=floats)
+    model = ROOT / "lite_debug" / "examples" / "digit_classifier_uint8.tflite"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "lite_debug", "check", str(model), str(tmp_path / "batch.npz"), "--batch", "--fix", "--json"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["batch"]["count"] == 50 and report["batch"]["ok"] == 50 and report["batch"]["failed"] == {}
+    assert report["batch"]["outputs"][0]["samples"] == 50
+    assert [f["kind"] for f in report["fixes_applied"]] == ["quantize"]
+    # Without --fix, float data is not a batch the uint8 model can take: a sentence, exit 2.
+    done = subprocess.run(
+        [sys.executable, "-m", "lite_debug", "check", str(model), str(tmp_path / "batch.npz"), "--batch"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert done.returncode in (1, 2) and "Traceback" not in done.stderr
+
+
+def test_cli_repeat_prints_min_median_p95():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "lite_debug", "check", str(FIXTURES / "add_float.tflite"), "--repeat", "20", "--json"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    timing = json.loads(done.stdout)["run"]["timing"]
+    assert timing["repeat"] == 20
+    t = timing["invoke_ms"]
+    assert 0 <= t["min"] <= t["median"] <= t["p95"]
+    done = subprocess.run(
+        [sys.executable, "-m", "lite_debug", "check", str(FIXTURES / "add_float.tflite"), "--repeat", "5"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert "5 runs: invoke min" in done.stdout and "p95" in done.stdout
