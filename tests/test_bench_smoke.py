@@ -1,0 +1,40 @@
+"""The benchmark suite imports, renders its table, and measures one cheap figure (no speed asserted)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import bench.__main__ as bench_main
+from bench import figures, report
+
+
+def test_every_figure_is_registered_with_a_target():
+    assert set(figures.FIGURES) == set(bench_main.TARGETS)
+    ns = bench_main._parse(["--quick", "--only", "inspect,memory"])
+    assert ns.names == ["inspect", "memory"] and ns.reps == 3
+    with pytest.raises(SystemExit):
+        bench_main._parse(["--only", "no-such-figure"])
+
+
+def test_table_renders_rows_and_the_machine():
+    rows = [
+        report.Row("a figure", 2.0, 1.0, "ms", 2.0, "≤ 1.25×", False, note="why"),
+        report.Row("not measured", None, None, "samples/s", None, "≥ 0.90× throughput", None, note="not available"),
+    ]
+    text = report.markdown(rows, report.machine(3))
+    assert "| a figure | 2.000 ms | 1.000 ms | 2.00× | ≤ 1.25× | **FAIL** |" in text
+    assert "| not measured | — | — | — | ≥ 0.90× throughput | n/a |" in text
+    assert "ai-edge-litert" in text and "cores" in text
+
+
+@pytest.mark.slow
+def test_inspect_figure_on_the_smallest_model_gives_sensible_numbers():
+    pytest.importorskip("tensorflow", reason="the bench models are built with TensorFlow's converter")
+    (row,) = figures.inspect_diagnose(1, True, names=("dense_10k",))
+    assert row.unit == "ms" and row.passed is not None
+    assert 0 < row.ours < 10_000 and 0 < row.baseline < 10_000
+    assert math.isclose(row.ratio, row.ours / row.baseline)
+    assert 5_000 < row.details["model_bytes"] < 20_000
+    assert row.details["traced_peak_bytes"] > 0
