@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-THRESHOLD = 64 << 10  # arrays smaller than this are cheaper to pickle
+THRESHOLD = 16 << 10  # arrays smaller than this are cheaper to pickle
 _ALIGN = 64
 
 

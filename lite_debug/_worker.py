@@ -122,7 +122,7 @@ class _Session:
 
         interpreter = prepare()
         runner = interpreter.get_signature_runner(signature) if signature is not None else None
-        out_index: list[int] = []
+        views: list[Any] = []
         _cpu_budget(cpu_seconds)
         perf = time.perf_counter
         for k, start in enumerate(range(0, n, chunk)):
@@ -149,16 +149,17 @@ class _Session:
                     if not names:
                         details = interpreter.get_output_details()
                         names = [(d["name"], d["index"], _quant(d)) for d in details]
-                        out_index = [d["index"] for d in details]
-                        stacks = _stacks([interpreter.get_tensor(i) for i in out_index], (n + chunk - 1) // chunk)
-                    for stack, index in zip(stacks, out_index):
-                        stack[k] = interpreter.get_tensor(index)
+                        views = [interpreter.tensor(d["index"]) for d in details]
+                        stacks = _stacks([v() for v in views], (n + chunk - 1) // chunk)
+                    for stack, view in zip(stacks, views):
+                        stack[k] = view()  # one copy, from the interpreter's memory into the stack
                 statuses.append("")
             except Exception as exc:
                 statuses.append(f"{type(exc).__name__}: {exc}")
                 self.interpreter = None
                 interpreter = prepare()
                 runner = interpreter.get_signature_runner(signature) if signature is not None else None
+                views = [interpreter.tensor(index) for _, index, _ in names] if runner is None else views
             if k % 64 == 63:
                 now = time.monotonic()
                 if now - last >= 0.1:
@@ -315,8 +316,11 @@ def main(conn: Any, memory_bytes: int | None = None, cpu_seconds: int | None = N
                 conn.send(("error", "RuntimeError", "No model is loaded in the worker.", "batch", None))
                 continue
             try:
-                outputs, statuses, times = session.batch(request[1], conn, cpu_seconds)
-                conn.send(("ok", outputs, statuses, times))
+                plan = request[1]
+                region = _attach(plan, region)
+                outputs, statuses, times = session.batch(plan, conn, cpu_seconds)
+                outputs, need = _share_outputs(outputs, region)  # the inputs are done with by now
+                conn.send(("ok", outputs, statuses, times, need))
             except Exception as exc:
                 session.interpreter = None
                 conn.send(("error", type(exc).__name__, str(exc), "batch", None))
@@ -326,14 +330,16 @@ def main(conn: Any, memory_bytes: int | None = None, cpu_seconds: int | None = N
 
 def _cli(argv: list[str]) -> None:
     import argparse
-    from multiprocessing.connection import Connection
+    import socket
+
+    from ._wire import Channel
 
     parser = argparse.ArgumentParser(description="lite-debug worker; started by lite_debug.running, not by hand.")
     parser.add_argument("fd", type=int)
     parser.add_argument("--memory", type=int, default=None)
     parser.add_argument("--cpu", type=int, default=None)
     ns = parser.parse_args(argv)
-    main(Connection(ns.fd), ns.memory, ns.cpu)
+    main(Channel(socket.socket(fileno=ns.fd)), ns.memory, ns.cpu)
 
 
 if __name__ == "__main__":

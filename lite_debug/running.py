@@ -22,7 +22,6 @@ import sys
 import tempfile
 import threading
 import time
-from multiprocessing.connection import Connection
 from pathlib import Path
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -31,6 +30,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from . import _shm
+from ._wire import Channel
 from .binding import bind
 from .errors import WorkerError
 from .inspection import inspect_model
@@ -170,7 +170,7 @@ class Worker:
         finally:
             child_sock.close()
         self._proc = _Process(proc)
-        self._conn = Connection(parent_sock.detach())
+        self._conn = Channel(parent_sock)
         self.model_sha = None
         self._close_region()
 
@@ -284,17 +284,18 @@ class Worker:
             return "crashed", _signal_name(code)
         deadline = None if seconds is None else time.monotonic() + seconds
         while True:
-            wait = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
+            wait = 0.5 if deadline is None else max(0.001, min(0.5, deadline - time.monotonic()))
             try:
-                if self._conn.poll(wait):
-                    reply = self._conn.recv()
-                    if reply[0] == "progress":
-                        if progress is not None:
-                            progress(reply[1], reply[2])
-                        if seconds is not None:
-                            deadline = time.monotonic() + seconds
-                        continue
-                    return "reply", reply
+                reply = self._conn.recv(wait)
+                if reply[0] == "progress":
+                    if progress is not None:
+                        progress(reply[1], reply[2])
+                    if seconds is not None:
+                        deadline = time.monotonic() + seconds
+                    continue
+                return "reply", reply
+            except TimeoutError:
+                pass
             except (EOFError, OSError):
                 self._proc.join(timeout=2.0)
                 code = self._proc.exitcode
@@ -373,13 +374,15 @@ class Worker:
         failed = self.ensure_model(model_bytes, spec)
         if failed is not None:
             return failed, None
+        self._share(plan)
         outcome, reply = self._request(("batch", plan), self.limits.run_seconds, progress)
         failed = _failure(outcome, reply, self.limits.run_seconds, stage="running the batch")
         if failed is not None:
             return self._finish(failed, t0), None
         if reply[0] != "ok":
             return _error_result(reply[1], reply[2], None, t0, stage="run", limits=self.limits), None
-        return None, reply[1:]
+        _, outputs, statuses, times, need = reply
+        return None, (self._unshare(outputs, need), statuses, times)
 
     def _finish(self, failed: RunResult, t0: float) -> RunResult:
         log = getattr(self, "last_stderr", "") if failed.status == "crashed" else ""
