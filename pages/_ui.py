@@ -62,9 +62,27 @@ def pool() -> WorkerPool:
     return WorkerPool(size=int(os.environ.get("LITE_DEBUG_WORKERS", "2")), limits=Limits.from_env())
 
 
-ERROR_BG = "background-color: rgba(255, 75, 75, 0.28)"
-WARNING_BG = "background-color: rgba(255, 170, 0, 0.28)"
+_MARK = {"error": ("red", ":material/error:"), "warning": ("orange", ":material/warning:")}
 
 
-def severity_style(severity: str) -> str:
-    return ERROR_BG if severity == "error" else WARNING_BG if severity == "warning" else ""
+def _escape(text: object) -> str:
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("[", "\\[").replace("]", "\\]").replace("*", "\\*")
+
+
+def comparison_table(rows: list[dict]) -> str:
+    """Rows from ``report.comparison_rows`` as a Markdown table, mismatched cells highlighted.
+
+    Markdown rather than a styled data frame: it reads the same in light and dark themes and
+    costs a fraction of a pandas Styler on every rerun.
+    """
+    lines = ["| | model expects | data has |", "|---|---|---|"]
+    for row in rows:
+        label, expected, got = _escape(row[""]), _escape(row["model expects"]), _escape(row["data has"])
+        mark = _MARK.get(row["severity"])
+        if mark:
+            color, icon = mark
+            label = f":{color}[{icon}] {label}"
+            expected = f":{color}-background[:{color}[**{expected}**]]"
+            got = f":{color}-background[:{color}[**{got}**]]"
+        lines.append(f"| {label} | {expected} | {got} |")
+    return "\n".join(lines)

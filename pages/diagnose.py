@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from lite_debug.errors import LiteDebugError
 from lite_debug.gallery import example
 from lite_debug.report import comparison_rows, preview_image
-from pages._ui import PAGES, frame, require_workspace, severity_style
+from pages._ui import PAGES, comparison_table, frame, require_workspace
 
 frame("diagnose")
 
 ws = require_workspace()
+
+
+# Every button acts in a callback, which runs before the page: one run shows the result, where
+# acting in the page and calling st.rerun() would run it twice.
+def act(action, *args) -> None:
+    try:
+        action(*args)
+    except (LiteDebugError, ValueError) as exc:
+        st.session_state["fix-error"] = str(exc)
+
+
+def apply_all() -> None:
+    applied = ws.apply_all()
+    st.toast(f"Applied {len(applied)} fix(es).")
+
+
+def run_now() -> None:
+    st.session_state["run-requested"] = True
+
+
 st.title("Diagnose and fix")
 if ws.example_id:
     ex = example(ws.example_id)
@@ -29,25 +48,21 @@ warnings = [m for m in mismatches if m.severity == "warning"]
 top = st.columns([1, 1, 1.4, 0.8])
 top[0].metric("Errors", len(errors), help="The interpreter will refuse the data.")
 top[1].metric("Warnings", len(warnings), help="It will run, but the result is likely wrong.")
-fixable = any(m.fixes for m in errors)
-if top[2].button("Apply all fixes", key="fix-all", type="primary", disabled=not fixable, icon=":material/auto_fix_high:"):
-    try:
-        applied = ws.apply_all()
-        st.toast(f"Applied {len(applied)} fix(es).")
-    except LiteDebugError as exc:
-        st.error(str(exc))
-    st.rerun()
-if top[3].button("Undo", key="undo", disabled=not ws.can_undo, icon=":material/undo:"):
-    ws.undo()
-    st.rerun()
+top[2].button(
+    "Apply all fixes", key="fix-all", type="primary", disabled=not any(m.fixes for m in errors),
+    icon=":material/auto_fix_high:", on_click=act, args=(apply_all,),
+)
+top[3].button("Undo", key="undo", disabled=not ws.can_undo, icon=":material/undo:", on_click=act, args=(ws.undo,))
+
+if st.session_state.get("fix-error"):
+    st.error(st.session_state.pop("fix-error"))
 
 if not errors:
     if warnings:
         st.info("The interpreter will accept the data, but look at the warnings below first.", icon=":material/info:")
     else:
         st.success("The data fits the model: the interpreter will accept it as it is.", icon=":material/check_circle:")
-    if st.button("Run it", key="run-now", type="primary", icon=":material/play_arrow:"):
-        st.session_state["run-requested"] = True
+    if st.button("Run it", key="run-now", type="primary", icon=":material/play_arrow:", on_click=run_now):
         st.switch_page(PAGES["run"])
 
 batch = ws.batch
@@ -60,35 +75,19 @@ if batch is not None and batch[0] > 1:
             "the first one needs, run them all on the run page, or open one sample here."
         )
         c1, c2, c3 = st.columns([1.4, 1, 1])
-        if c1.button(f"Fix all {n} samples", key="fix-batch", disabled=ws.batch_ready and not errors, icon=":material/auto_fix_high:"):
-            try:
-                ws.fix_batch()
-            except (LiteDebugError, ValueError) as exc:
-                st.session_state["fix-error"] = str(exc)
-            st.rerun()
+        c1.button(
+            f"Fix all {n} samples", key="fix-batch", disabled=ws.batch_ready and not errors,
+            icon=":material/auto_fix_high:", on_click=act, args=(ws.fix_batch,),
+        )
         index = c2.number_input("Sample", min_value=0, max_value=n - 1, value=0, step=1, key="batch-sample")
-        if c3.button("Open this sample", key="open-sample", icon=":material/filter_1:"):
-            try:
-                ws.open_sample(int(index))
-            except LiteDebugError as exc:
-                st.session_state["fix-error"] = str(exc)
-            st.rerun()
+        c3.button(
+            "Open this sample", key="open-sample", icon=":material/filter_1:",
+            on_click=lambda: act(ws.open_sample, int(st.session_state["batch-sample"])),
+        )
 
-extra = [m for m in mismatches if m.input_index < 0]
-for m in extra:
-    st.warning(m.message, icon=":material/warning:")
-
-
-def styled(rows):
-    frame = pd.DataFrame(rows)
-    marks = frame.pop("severity")
-
-    def paint(row):
-        style = severity_style(marks[row.name])
-        return ["", style, style]
-
-    return frame.style.apply(paint, axis=1)
-
+for m in mismatches:
+    if m.input_index < 0:
+        st.warning(m.message, icon=":material/warning:")
 
 for pos, tensor in enumerate(ws.inputs):
     x = ws.feed.arrays.get(tensor.name)
@@ -101,7 +100,7 @@ for pos, tensor in enumerate(ws.inputs):
         st.markdown(f"#### {flag} Input {pos}: `{tensor.name}`")
         left, right = st.columns([3, 2])
         with left:
-            st.dataframe(styled(comparison_rows(tensor, x, mismatches)), hide_index=True, width="stretch")
+            st.markdown(comparison_table(comparison_rows(tensor, x, mismatches)))
             for mi, m in enumerate(mine):
                 box = st.error if m.severity == "error" else st.warning
                 box(f"**{m.kind}** — {m.message}", icon=":material/error:" if m.severity == "error" else ":material/warning:")
@@ -110,12 +109,7 @@ for pos, tensor in enumerate(ws.inputs):
                     # was cut to "Resize to 224×224…", the same as its two neighbours.
                     buttons = st.container(horizontal=True)
                     for fi, fix in enumerate(m.fixes):
-                        if buttons.button(fix.label, key=f"fix-{pos}-{mi}-{fi}", help=fix.code):
-                            try:
-                                ws.apply(fix)
-                            except LiteDebugError as exc:
-                                st.session_state["fix-error"] = str(exc)
-                            st.rerun()
+                        buttons.button(fix.label, key=f"fix-{pos}-{mi}-{fi}", help=fix.code, on_click=act, args=(ws.apply, fix))
         with right:
             img = preview_image(x) if tensor.rank >= 3 else None
             if img is not None:
@@ -124,9 +118,6 @@ for pos, tensor in enumerate(ws.inputs):
                 st.image(img, caption=caption, width="stretch")
             elif x is not None:
                 st.caption(f"{x.dtype} {list(x.shape)}")
-
-if st.session_state.get("fix-error"):
-    st.error(st.session_state.pop("fix-error"))
 
 if ws.applied:
     st.subheader("What the fixes do, in Python")
