@@ -109,7 +109,7 @@ def write_bundle(
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("manifest.json", json.dumps(manifest, indent=2))
-        zf.writestr("model.tflite", model)
+        zf.writestr("model.tflite", bytes(model))
         for name, path in inputs.items():
             zf.writestr(path, _npy(feed.arrays[name]))
         if result is not None:

@@ -18,7 +18,7 @@ from ._schema import NUMPY_NAMES, builtin_op_names, schema, tensor_type_names
 from .errors import ModelLoadError
 from .records import ModelDetails, ModelSpec, OpInfo, PackedFile, Quantization, SignatureSpec, TensorSpec
 
-__all__ = ["inspect_model", "model_sha256", "packed_file"]
+__all__ = ["as_buffer", "inspect_model", "model_sha256", "packed_file"]
 
 _IDENTIFIER = b"TFL3"
 _CUSTOM = 32
@@ -30,13 +30,21 @@ def model_sha256(model_bytes: bytes) -> str:
     return hashlib.sha256(model_bytes).hexdigest()
 
 
-def inspect_model(model_bytes: bytes, *, name: str = "the model") -> ModelSpec:
-    """Describe a ``.tflite`` model from its bytes.
+def as_buffer(model_bytes: bytes | bytearray | memoryview) -> bytes | memoryview:
+    """The bytes as they are, or a flat byte view of another buffer: never a copy."""
+    if isinstance(model_bytes, bytes):
+        return model_bytes
+    view = memoryview(model_bytes)
+    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
+
+
+def inspect_model(model_bytes: bytes | memoryview, *, name: str = "the model") -> ModelSpec:
+    """Describe a ``.tflite`` model from its bytes (or any buffer, such as an upload's view).
 
     Reads the flatbuffer in place (no copy of ``model_bytes``). Raises ``ModelLoadError`` with
     one sentence when the bytes are empty, truncated, or not a TFLite model.
     """
-    data = bytes(model_bytes) if not isinstance(model_bytes, bytes) else model_bytes
+    data = as_buffer(model_bytes)
     _check_header(data, name)
     try:
         return _inspect(data)
@@ -49,12 +57,12 @@ def inspect_model(model_bytes: bytes, *, name: str = "the model") -> ModelSpec:
         ) from None
 
 
-def packed_file(model_bytes: bytes, member: str, *, max_bytes: int = 16 << 20) -> bytes:
+def packed_file(model_bytes: bytes | memoryview, member: str, *, max_bytes: int = 16 << 20) -> bytes:
     """Return one file packed into the model's trailing zip (such as ``labels.txt``).
 
     Raises ``KeyError`` when the model packs no such file, ``ModelLoadError`` when it is too big.
     """
-    archive = _zip(model_bytes)
+    archive = _zip(as_buffer(model_bytes))
     if archive is None:
         raise KeyError(member)
     with archive:
@@ -69,10 +77,12 @@ def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _check_header(data: bytes, name: str) -> None:
-    if not data:
+def _check_header(data: bytes | memoryview, name: str) -> None:
+    size = len(data)
+    if not size:
         raise ModelLoadError(f"{_cap(name)} is empty (0 bytes); check that the upload or download finished.")
-    if data[:4] == b"version https://git-lfs"[:4] and data.startswith(b"version https://git-lfs"):
+    data = bytes(data[:64])  # what the checks below look at: a copy of 64 bytes at most
+    if data.startswith(b"version https://git-lfs"):
         raise ModelLoadError(
             f"{_cap(name)} is a Git LFS pointer, not the model; run `git lfs pull` to fetch the real file."
         )
@@ -84,13 +94,13 @@ def _check_header(data: bytes, name: str) -> None:
             what = "a zip archive (if it is a lite-debug bundle, open it as a bundle)"
         elif data[:8] == b"\x89HDF\r\n\x1a\n":
             what = "a Keras/HDF5 file; convert it with tf.lite.TFLiteConverter first"
-        elif len(data) < 8:
-            what = f"only {len(data)} bytes long"
+        elif size < 8:
+            what = f"only {size} bytes long"
         else:
             what = "not a TFLite flatbuffer (bytes 4–8 are not 'TFL3')"
         raise ModelLoadError(f"{_cap(name)} is {what}; upload a .tflite file.")
     (root,) = struct.unpack_from("<I", data, 0)
-    if root >= len(data) - 4:
+    if root >= size - 4:
         raise ModelLoadError(f"{_cap(name)} is truncated: its root table points past the end of the file.")
 
 
@@ -288,13 +298,42 @@ def _op_inventory(model, n_sub: int, data: bytes) -> tuple[OpInfo, ...]:
     return tuple(sorted(ops, key=lambda o: (order[o.kind], -o.count, o.name)))
 
 
-def _zip(data: bytes) -> zipfile.ZipFile | None:
+class _Reader(io.RawIOBase):
+    """A read-only file over a buffer, for zipfile: io.BytesIO would copy a memoryview."""
+
+    def __init__(self, data: bytes | memoryview) -> None:
+        self.view = memoryview(data)
+        self.pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: len(self.view)}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def readinto(self, buffer) -> int:
+        chunk = self.view[self.pos : self.pos + len(buffer)]
+        n = len(chunk)
+        memoryview(buffer).cast("B")[:n] = chunk
+        self.pos += n
+        return n
+
+
+def _zip(data: bytes | memoryview) -> zipfile.ZipFile | None:
     # TFLite Support packs associated files (labels, vocabularies) as a zip appended to the
     # flatbuffer; the end-of-central-directory record then sits in the last 64 KiB.
-    if b"PK\x05\x06" not in data[-(65536 + 22):]:
+    if b"PK\x05\x06" not in bytes(data[-(65536 + 22):]):
         return None
     try:
-        return zipfile.ZipFile(io.BytesIO(data))
+        return zipfile.ZipFile(_Reader(data))
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
         return None
 

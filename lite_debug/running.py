@@ -354,7 +354,7 @@ class Worker:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(model_bytes)
         try:
-            request = ("load_file", path) if path else ("load", model_bytes)
+            request = ("load_file", path) if path else ("load", bytes(model_bytes))
             outcome, reply = self._request(request, self.limits.load_seconds)
         finally:
             if path:

@@ -32,7 +32,7 @@ class Workspace:
     """A model, the user's data for it, the fixes applied so far, and the last run."""
 
     model_name: str
-    model_bytes: bytes
+    model_bytes: bytes | memoryview  # a view of an upload is kept as it is: no copy
     spec: ModelSpec
     signature: str | None = None
     original: Feed = field(default_factory=lambda: Feed({}))
@@ -49,7 +49,7 @@ class Workspace:
 
     # -- loading -------------------------------------------------------------------------
     @classmethod
-    def open(cls, name: str, data: bytes) -> "Workspace":
+    def open(cls, name: str, data: bytes | memoryview) -> "Workspace":
         """A workspace for a ``.tflite`` file or a bug-report bundle.
 
         Raises ``ModelLoadError`` or ``BundleError`` with a sentence when the file is unusable.

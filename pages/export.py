@@ -27,7 +27,8 @@ except (LiteDebugError, ValueError) as exc:
 if script is not None:
     c1, c2, c3 = st.columns(3)
     c1.download_button("Download reproduce.py", script.text, file_name="reproduce.py", key="download-script", type="primary")
-    c2.download_button("Download the model", ws.model_bytes, file_name=Path(ws.model_name).name, key="download-model")
+    # Callables: the model and the bundle are built when the button is clicked, not on every run.
+    c2.download_button("Download the model", lambda: bytes(ws.model_bytes), file_name=Path(ws.model_name).name, key="download-model")
     if script.inputs_npz is not None:
         c3.download_button("Download inputs.npz (the script reads it)", script.inputs_npz, file_name="inputs.npz", key="download-inputs")
     with st.expander("Show the script", expanded=False):
@@ -43,7 +44,7 @@ st.markdown(
 )
 st.download_button(
     "Download bundle.zip",
-    ws.bundle(),
+    ws.bundle,
     file_name=f"{Path(ws.model_name).stem}-bundle.zip",
     key="download-bundle",
     mime="application/zip",

@@ -31,15 +31,22 @@ for i, ex in enumerate(examples()):
 st.subheader("Your own model")
 left, right = st.columns(2)
 with left:
+    # Once a model is open the uploader is emptied (by a new key): while a file sits in it,
+    # Streamlit holds the upload and copies it on every rerun, which for a 100 MB model is two
+    # copies more than the workspace's own.
+    generation = st.session_state.get("model-upload-generation", 0)
     model_file = st.file_uploader(
-        "Model (.tflite) or bug-report bundle (.zip)", type=["tflite", "zip", "lite"], key="model-upload"
+        "Model (.tflite) or bug-report bundle (.zip)",
+        type=["tflite", "zip", "lite"],
+        key="model-upload" if generation == 0 else f"model-upload-{generation}",
     )
     if model_file is not None and st.session_state.get("model-upload-id") != model_file.file_id:
         # Only a new upload is read and inspected: reruns after a click reuse the workspace.
         st.session_state["model-upload-id"] = model_file.file_id
         try:
             with st.spinner(f"Reading {model_file.name}…"):
-                opened = Workspace.open(model_file.name, model_file.getvalue())
+                # getbuffer(): a view of the upload, where getvalue() would copy it.
+                opened = Workspace.open(model_file.name, model_file.getbuffer())
             set_workspace(opened)
             st.session_state.pop("model-error", None)
             if not opened.has_data:
@@ -49,9 +56,13 @@ with left:
         except LiteDebugError as exc:
             st.session_state["model-error"] = str(exc)
         else:
+            del model_file
+            st.session_state["model-upload-generation"] = generation + 1
             st.rerun()  # the sidebar was drawn before this page: redraw it with the new model
     if st.session_state.get("model-error"):
         st.error(st.session_state["model-error"], icon=":material/error:")
+    elif workspace() is not None:
+        st.caption(f"Open: **{workspace().model_name}** ({workspace().spec.size:,} bytes). Upload another to replace it.")
 
 ws = workspace()
 with right:

@@ -396,7 +396,10 @@ def test_data_in_the_uploader_follows_a_new_model():
     at.file_uploader(key="data-upload").set_value([upload("x.npy", npy(np.zeros((1, 4), np.float32)))]).run()
     assert at.session_state["ws"].has_data
     ex = example("segmentation-nchw")
-    at.file_uploader(key="model-upload").set_value(upload("seg.tflite", ex.model_bytes)).run()
+    # The model uploader was emptied once the first model opened: it has a new key now.
+    (model_uploader,) = [u for u in at.file_uploader if u.key.startswith("model-upload")]
+    assert model_uploader.key != "model-upload" and not model_uploader.value
+    model_uploader.set_value(upload("seg.tflite", ex.model_bytes)).run()
     ws = at.session_state["ws"]
     assert ws.model_name == "seg.tflite" and ws.has_data
     assert any(m.severity == "error" for m in ws.mismatches)  # [1, 4] data against a [1, 64, 64, 3] input
