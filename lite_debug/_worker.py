@@ -131,7 +131,7 @@ class _Session:
                 if runner is not None:
                     t0 = perf()
                     result = runner(**{name: arr[start:stop] for name, arr in arrays})
-                    times.append((perf() - t0) * 1000.0)
+                    times.append(perf() - t0)
                     if not names:
                         details = runner.get_output_details()
                         names = [(name, details[name]["index"], _quant(details[name])) for name in result]
@@ -141,11 +141,13 @@ class _Session:
                     for stack, v in zip(stacks, produced):
                         stack[k] = v
                 else:
+                    set_tensor = interpreter.set_tensor
                     for index, arr in arrays:
-                        interpreter.set_tensor(index, arr[start:stop])
+                        set_tensor(index, arr[start:stop])
+                    invoke = interpreter.invoke
                     t0 = perf()
-                    interpreter.invoke()
-                    times.append((perf() - t0) * 1000.0)
+                    invoke()
+                    times.append(perf() - t0)
                     if not names:
                         details = interpreter.get_output_details()
                         names = [(d["name"], d["index"], _quant(d)) for d in details]
@@ -168,7 +170,7 @@ class _Session:
                     _cpu_budget(cpu_seconds)
                     last = now
         outputs = [(name, index, stack, quant) for (name, index, quant), stack in zip(names, stacks)]
-        return outputs, statuses, times
+        return outputs, statuses, [t * 1000.0 for t in times]
 
 
 def _stacks(first: list, n_chunks: int) -> list:
