@@ -564,6 +564,29 @@ class WorkerPool:
         finally:
             self.release(worker)
 
+    def prewarm(self, model_bytes: bytes, spec: ModelSpec) -> threading.Thread | None:
+        """Load the model into an idle worker in the background, so the first run is warm.
+
+        Does nothing when every worker is busy or the model would be refused; never blocks the
+        caller. Returns the thread (tests join it).
+        """
+        if _memory_refusal(spec, Feed({}), self.limits) is not None:
+            return None
+
+        def load() -> None:
+            try:
+                worker = self.acquire(spec.sha256, timeout=0)
+            except WorkerError:
+                return
+            try:
+                worker.ensure_model(model_bytes, spec)
+            finally:
+                self.release(worker)
+
+        thread = threading.Thread(target=load, name="lite-debug-prewarm", daemon=True)
+        thread.start()
+        return thread
+
     def close(self) -> None:
         with self._cond:
             self._closed = True

@@ -44,6 +44,8 @@ def workspace() -> Workspace | None:
 
 def set_workspace(ws: Workspace | None) -> None:
     st.session_state["ws"] = ws
+    if ws is not None:
+        pool().prewarm(ws.model_bytes, ws.spec)  # the first run then finds the model loaded
 
 
 def require_workspace() -> Workspace:

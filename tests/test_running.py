@@ -250,3 +250,22 @@ def test_limits_from_the_environment():
     assert limits.run_seconds == 5 and limits.memory_bytes == 512 << 20 and limits.cpu_seconds is None
     with pytest.raises(ValueError, match="not a number"):
         Limits.from_env({"LITE_DEBUG_MEMORY_GB": "lots"})
+
+
+def test_prewarm_loads_the_model_so_the_first_run_finds_it():
+    data, spec = model("add_float.tflite")
+    p = WorkerPool(size=1)
+    try:
+        p.prewarm(data, spec).join(30)
+        w = p.acquire(spec.sha256, timeout=0)
+        assert w.model_sha == spec.sha256 and w.alive  # loaded before anyone asked to run
+        p.release(w)
+        assert run(data, [np.zeros((1, 4), np.float32)], spec=spec, pool=p).ok
+        # With the only worker busy, prewarming gives up at once instead of waiting.
+        busy = p.acquire(spec.sha256)
+        t = p.prewarm(data, spec)
+        t.join(5)
+        assert not t.is_alive()
+        p.release(busy)
+    finally:
+        p.close()
