@@ -14,6 +14,7 @@ import platform
 import re
 
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -27,6 +28,11 @@ from .records import Feed, Fix, Mismatch, RunResult
 __all__ = ["Bundle", "BundleLimits", "is_bundle", "read_bundle", "versions", "write_bundle"]
 
 FORMAT = "lite-debug-bundle"
+
+# Everything zipfile and zlib raise on a damaged or hostile archive: bad structure, an unknown
+# zip version or compression (NotImplementedError), an encrypted member (RuntimeError), a
+# corrupt deflate stream (zlib.error).
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError, RuntimeError)
 
 
 @dataclass(frozen=True)
@@ -128,7 +134,7 @@ def is_bundle(data: bytes) -> bool:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             return "manifest.json" in zf.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+    except _ZIP_ERRORS:
         return False
 
 
@@ -170,8 +176,8 @@ class _Reader:
                             f"The bundle decompresses to more than {self.limits.max_total_bytes:,} bytes in all; refusing it."
                         )
                     chunks.append(chunk)
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:
-            raise BundleError(f"The bundle member {name!r} is corrupt ({exc}); attach the bundle again.") from None
+        except _ZIP_ERRORS as exc:
+            raise BundleError(f"The bundle member {name!r} cannot be read ({exc}); attach the bundle again.") from None
         return b"".join(chunks)
 
     def json(self, name: str, default: Any) -> Any:
@@ -179,7 +185,7 @@ class _Reader:
             return default
         try:
             return json.loads(self.read(name).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # JSONDecodeError is a ValueError
             raise BundleError(f"The bundle's {name} is not valid JSON; the bundle is damaged.") from None
 
 
@@ -194,7 +200,7 @@ def read_bundle(data: bytes, *, limits: BundleLimits = BundleLimits()) -> Bundle
 
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+    except _ZIP_ERRORS:
         raise BundleError("The file is not a readable zip archive, so it cannot be a lite-debug bundle.") from None
     with zf:
         infos = zf.infolist()
@@ -216,7 +222,7 @@ def read_bundle(data: bytes, *, limits: BundleLimits = BundleLimits()) -> Bundle
                 for name, path in dict(manifest.get("outputs", {})).items()
             }
             resize = {str(k): tuple(int(d) for d in v) for k, v in dict(manifest.get("resize", {})).items()}
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             if isinstance(exc, BundleError):
                 raise
             raise BundleError(f"The bundle's manifest is malformed ({exc}); the bundle is damaged.") from None
@@ -231,10 +237,18 @@ def read_bundle(data: bytes, *, limits: BundleLimits = BundleLimits()) -> Bundle
         outputs=outputs,
         diagnosis=tuple(d for d in diagnosis if isinstance(d, dict)) if isinstance(diagnosis, list) else (),
         run=run if isinstance(run, dict) else {},
-        fixes_applied=tuple(f for f in manifest.get("fixes_applied", []) if isinstance(f, dict)),
+        fixes_applied=tuple(f for f in _list(manifest.get("fixes_applied")) if isinstance(f, dict)),
         versions=vers if isinstance(vers, dict) else {},
         model_name=str(manifest.get("model_name", "model.tflite")),
     )
+
+
+def _list(value: Any) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise BundleError("The bundle's manifest lists its fixes as something other than a list; the bundle is damaged.")
+    return value
 
 
 def _array(load_data, data_error, path: str, raw: bytes) -> np.ndarray:

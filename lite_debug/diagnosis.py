@@ -428,12 +428,13 @@ def diagnose(
                     input_index=pos, input_name=t.name, kind="missing", severity="error",
                     expected=f"{t.dtype} {_shape(shape)}", got="nothing",
                     message=f"Input {pos} ({t.name!r}) was given no data; the model needs {t.dtype} {_shape(shape)}.",
-                    fixes=(make_fix("generate", t.name, shape=shape, dtype=t.dtype),),
+                    # Zeros only for types numpy has (not strings, resources, bfloat16, …).
+                    fixes=(make_fix("generate", t.name, shape=shape, dtype=t.dtype),) if t.numpy_dtype is not None else (),
                 )
             )
             continue
         x = np.asarray(x)
-        if x.dtype == object or x.dtype.kind in "OV":
+        if x.dtype.kind not in "biufc":  # objects, strings, bytes, dates: nothing the interpreter takes
             found.append(
                 Mismatch(
                     input_index=pos, input_name=t.name, kind="dtype", severity="error", expected=t.dtype,

@@ -13,6 +13,7 @@ import hashlib
 import io
 import struct
 import zipfile
+import zlib
 
 from ._schema import NUMPY_NAMES, builtin_op_names, schema, tensor_type_names
 from .errors import ModelLoadError
@@ -21,6 +22,9 @@ from .records import ModelDetails, ModelSpec, OpInfo, PackedFile, Quantization, 
 __all__ = ["as_buffer", "inspect_model", "model_sha256", "packed_file"]
 
 _IDENTIFIER = b"TFL3"
+# What zipfile and zlib raise on a damaged packed archive (NotImplementedError: an unknown zip
+# version; RuntimeError: an encrypted member; zlib.error: a corrupt deflate stream).
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, NotImplementedError, RuntimeError)
 _CUSTOM = 32
 # Error types that the generated flatbuffer accessors raise on out-of-range offsets.
 _CORRUPT = (IndexError, struct.error, ValueError, TypeError, AttributeError, OverflowError, UnicodeDecodeError)
@@ -69,8 +73,11 @@ def packed_file(model_bytes: bytes | memoryview, member: str, *, max_bytes: int 
         info = archive.getinfo(member)
         if info.file_size > max_bytes:
             raise ModelLoadError(f"The packed file {member!r} is {info.file_size} bytes, over the {max_bytes}-byte limit.")
-        with archive.open(info) as fh:
-            return fh.read(max_bytes + 1)[:max_bytes]
+        try:
+            with archive.open(info) as fh:
+                return fh.read(max_bytes + 1)[:max_bytes]
+        except _ZIP_ERRORS as exc:
+            raise ModelLoadError(f"The packed file {member!r} cannot be read ({exc}).") from None
 
 
 def _cap(text: str) -> str:
@@ -334,7 +341,7 @@ def _zip(data: bytes | memoryview) -> zipfile.ZipFile | None:
         return None
     try:
         return zipfile.ZipFile(_Reader(data))
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+    except _ZIP_ERRORS:
         return None
 
 

@@ -95,10 +95,12 @@ class TensorSpec:
 
     @property
     def numpy_dtype(self) -> np.dtype | None:
+        """The numpy dtype, or None for types numpy lacks (string, resource, bfloat16, …)."""
         try:
-            return np.dtype(self.dtype)
+            dt = np.dtype(self.dtype)
         except TypeError:
             return None
+        return dt if dt.kind in "biufc" else None
 
     def shape_text(self, signature: bool = False) -> str:
         dims = self.shape_signature if signature else self.shape

@@ -434,6 +434,8 @@ def _failure(outcome: str, reply: Any, seconds: float, stage: str) -> RunResult 
 
 
 def _gib(n: int) -> str:
+    if n >= 1 << 70:  # a crafted model can declare sizes no float holds
+        return "more than a zebibyte"
     return f"{n / (1 << 30):.2f} GiB" if n >= (1 << 30) else f"{n / (1 << 20):.0f} MiB"
 
 
