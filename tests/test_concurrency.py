@@ -1,0 +1,340 @@
+"""Several dashboard sessions running models at once, sharing the server's one worker pool.
+
+Eight AppTest sessions, each driven from its own thread, click "Run the model" together: six run
+fixed gallery examples, one runs a loop that never ends (and times out), and one's worker is
+killed with SIGSEGV mid-run, as a crash in a kernel would. The six must show the outputs the
+same run gives outside the dashboard; the other two must say what happened; no session may see
+another's failure; and a session opened afterwards must still run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import traceback
+from pathlib import Path
+
+import flatbuffers
+import numpy as np
+import pytest
+from streamlit import config
+from streamlit.runtime import Runtime
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner import script_runner
+from streamlit.runtime.scriptrunner.script_cache import ScriptCache
+from streamlit.testing.v1 import AppTest
+
+from lite_debug._schema import schema
+from lite_debug.records import Feed
+from lite_debug.running import WorkerPool, run
+from lite_debug.session import Workspace
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "app.py"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+WORKERS = 3
+RUN_SECONDS = 3
+GALLERY = ["image-size", "uint8-float-data", "int8-uint8-image", "two-inputs-swapped", "two-signatures-missing-batch",
+           "segmentation-nchw"]
+
+
+# -- the harness ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def frame_and_runtime(monkeypatch):
+    """AppTest runs that behave as sessions of one server do, even when several run at once.
+
+    AppTest is made for one session at a time: each run sets process-wide state up and tears it
+    down again, which overlapping runs trip over. A server sets that state up once for all its
+    sessions, so here it is set up once for the whole test. Each pin below names what broke
+    without it.
+    """
+    # Each run patches config.get_option to say "this is a test" while it lasts; overlapping
+    # patches restore each other's originals out of order, and a session's selectboxes then
+    # go unrecorded (KeyError in AppTest's widget lookup). Errors are shown in full, not redacted.
+    real_get_option = config.get_option
+    pinned = {"global.appTest": True, "client.showErrorDetails": "full"}
+    monkeypatch.setattr(config, "get_option", lambda name: pinned[name] if name in pinned else real_get_option(name))
+
+    # A pages/ folder beside app.py puts Streamlit in its older multipage mode, in which a page
+    # runs without the frame. A server leaves that mode for good on the first st.navigation;
+    # AppTest resets the class-wide flag before every run, so a run starting in one session
+    # turned the mode back on in another, whose page then rendered nothing. The flag stays off
+    # for PagesManager (as in test_app.py) and for the script runner, which reads it mid-run.
+    original_init = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+    class FrameMode:
+        uses_pages_directory = False
+
+    monkeypatch.setattr(script_runner, "PagesManager", FrameMode)
+
+    # Each run installs a mock Runtime singleton and removes it when it ends, pulling it from
+    # under the download buttons of sessions still running ("Runtime hasn't been created!").
+    # The last one installed stays.
+    last: list = []
+    lock = threading.Lock()
+
+    def instance(cls):
+        with lock:
+            if cls._instance is not None:
+                last[:] = [cls._instance]
+                return cls._instance
+            if last:
+                return last[0]
+        raise RuntimeError("Runtime hasn't been created!")
+
+    monkeypatch.setattr(Runtime, "instance", classmethod(instance))
+    monkeypatch.setattr(Runtime, "exists", classmethod(lambda cls: cls._instance is not None or bool(last)))
+
+    # Each run compiles the pages afresh with a script cache of its own, and CPython 3.11's
+    # compiler is not safe in several threads at once ("AST constructor recursion depth
+    # mismatch"). A server compiles each page once, in one cache; so do these sessions.
+    compiled: dict = {}
+    compiling = threading.Lock()
+    get_bytecode = ScriptCache.get_bytecode
+
+    def shared_get_bytecode(self, script_path):
+        with compiling:
+            key = os.path.abspath(script_path)
+            if key not in compiled:
+                compiled[key] = get_bytecode(self, script_path)
+            return compiled[key]
+
+    monkeypatch.setattr(ScriptCache, "get_bytecode", shared_get_bytecode)
+
+
+@pytest.fixture
+def dashboard_pool(monkeypatch):
+    """The dashboard's own pool (``pages._ui.pool``), made afresh from this test's environment."""
+    from pages._ui import pool
+
+    monkeypatch.setenv("LITE_DEBUG_WORKERS", str(WORKERS))
+    monkeypatch.setenv("LITE_DEBUG_RUN_SECONDS", str(RUN_SECONDS))
+    # Whatever pool an earlier test left in the cache was made from other settings.
+    pool().close()
+    pool.clear()
+    shared = pool()
+    assert shared.size == WORKERS and shared.limits.run_seconds == RUN_SECONDS
+    yield shared
+    shared.close()
+    pool.clear()  # the next user makes one from the environment monkeypatch restores
+
+
+def worker_pids() -> set[int]:
+    """The worker processes (``python -m lite_debug._worker``) that are children of this process."""
+    me = str(os.getpid())
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        # The command name in field 2 may hold spaces or parentheses: split after the last ')'.
+        if stat.rsplit(")", 1)[1].split()[1] == me and b"lite_debug._worker" in cmdline:
+            found.add(int(entry.name))
+    return found
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def slow_loop(iterations: int, description: bytes | None = None) -> Workspace:
+    data = (FIXTURES / "slow_loop.tflite").read_bytes()
+    if description is not None:
+        # The same model under another description, so its worker can be told apart from the
+        # timeout session's (the pool hands workers out by model hash).
+        fb = schema()
+        model = fb.ModelT.InitFromObj(fb.Model.GetRootAs(data, 0))
+        model.description = description
+        builder = flatbuffers.Builder(1024)
+        builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+        data = bytes(builder.Output())
+    ws = Workspace._for_model("slow_loop.tflite", data)
+    ws.set_feed(Feed({"iterations": np.array(iterations, np.int32), "x": np.zeros(1, np.float32)}), source="test")
+    return ws
+
+
+def fixed(example_id: str) -> Workspace:
+    ws = Workspace.from_example(example_id)
+    ws.apply_all()
+    return ws
+
+
+class Session(threading.Thread):
+    """One browser session: open the app with a workspace, go to the run page, wait, click run."""
+
+    def __init__(self, name: str, ws: Workspace, start_line: threading.Barrier) -> None:
+        super().__init__(name=name, daemon=True)
+        self.ws, self.start_line = ws, start_line
+        self.at: AppTest | None = None
+        self.error: BaseException | None = None
+        self.traceback = ""
+        self.started = self.ended = 0.0
+
+    def run(self) -> None:
+        try:
+            at = AppTest.from_file(str(APP), default_timeout=60)
+            at.session_state["ws"] = self.ws
+            at.run()
+            at.switch_page("pages/run.py").run()
+            self.at = at
+            self.start_line.wait(timeout=60)
+            self.started = time.monotonic()
+            at.button(key="run").click().run()
+            self.ended = time.monotonic()
+        except BaseException as exc:  # reported by the test, in the main thread
+            self.error = exc
+            self.traceback = traceback.format_exc()
+            self.start_line.abort()
+
+
+def kill_when_running(model_sha: str, handed: dict, within: float = 30.0) -> threading.Thread:
+    """SIGSEGV the worker that the pool handed out for ``model_sha``, once it has loaded it and runs."""
+    done: dict = {}
+
+    def kill() -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            w = handed.get(model_sha)
+            if w is not None and w.model_sha == model_sha and w.pid in worker_pids():
+                time.sleep(0.3)  # into the loop, well inside the run's 3 s
+                os.kill(w.pid, signal.SIGSEGV)
+                done["pid"] = w.pid
+                return
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=kill, daemon=True)
+    thread.result = done  # type: ignore[attr-defined]
+    thread.start()
+    return thread
+
+
+# -- the test -----------------------------------------------------------------------------------------
+
+
+def test_eight_sessions_share_the_pool_through_a_crash_and_a_timeout(frame_and_runtime, dashboard_pool):
+    t_start = time.monotonic()
+    workspaces = {ex_id: fixed(ex_id) for ex_id in GALLERY}
+    # What each gallery run gives outside the dashboard, in a pool of its own.
+    direct = WorkerPool(size=2)
+    try:
+        expected = {
+            ex_id: run(ws.model_bytes, ws.feed, ws.signature, spec=ws.spec, pool=direct) for ex_id, ws in workspaces.items()
+        }
+    finally:
+        direct.close()
+    assert all(r.ok for r in expected.values())
+    workspaces["timeout"] = slow_loop(10**9)
+    workspaces["crash"] = slow_loop(10**9, description=b"the session whose worker crashes")
+    crash_sha = workspaces["crash"].spec.sha256
+    assert crash_sha != workspaces["timeout"].spec.sha256
+
+    # Which worker the pool hands out for which model, so that only the crash session's is killed.
+    handed: dict = {}
+    acquire = dashboard_pool.acquire
+
+    def recording_acquire(model_sha, timeout=None):
+        worker = acquire(model_sha, timeout)
+        handed[model_sha] = worker
+        return worker
+
+    dashboard_pool.acquire = recording_acquire  # the instance's, so every session's ws.run(pool()) goes through it
+    # Start every worker first: a process starting up under load counts against the 3 s the
+    # pool gives a model to load, and what is tested here is the sessions, not start-up time.
+    add_float = (FIXTURES / "add_float.tflite").read_bytes()
+    warm = [threading.Thread(target=run, args=(add_float, [np.zeros((1, 4), np.float32)]), kwargs={"pool": dashboard_pool})
+            for _ in range(WORKERS)]
+    for t in warm:
+        t.start()
+    for t in warm:
+        t.join()
+
+    # How many workers ever exist at once: the pool is bounded whatever the sessions do.
+    most, watching = [0], threading.Event()
+
+    def watch() -> None:
+        while not watching.is_set():
+            most[0] = max(most[0], len(worker_pids()))
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    start_line = threading.Barrier(len(workspaces))
+    sessions = {name: Session(name, ws, start_line) for name, ws in workspaces.items()}
+    for s in sessions.values():
+        s.start()
+    killer = kill_when_running(crash_sha, handed)
+    for s in sessions.values():
+        s.join(timeout=120)
+    killer.join(timeout=5)
+    watching.set()
+    watcher.join()
+
+    for name, s in sessions.items():
+        assert not s.is_alive(), f"session {name} did not finish"
+    # One session's failure breaks the start line for all: name the ones that failed first.
+    failed = {n: s.error for n, s in sessions.items() if s.error is not None}
+    causes = {n: e for n, e in failed.items() if not isinstance(e, threading.BrokenBarrierError)} or failed
+    assert not causes, "\n".join(f"session {n}: {e!r}\n{sessions[n].traceback}" for n, e in causes.items())
+    for name, s in sessions.items():
+        assert not s.at.exception, f"session {name}: {[e.value for e in s.at.exception]}"
+    assert killer.result.get("pid"), "the crash session's worker was never seen running"
+    assert 0 < most[0] <= WORKERS
+
+    # The timeout: one sentence that names the limit, and only that session saw it.
+    at = sessions["timeout"].at
+    assert at.session_state["ws"].result.status == "timeout"
+    assert f"took longer than the {RUN_SECONDS} s limit" in texts(at.main.error)
+    assert sessions["timeout"].ended - sessions["timeout"].started < RUN_SECONDS + 20
+    # The runs overlapped: every session had clicked before the loop that never ends was stopped.
+    assert max(s.started for s in sessions.values()) < sessions["timeout"].ended
+
+    # The crash names its signal, and says that only that worker died.
+    at = sessions["crash"].at
+    r = at.session_state["ws"].result
+    assert r.status == "crashed" and r.signal == "SIGSEGV"
+    shown = texts(at.main.error)
+    assert "crashed (SIGSEGV)" in shown and "only its worker process died" in shown
+
+    # Every other session got the outputs the same run gives outside the dashboard.
+    for ex_id in GALLERY:
+        at = sessions[ex_id].at
+        r = at.session_state["ws"].result
+        assert r is not None and r.ok, f"{ex_id}: {r and r.status} {r and r.detail}"
+        assert [o.name for o in r.outputs] == [o.name for o in expected[ex_id].outputs]
+        for got, want in zip(r.outputs, expected[ex_id].outputs):
+            assert got.raw.dtype == want.raw.dtype and np.array_equal(got.raw, want.raw), f"{ex_id}: {got.name} differs"
+        metrics = {m.label: m.value for m in at.main.metric}
+        assert metrics["Outputs"] == str(len(r.outputs)) and metrics["Invoke"].endswith(" ms")
+        assert not at.main.error
+        assert "Last run: **ok**" in texts(at.sidebar.markdown)
+
+    # A session opened afterwards runs on the same pool as if nothing had happened.
+    ws = Workspace.open("add_float.tflite", add_float)
+    x = np.arange(4, dtype=np.float32).reshape(1, 4)
+    ws.set_feed(Feed({"x": x}), source="test")
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.session_state["ws"] = ws
+    at.run()
+    at.switch_page("pages/run.py").run()
+    at.button(key="run").click().run()
+    assert not at.exception
+    r = at.session_state["ws"].result
+    assert r.ok and np.array_equal(r.outputs[0].values, x + 1)
+    assert "Last run: **ok**" in texts(at.sidebar.markdown)
+    assert len(worker_pids()) <= WORKERS
+    assert time.monotonic() - t_start < 60
