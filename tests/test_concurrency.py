@@ -30,6 +30,7 @@ from lite_debug._schema import schema
 from lite_debug.records import Feed
 from lite_debug.running import WorkerPool, run
 from lite_debug.session import Workspace
+from ui_helpers import worker_pids
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "app.py"
@@ -128,24 +129,6 @@ def dashboard_pool(monkeypatch):
     yield shared
     shared.close()
     pool.clear()  # the next user makes one from the environment monkeypatch restores
-
-
-def worker_pids() -> set[int]:
-    """The worker processes (``python -m lite_debug._worker``) that are children of this process."""
-    me = str(os.getpid())
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
-        except OSError:
-            continue
-        # The command name in field 2 may hold spaces or parentheses: split after the last ')'.
-        if stat.rsplit(")", 1)[1].split()[1] == me and b"lite_debug._worker" in cmdline:
-            found.add(int(entry.name))
-    return found
 
 
 def texts(elements) -> str:

@@ -35,7 +35,6 @@ import threading
 import time
 import traceback
 import zipfile
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import lru_cache

@@ -5,7 +5,6 @@ The same checks run on real models that a registry package ships (see fetch_real
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
