@@ -235,6 +235,9 @@ def test_upload_path(open_app):
     model_uploader = page.get_by_test_id("stFileUploader").filter(has_text="Model (.tflite) or bug-report bundle")
     model_uploader.locator("input[type=file]").set_input_files(str(EXAMPLES_DIR / "segmenter.tflite"))
     page.get_by_test_id("stSidebar").get_by_text("segmenter.tflite").wait_for()
+    # Opening a model reruns the page (and empties the model uploader): let that finish before
+    # the next upload, or the data uploader may be redrawn under the file being set.
+    settle(page)
 
     data_uploader = page.get_by_test_id("stFileUploader").filter(has_text="Sample data:")
     # Disabled until a model is loaded: the wait for :enabled is the wait for that rerun.
