@@ -15,6 +15,7 @@ import struct
 import zipfile
 import zlib
 
+from ._flat import Flat
 from ._schema import NUMPY_NAMES, builtin_op_names, schema, tensor_type_names
 from .errors import ModelLoadError
 from .records import ModelDetails, ModelSpec, OpInfo, PackedFile, Quantization, SignatureSpec, TensorSpec
@@ -119,99 +120,108 @@ def _vector_len(n: int, data: bytes, what: str) -> int:
     return n
 
 
-def _vector(tab, field: int, fmt: str) -> tuple:
-    """A whole vector of scalars in one ``struct`` call (the generated accessors read one by one)."""
-    o = tab.Offset(field)
-    if not o:
-        return ()
-    n = tab.VectorLen(o)
-    if n > len(tab.Bytes):
-        raise ModelLoadError("The model claims a vector longer than the file; the file is corrupt.")
-    return struct.unpack_from(f"<{n}{fmt}", tab.Bytes, tab.Vector(o))
-
-
-# Field offsets in the schema's vtables (schema_py_generated: Tensor.Shape reads Offset(4), …).
+# Field slots in the schema's vtables (schema_py_generated: Tensor.Shape reads Offset(4), …).
 _T_SHAPE, _T_SIGNATURE, _Q_SCALE, _Q_ZERO_POINT = 4, 18, 8, 10
 _SG_INPUTS, _SG_OUTPUTS = 6, 8
-
-
-def _tensor_spec(subgraph, index: int, data: bytes, cache: dict | None = None) -> TensorSpec:
-    key = (id(subgraph._tab.Bytes), subgraph._tab.Pos, index)
-    if cache is not None and key in cache:
-        return cache[key]
-    n_tensors = subgraph.TensorsLength()
-    if not 0 <= index < n_tensors:
-        raise ModelLoadError(f"The model refers to tensor {index}, but its graph has {n_tensors}; the file is corrupt.")
-    t = subgraph.Tensors(index)
-    shape = _vector(t._tab, _T_SHAPE, "i")
-    sig = _vector(t._tab, _T_SIGNATURE, "i") or shape
-    type_code = t.Type()
-    type_name = tensor_type_names().get(type_code, f"TYPE_{type_code}")
-    q = t.Quantization()
-    quant = _NO_QUANTIZATION
-    if q is not None:
-        scale = _vector(q._tab, _Q_SCALE, "f")
-        if scale:
-            zp = _vector(q._tab, _Q_ZERO_POINT, "q") or (0,) * len(scale)
-            quant = Quantization(scale=scale, zero_point=zp, quantized_dimension=int(q.QuantizedDimension()))
-    tensor_name = (t.Name() or b"").decode("utf-8", "replace")
-    spec = TensorSpec(
-        index=index,
-        name=tensor_name,
-        shape=shape,
-        shape_signature=sig,
-        dtype=NUMPY_NAMES.get(type_name, type_name.lower()),
-        quantization=quant,
-        tensor_name=tensor_name,
-    )
-    if cache is not None:
-        cache[key] = spec
-    return spec
 
 
 _NO_QUANTIZATION = Quantization()
 
 
-def _inspect(data: bytes) -> ModelSpec:
-    fb = schema()
-    model = fb.Model.GetRootAs(data, 0)
-    n_sub = _vector_len(model.SubgraphsLength(), data, "subgraphs")
+# Slots of the fields read at once (see _flat.py): Model, SubGraph, Tensor, QuantizationParameters,
+# SignatureDef, TensorMap.
+_M_VERSION, _M_SUBGRAPHS, _M_DESCRIPTION, _M_SIGNATURES = 4, 8, 10, 18
+_SG_TENSORS = 4
+_T_TYPE, _T_NAME, _T_QUANT = 6, 10, 12
+_Q_DIMENSION = 16
+_SD_INPUTS, _SD_OUTPUTS, _SD_KEY, _SD_SUBGRAPH = 4, 6, 8, 12
+_TM_NAME, _TM_INDEX = 4, 6
+
+
+def _tensor(flat: Flat, tensors: tuple[int, int], index: int, cache: dict) -> TensorSpec:
+    key = (tensors[0], index)
+    if key in cache:
+        return cache[key]
+    if not 0 <= index < tensors[1]:
+        raise ModelLoadError(f"The model refers to tensor {index}, but its graph has {tensors[1]}; the file is corrupt.")
+    t = flat.element(tensors[0], tensors[1], index)
+    shape = flat.scalars(t, _T_SHAPE, "i", 4)
+    sig = flat.scalars(t, _T_SIGNATURE, "i", 4) or shape
+    type_code = flat.i8(t, _T_TYPE)
+    type_name = tensor_type_names().get(type_code, f"TYPE_{type_code}")
+    quant = _NO_QUANTIZATION
+    q = flat.table(t, _T_QUANT)
+    if q:
+        scale = flat.scalars(q, _Q_SCALE, "f", 4)
+        if scale:
+            zp = flat.scalars(q, _Q_ZERO_POINT, "q", 8) or (0,) * len(scale)
+            quant = Quantization(scale=scale, zero_point=zp, quantized_dimension=flat.i32(q, _Q_DIMENSION))
+    name = flat.string(t, _T_NAME).decode("utf-8", "replace")
+    spec = TensorSpec(
+        index=index,
+        name=name,
+        shape=shape,
+        shape_signature=sig,
+        dtype=NUMPY_NAMES.get(type_name, type_name.lower()),
+        quantization=quant,
+        tensor_name=name,
+    )
+    cache[key] = spec
+    return spec
+
+
+def _inspect(data: bytes | memoryview) -> ModelSpec:
+    flat = Flat(data)
+    root = flat.root()
+    subgraphs = flat.vector(root, _M_SUBGRAPHS)
+    n_sub = _vector_len(subgraphs[1], data, "subgraphs")
     if n_sub == 0:
         raise ModelLoadError("The model has no subgraph, so there is nothing to run; convert it again.")
-    main = model.Subgraphs(0)
-    _vector_len(main.TensorsLength(), data, "tensors")
+    main = flat.element(*subgraphs, 0)
+    tensors = flat.vector(main, _SG_TENSORS)
+    _vector_len(tensors[1], data, "tensors")
     seen: dict = {}  # a signature's tensors are mostly the graph's inputs and outputs again
-    inputs = tuple(_tensor_spec(main, i, data, seen) for i in _vector(main._tab, _SG_INPUTS, "i"))
-    outputs = tuple(_tensor_spec(main, i, data, seen) for i in _vector(main._tab, _SG_OUTPUTS, "i"))
+    inputs = tuple(_tensor(flat, tensors, i, seen) for i in flat.scalars(main, _SG_INPUTS, "i", 4))
+    outputs = tuple(_tensor(flat, tensors, i, seen) for i in flat.scalars(main, _SG_OUTPUTS, "i", 4))
 
     signatures = []
-    for s in range(_vector_len(model.SignatureDefsLength(), data, "signatures")):
-        sd = model.SignatureDefs(s)
-        sub_index = int(sd.SubgraphIndex())
+    defs = flat.vector(root, _M_SIGNATURES)
+    for s in range(_vector_len(defs[1], data, "signatures")):
+        sd = flat.element(*defs, s)
+        sub_index = flat.u32(sd, _SD_SUBGRAPH)
         if not 0 <= sub_index < n_sub:
             raise ModelLoadError(f"A signature points to subgraph {sub_index}, which the model lacks; the file is corrupt.")
-        sub = model.Subgraphs(sub_index)
-        sig_in = tuple(
-            _renamed(_tensor_spec(sub, int(m.TensorIndex()), data, seen), m.Name())
-            for m in (sd.Inputs(j) for j in range(_vector_len(sd.InputsLength(), data, "signature inputs")))
-        )
-        sig_out = tuple(
-            _renamed(_tensor_spec(sub, int(m.TensorIndex()), data, seen), m.Name())
-            for m in (sd.Outputs(j) for j in range(_vector_len(sd.OutputsLength(), data, "signature outputs")))
-        )
-        key = (sd.SignatureKey() or b"").decode("utf-8", "replace")
-        signatures.append(SignatureSpec(key=key, subgraph_index=sub_index, inputs=sig_in, outputs=sig_out))
+        sub_tensors = flat.vector(flat.element(*subgraphs, sub_index), _SG_TENSORS)
+
+        def side(slot: int) -> tuple[TensorSpec, ...]:
+            start, n = flat.vector(sd, slot)
+            _vector_len(n, data, "signature tensors")
+            maps = [flat.element(start, n, j) for j in range(n)]
+            return tuple(
+                dataclasses.replace(
+                    _tensor(flat, sub_tensors, flat.u32(m, _TM_INDEX), seen),
+                    name=flat.string(m, _TM_NAME).decode("utf-8", "replace"),
+                )
+                for m in maps
+            )
+
+        key = flat.string(sd, _SD_KEY).decode("utf-8", "replace")
+        signatures.append(SignatureSpec(key=key, subgraph_index=sub_index, inputs=side(_SD_INPUTS), outputs=side(_SD_OUTPUTS)))
+
+    def details() -> ModelDetails:
+        model = schema().Model.GetRootAs(data, 0)
+        return _details(model, n_sub, data)
 
     return ModelSpec(
         size=len(data),
-        schema_version=int(model.Version()),
-        description=(model.Description() or b"").decode("utf-8", "replace"),
+        schema_version=flat.u32(root, _M_VERSION),
+        description=flat.string(root, _M_DESCRIPTION).decode("utf-8", "replace"),
         inputs=inputs,
         outputs=outputs,
         signatures=tuple(signatures),
         subgraph_count=n_sub,
-        tensor_count=int(main.TensorsLength()),
-        details=lambda: _details(model, n_sub, data),
+        tensor_count=tensors[1],
+        details=details,
     )
 
 
@@ -268,10 +278,6 @@ def _activation_bytes(model, n_sub: int, data: bytes) -> int:
                 count *= max(1, int(d))
             total += count * _ITEMSIZE.get(types.get(t.Type(), ""), 4)
     return total
-
-
-def _renamed(t: TensorSpec, name: bytes | None) -> TensorSpec:
-    return dataclasses.replace(t, name=(name or b"").decode("utf-8", "replace"))
 
 
 def _op_inventory(model, n_sub: int, data: bytes) -> tuple[OpInfo, ...]:
