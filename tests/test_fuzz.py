@@ -48,7 +48,7 @@ from fuzzing import Mutant, bundle_mutant, data_mutant, model_mutant, seeds
 from lite_debug.bundle import Bundle, is_bundle, read_bundle, write_bundle
 from lite_debug.diagnosis import diagnose, fix_all
 from lite_debug.errors import BundleError, DataLoadError, FixError, ModelLoadError
-from lite_debug.generate import generate_feed
+from lite_debug.generate import MAX_GENERATED_BYTES, generate_feed
 from lite_debug.inspection import inspect_model
 from lite_debug.loading import load_data
 from lite_debug.records import Feed, ModelSpec
@@ -69,9 +69,9 @@ LIMITS = Limits(run_seconds=5, load_seconds=5, memory_bytes=1 << 30, cpu_seconds
 MARGIN = 15.0
 DEADLINE = LIMITS.load_seconds + LIMITS.run_seconds + MARGIN
 STATUSES = {"ok", "error", "crashed", "timeout", "skipped"}
-# generate_feed has no size limit of its own (see test_generate_feed_refuses_an_input_too_large_to_make),
-# so inputs larger than this are not made up in the test process: a crafted 1 KB model can ask
-# for gigabytes, and diagnosing 1 GiB of zeros takes seconds.
+# generate_feed makes up to MAX_GENERATED_BYTES per input, and diagnosing 1 GiB of zeros takes
+# seconds and a gigabyte: inputs larger in all than this are not made up in the test process,
+# unless one of them is past generate_feed's own limit, which it must then refuse at no cost.
 IN_PROCESS_BYTES = 64 << 20
 # What one mutant may cost this process (inspecting, loading, diagnosing) before it counts as a hang.
 IN_PROCESS_SECONDS = 10.0
@@ -141,20 +141,33 @@ class Outcome:
     feed: Feed | None = None  # what the run was given
 
 
-def _input_bytes(spec: ModelSpec, signature: str | None = None) -> int:
+def _sizes(spec: ModelSpec, signature: str | None = None) -> list[int]:
+    """The bytes generate_feed would make for each input, in the order it makes them."""
     inputs, _ = spec.io(signature)
-    total = 0
-    for t in inputs:
-        itemsize = t.numpy_dtype.itemsize if t.numpy_dtype is not None else 1
-        total += math.prod(max(1, int(d)) for d in t.shape) * itemsize
-    return total
+    return [
+        math.prod(max(1, int(d)) for d in t.shape) * (t.numpy_dtype.itemsize if t.numpy_dtype is not None else 1)
+        for t in inputs
+    ]
+
+
+def _affordable(spec: ModelSpec, signature: str | None) -> bool:
+    """Whether generate_feed may be called here: small inputs, or one it must refuse before big ones are made."""
+    sizes = _sizes(spec, signature)
+    if sum(sizes) <= IN_PROCESS_BYTES:
+        return True
+    made = 0
+    for size in sizes:
+        if size > MAX_GENERATED_BYTES:
+            return made <= IN_PROCESS_BYTES
+        made += size
+    return False
 
 
 def _made_up_feed(m: Mutant, out: Outcome, spec: ModelSpec, signature: str | None) -> Feed:
     """generate_feed, then diagnose: no exception but FixError from the first, none from the second."""
     feed = Feed({})
-    if _input_bytes(spec, signature) > IN_PROCESS_BYTES:
-        out.known.append("generate-unbounded")
+    if not _affordable(spec, signature):
+        out.known.append("inputs too large to make up here")
     else:
         try:
             feed = generate_feed(spec, "zeros", signature)
@@ -166,6 +179,10 @@ def _made_up_feed(m: Mutant, out: Outcome, spec: ModelSpec, signature: str | Non
                 out.problems.append(_bug(m, "generate_feed", exc))
                 return feed
             out.known.append(bug.test)
+        else:
+            if any(a.nbytes > MAX_GENERATED_BYTES for a in feed.arrays.values()):
+                out.problems.append(f"{m.label()}\n  generate_feed made an input over its {MAX_GENERATED_BYTES:,}-byte limit")
+                return Feed({})
     try:
         diagnose(spec, feed, signature)
     except Exception as exc:
@@ -348,7 +365,10 @@ def test_saved_crashers_cost_one_worker_and_end_in_time(path):
         t0 = time.monotonic()
         r = worker.run(data, spec, feed, signature)
         seconds = time.monotonic() - t0
-        assert r.status in ("crashed", "timeout", "error", "skipped"), f"{path.name} ({sidecar['mutation']}) now runs"
+        assert r.status in ("crashed", "timeout", "error", "skipped"), (
+            f"{path.name} ({sidecar['mutation']}) now runs: if the runtime was fixed, or the crash depends on "
+            "what memory happens to hold (it passes sometimes), delete the fixture and its sidecar"
+        )
         assert (r.detail or r.error_message or "").strip()
         assert seconds <= DEADLINE, f"{path.name} took {seconds:.1f} s"
         if r.status in ("crashed", "timeout"):
@@ -507,7 +527,7 @@ def _clean_model(seed: int) -> bool:
         return True
     except Exception:
         return False
-    if _input_bytes(spec) > IN_PROCESS_BYTES:
+    if not _affordable(spec, None):
         return False
     try:
         diagnose(spec, generate_feed(spec))
