@@ -129,6 +129,7 @@ class Worker:
         self._proc: Any = None
         self._conn: Any = None
         self.model_sha: str | None = None
+        self._loaded = False
 
     @property
     def alive(self) -> bool:
@@ -172,6 +173,7 @@ class Worker:
         self._proc = _Process(proc)
         self._conn = Channel(parent_sock)
         self.model_sha = None
+        self._loaded = False
         self._close_region()
 
     def close(self) -> None:
@@ -342,9 +344,16 @@ class Worker:
 
 
     def ensure_model(self, model_bytes: bytes, spec: ModelSpec) -> RunResult | None:
-        """Load the model unless this worker holds it already; a failure comes back as a result."""
+        """Load the model unless this worker holds it already; a failure comes back as a result.
+
+        A worker that held another model is replaced by a fresh process first: a model can
+        corrupt the heap without crashing, and the next user's innocent model must not pay for it
+        (the fuzzer saw exactly that). A warm worker is only ever reused for the same model.
+        """
         if self.model_sha == spec.sha256 and self.alive:
             return None
+        if self._proc is not None and self._loaded:
+            self.close()
         t0 = time.perf_counter()
         path = None
         if len(model_bytes) > _FILE_TRANSFER:
@@ -356,6 +365,7 @@ class Worker:
         try:
             request = ("load_file", path) if path else ("load", bytes(model_bytes))
             outcome, reply = self._request(request, self.limits.load_seconds)
+            self._loaded = True  # even a model that failed to load has run code in this process
         finally:
             if path:
                 os.unlink(path)

@@ -269,3 +269,23 @@ def test_prewarm_loads_the_model_so_the_first_run_finds_it():
         p.release(busy)
     finally:
         p.close()
+
+
+def test_a_worker_never_runs_a_second_model_in_the_same_process():
+    # A model may corrupt the worker's heap and still come back "ok"; another user's model must
+    # then not run in that process. Switching models replaces the process.
+    a, spec_a = model("add_float.tflite")
+    ex = example("uint8-float-data")
+    b, spec_b = ex.model_bytes, inspect_model(ex.model_bytes)
+    w = Worker(Limits())
+    try:
+        assert w.run(a, spec_a, Feed({"x": np.zeros((1, 4), np.float32)})).ok
+        first = w.pid
+        assert w.run(a, spec_a, Feed({"x": np.ones((1, 4), np.float32)})).ok
+        assert w.pid == first  # the same model stays warm
+        from lite_debug.binding import bind
+
+        assert w.run(b, spec_b, bind(spec_b, ex.good_inputs())).ok
+        assert w.pid != first
+    finally:
+        w.close()
