@@ -296,7 +296,7 @@ def main(conn: Any, memory_bytes: int | None = None, cpu_seconds: int | None = N
             _cpu_budget(cpu_seconds)
             try:
                 region = _attach(plan, region)
-                outputs, invoke_ms = session.run(plan)
+                outputs, invoke_ms = session.run(plan, no_default_delegates=bool(plan.get("no_default_delegates")))
                 outputs, need = _share_outputs(outputs, region)
                 conn.send(("ok", outputs, invoke_ms, "", need))
             except Exception as exc:

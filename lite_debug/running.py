@@ -329,7 +329,10 @@ class Worker:
         outcome, reply = self._request(("run", plan), self.limits.run_seconds)
         failed = _failure(outcome, reply, self.limits.run_seconds, stage="running the model")
         if failed is not None:
-            return self._finish(failed, t0)
+            failed = self._finish(failed, t0)
+            if failed.status == "crashed" and signature is None and failed.limit is None:
+                failed = self._probe_without_delegates(model_bytes, spec, feed, failed)
+            return failed
         if reply[0] != "ok":
             return _error_result(reply[1], reply[2], reply[4], t0, stage="run", limits=self.limits)
         _, outputs, invoke_ms, note, need = reply
@@ -342,6 +345,37 @@ class Worker:
             detail=note,
         )
 
+
+    def _probe_without_delegates(self, model_bytes: bytes, spec: ModelSpec, feed: Feed, crash: RunResult) -> RunResult:
+        """After a crash, run once more in a fresh worker without the default XNNPACK delegate.
+
+        The delegate trusts what the builtin kernels would check, so a corrupt model can crash
+        it where the kernels refuse it cleanly or run it: saying which tells the user where the
+        fault is, and gives them a workaround.
+        """
+        if self.ensure_model(model_bytes, spec) is not None:
+            return crash
+        plan = _plan(spec, feed, None)
+        plan["no_default_delegates"] = True
+        self._share(plan)
+        # A quick look, not a second full wait: twice what the crashed run took, 3 s at least.
+        seconds = min(self.limits.run_seconds, max(3.0, 2 * (crash.total_ms or 0) / 1000.0))
+        outcome, reply = self._request(("run", plan), seconds)
+        if outcome == "crashed":
+            note, kernel = "Without the default XNNPACK delegate it crashes too: the fault is in the interpreter itself.", None
+        elif outcome != "reply":
+            return crash
+        elif reply[0] == "ok":
+            self._unshare(reply[1], reply[4])
+            note, kernel = (
+                "Without the default XNNPACK delegate the model runs, so the crash is in the delegate: build the "
+                "interpreter with experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES "
+                "to work around it, and report it with a bundle.",
+                "",
+            )
+        else:
+            note, kernel = f"Without the default XNNPACK delegate the interpreter refuses the model instead: {reply[2]}", reply[2]
+        return replace(crash, detail=f"{crash.detail} {note}", kernel_message=kernel or None)
 
     def ensure_model(self, model_bytes: bytes, spec: ModelSpec) -> RunResult | None:
         """Load the model unless this worker holds it already; a failure comes back as a result.

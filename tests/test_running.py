@@ -289,3 +289,27 @@ def test_a_worker_never_runs_a_second_model_in_the_same_process():
         assert w.pid != first
     finally:
         w.close()
+
+
+@pytest.mark.parametrize(
+    "fixture, says",
+    [
+        ("53d784cdc5a87e44", "the model runs, so the crash is in the delegate"),  # softmax scale NaN
+        ("fa07070010042e41", "refuses the model instead"),  # softmax zero point -129
+        ("a32cc219b20b1e09", "crashes too"),  # an output typed RESOURCE
+    ],
+)
+def test_a_crash_is_tried_again_without_the_default_delegate(fixture, says):
+    from lite_debug.generate import generate_feed
+
+    data = (FIXTURES / "fuzz" / f"{fixture}.tflite").read_bytes()
+    spec = inspect_model(data)
+    w = Worker(Limits(run_seconds=20, load_seconds=20))
+    try:
+        r = w.run(data, spec, generate_feed(spec))
+        assert r.status == "crashed" and r.signal in ("SIGSEGV", "SIGABRT")
+        assert says in r.detail
+        if "refuses" in says:
+            assert "zero_point" in (r.kernel_message or "")
+    finally:
+        w.close()
