@@ -46,7 +46,7 @@ class BatchResult:
 
     @property
     def ok_count(self) -> int:
-        return self.count - sum(self.chunk for _ in self.errors) if self.outputs else 0
+        return self.count - len(self.errors) * self.chunk if self.outputs else 0
 
     @property
     def statuses(self) -> list[str]:

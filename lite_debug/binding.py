@@ -15,7 +15,7 @@ import numpy as np
 
 from .records import Feed, ModelSpec, TensorSpec
 
-__all__ = ["bind", "normalise_name"]
+__all__ = ["bind", "bind_mixed", "normalise_name"]
 
 _DECORATION = re.compile(r"^(serving_default_)|(:\d+)$")
 
@@ -69,3 +69,20 @@ def bind(
     for i, extra in enumerate(arrays[len(inputs):], start=len(inputs)):
         ordered[f"extra_{i}"] = extra
     return Feed(arrays=ordered)
+
+
+def bind_mixed(
+    spec: ModelSpec,
+    keyed: Mapping[str, np.ndarray],
+    positional: Sequence[np.ndarray],
+    signature: str | None = None,
+) -> Feed:
+    """Bind named arrays (an ``.npz``, ``--input NAME=FILE``) and positional ones (one file per
+    input) together: names first, then the positional arrays fill the remaining inputs in order."""
+    if not (keyed and positional):
+        return bind(spec, keyed or positional, signature)
+    bound = dict(bind(spec, keyed, signature).arrays)
+    inputs, _ = spec.io(signature)
+    free = [t.name for t in inputs if t.name not in bound]
+    bound.update(zip(free, positional))
+    return Feed(arrays=bound)

@@ -57,7 +57,7 @@ class _Check:
     feed_to_run: Feed | None = None
 
 
-def _load_inputs(spec: ModelSpec, signature: str | None, files: Sequence[str], named: Sequence[str]) -> dict[str, Any] | list[Any]:
+def _load_inputs(spec: ModelSpec, signature: str | None, files: Sequence[str], named: Sequence[str]) -> Feed:
     from .loading import load_data
 
     inputs, _ = spec.io(signature)
@@ -90,16 +90,9 @@ def _load_inputs(spec: ModelSpec, signature: str | None, files: Sequence[str], n
         if len(arrays) != 1:
             raise UsageError(f"--input {name}= needs a file with one array; {path!r} holds {len(arrays)}.")
         keyed[name] = arrays[0]
-    if keyed and positional:
-        # Positional arrays fill the inputs that no name claimed, in order.
-        from .binding import bind
+    from .binding import bind_mixed
 
-        bound = dict(bind(spec, keyed, signature).arrays)
-        free = [t.name for t in inputs if t.name not in bound]
-        for name, x in zip(free, positional):
-            bound[name] = x
-        return bound
-    return keyed or positional
+    return bind_mixed(spec, keyed, positional, signature)
 
 
 def _prepare(args: argparse.Namespace) -> _Check:
@@ -227,7 +220,7 @@ def _check_batch(args: argparse.Namespace, state: _Check, pool) -> int:
         "count": batch.count,
         "chunk": batch.chunk,
         "status": batch.status,
-        "ok": batch.count - failed * batch.chunk if batch.outputs else 0,
+        "ok": batch.ok_count,
         "failed": {str(i): msg for i, msg in batch.errors.items()},
         "outputs": batch.summary(),
         "invoke_ms": (

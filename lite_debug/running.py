@@ -182,16 +182,10 @@ class Worker:
             return
         try:
             self._conn.send(("exit",))
-        except (OSError, ValueError, BrokenPipeError):
+        except (OSError, ValueError):
             pass
         self._proc.join(timeout=1.0)
-        if self._proc.is_alive():
-            self._proc.kill()
-            self._proc.join(timeout=1.0)
-        self._conn.close()
-        self._close_stderr()
-        self._close_region()
-        self._proc, self._conn, self.model_sha = None, None, None
+        self._kill()  # kills it only if it did not exit; closes the pipe, log and shared memory
 
     def _close_region(self) -> None:
         region = getattr(self, "_region", None)
@@ -260,14 +254,18 @@ class Worker:
             self._proc.kill()
         if self._proc is not None:
             self._proc.join(timeout=2.0)
-        exitcode = self._proc.exitcode if self._proc is not None else None
         if self._conn is not None:
             self._conn.close()
         self._close_stderr()
         self._close_region()
-        self._close_region()
         self._proc, self._conn, self.model_sha = None, None, None
-        self._last_exitcode = exitcode
+
+    def _crashed(self) -> tuple[str, str]:
+        """The worker died: collect how, then clean up after it."""
+        self._proc.join(timeout=2.0)
+        code = self._proc.exitcode
+        self._kill()
+        return "crashed", _signal_name(code)
 
     def _request(self, message: tuple, seconds: float | None, progress: Any = None) -> tuple[str, Any]:
         """Send one request; return ("reply", reply), ("crashed", signal) or ("timeout", None).
@@ -279,11 +277,8 @@ class Worker:
             self.start()
         try:
             self._conn.send(message)
-        except (OSError, BrokenPipeError):
-            self._proc.join(timeout=2.0)
-            code = self._proc.exitcode
-            self._kill()
-            return "crashed", _signal_name(code)
+        except OSError:  # BrokenPipeError included: the worker is gone
+            return self._crashed()
         deadline = None if seconds is None else time.monotonic() + seconds
         while True:
             wait = 0.5 if deadline is None else max(0.001, min(0.5, deadline - time.monotonic()))
@@ -299,14 +294,9 @@ class Worker:
             except TimeoutError:
                 pass
             except (EOFError, OSError):
-                self._proc.join(timeout=2.0)
-                code = self._proc.exitcode
-                self._kill()
-                return "crashed", _signal_name(code)
+                return self._crashed()
             if not self._proc.is_alive():
-                code = self._proc.exitcode
-                self._kill()
-                return "crashed", _signal_name(code)
+                return self._crashed()
             if deadline is not None and time.monotonic() >= deadline:
                 self._kill()
                 return "timeout", None
@@ -513,13 +503,13 @@ def _error_result(
 ) -> RunResult:
     from .explain import explain
 
-    explanation = explain(kernel_message or message) if kernel_message else explain(message)
+    # The kernel's own message (from the run without XNNPACK) names the real cause when there is one.
+    explanation = explain(kernel_message or message)
+    detail = ""
     if kernel_message:
         explanation = replace(explanation, facts={**dict(explanation.facts), "default_delegate_message": message})
-    detail = ""
-    if kernel_message == "":
+    elif kernel_message == "":
         detail = "Without the default XNNPACK delegate the model runs: the failure is in the delegate, not the model."
-        explanation = explain(message)
     limit = None
     if limits is not None and limits.memory_bytes and (
         error_type == "MemoryError" or "alloc" in message.lower() or _BARE_NODE_FAILURE.match(message)

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .binding import bind
+from .binding import bind, bind_mixed
 from .bundle import is_bundle, read_bundle, write_bundle
 from .diagnosis import diagnose, fix_all
 from .errors import DataLoadError, FixError
@@ -116,13 +116,7 @@ class Workspace:
                 keyed.update(loaded)
             else:
                 positional.extend(loaded)
-        if keyed and positional:
-            bound = dict(bind(self.spec, keyed, self.signature).arrays)
-            free = [t.name for t in self.inputs if t.name not in bound]
-            bound.update(zip(free, positional))
-            feed = Feed(bound)
-        else:
-            feed = bind(self.spec, keyed or positional, self.signature)
+        feed = bind_mixed(self.spec, keyed, positional, self.signature)
         self.example_id = None
         self.set_feed(feed, source=", ".join(n for n, _ in files))
 

@@ -40,10 +40,9 @@ if ws.batch_ready:
             bar.progress(1.0, text=f"{result.count} samples: {result.status}")
         b = ws.batch_result
         if b is not None:
-            failed = len(b.errors) * b.chunk
             c1, c2, c3 = st.columns(3)
-            c1.metric("Samples run", b.count - failed if b.outputs else 0)
-            c2.metric("Failed", failed if b.outputs else b.count)
+            c1.metric("Samples run", b.ok_count)
+            c2.metric("Failed", b.count - b.ok_count)
             c3.metric("Total time", f"{b.total_ms:.0f} ms")
             if b.outputs:
                 st.dataframe(pd.DataFrame(b.summary()), hide_index=True, width="stretch")
