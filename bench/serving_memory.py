@@ -32,34 +32,36 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _rss() -> int:
-    """Resident set size now, in bytes."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+def _status(field: str, pid: int | str = "self") -> int:
+    """A size field of /proc/<pid>/status (VmRSS, VmHWM), in bytes; 0 where it is missing."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
     return 0
 
 
-def _peak() -> int:
-    """The high-water mark of this process's RSS, in bytes (since the last ``_reset_peak``)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+def _rss(pid: int | str = "self") -> int:
+    """Resident set size now, in bytes."""
+    return _status("VmRSS", pid)
 
 
-def _reset_peak() -> bool:
+def _peak(pid: int | str = "self") -> int:
+    """The high-water mark of a process's RSS, in bytes (since the last ``_reset_peak``)."""
+    return _status("VmHWM", pid) or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
+def _reset_peak(pid: int | str = "self") -> bool:
     """Set the high-water mark to the current RSS (Linux ≥ 4.0); False where that is not possible."""
     try:
-        Path("/proc/self/clear_refs").write_text("5")
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
         return True
     except OSError:
         return False
 
 
-def _children_peak() -> dict[int, int]:
-    """VmHWM (peak RSS) of this process's live children: the worker processes."""
-    me, found = os.getpid(), {}
+def _children_peak(me: int | None = None) -> dict[int, int]:
+    """VmHWM (peak RSS) of a process's live children (this one's by default): the worker processes."""
+    me, found = me or os.getpid(), {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -133,6 +135,53 @@ def measure(model_path: Path) -> dict:
         "worker_peaks": list(workers.values()),
         "invoke_ms": ws.result.invoke_ms,
     }
+
+
+def measure_server(model_path: Path, browser, server) -> dict:
+    """The same path through a real ``streamlit run app.py`` and Chromium: the upload goes over HTTP.
+
+    ``server`` is ``(process, port)`` of a fresh server. What the AppTest figure cannot see is
+    the upload itself: Tornado buffers the request body and parses the form out of it.
+    """
+    proc, port = server
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.get_by_text("Gallery of real failures").wait_for(timeout=60_000)
+        steps: list[dict] = []
+
+        def step(name: str, t0: float) -> None:
+            steps.append({"step": name, "rss": _rss(proc.pid), "peak": _peak(proc.pid), "seconds": time.perf_counter() - t0})
+
+        peak_startup = _peak(proc.pid)
+        reset = _reset_peak(proc.pid)
+        rss_before = _rss(proc.pid)
+        t0 = time.perf_counter()
+        uploader = page.get_by_test_id("stFileUploader").filter(has_text="Model (.tflite) or bug-report bundle")
+        uploader.locator("input[type=file]").set_input_files(str(model_path))
+        page.get_by_text(f"Open: {model_path.name}").wait_for(timeout=300_000)
+        step("upload + open (Start page)", t0)
+        t0 = time.perf_counter()
+        page.get_by_role("button", name="Generate", exact=True).click()
+        page.get_by_text("with data from").wait_for(timeout=120_000)
+        step("generate an input", t0)
+        t0 = time.perf_counter()
+        page.get_by_test_id("stSidebarNav").get_by_text("Run and outputs").click()
+        page.get_by_role("button", name="Run the model").click()
+        page.get_by_test_id("stMetric").filter(has_text="Invoke").wait_for(timeout=300_000)
+        step("run (Run page, button 'run')", t0)
+        return {
+            "model_bytes": model_path.stat().st_size,
+            "rss_before": rss_before,
+            "peak_startup": peak_startup,
+            "peak_was_reset": reset,
+            "peak": _peak(proc.pid),
+            "steps": steps,
+            "worker_peaks": list(_children_peak(proc.pid).values()),
+        }
+    finally:
+        context.close()
 
 
 class _PeakTracer:

@@ -26,39 +26,76 @@ for i, ex in enumerate(examples()):
         st.caption(ex.story)
         if st.button("Open", key=f"example-{ex.id}", icon=":material/open_in_new:"):
             set_workspace(Workspace.from_example(ex.id))
+            st.session_state.pop("data-files", None)  # the example brings its own data
             st.switch_page(PAGES["diagnose"])
 
 st.subheader("Your own model")
+
+
+# Both uploaders are read in their on_change callbacks and then emptied (by a new key). Streamlit
+# returns a widget's value to the script as a deep copy, on every rerun while a file sits in the
+# uploader: for a 100 MB model that is a 100 MB copy per click. A callback reads the upload
+# through session_state, which hands over Streamlit's own bytes, and the workspace keeps those.
+
+
+def _uploader_key(kind: str) -> str:
+    generation = st.session_state.get(f"{kind}-upload-generation", 0)
+    return f"{kind}-upload" if generation == 0 else f"{kind}-upload-{generation}"
+
+
+def _empty_uploader(kind: str) -> None:
+    st.session_state[f"{kind}-upload-generation"] = st.session_state.get(f"{kind}-upload-generation", 0) + 1
+
+
+def _load_data(ws: Workspace, files: list[tuple[str, bytes]]) -> None:
+    try:
+        ws.load_files(files)
+        st.session_state.pop("data-error", None)
+    except LiteDebugError as exc:
+        st.session_state["data-error"] = str(exc)
+
+
+def _open_model() -> None:
+    upload = st.session_state.get(_uploader_key("model"))
+    if upload is None:
+        return
+    _empty_uploader("model")
+    try:
+        # getvalue() is the upload's own bytes object (BytesIO shares it until written to);
+        # getbuffer() would unshare it, copying the whole model.
+        opened = Workspace.open(upload.name, upload.getvalue())
+    except LiteDebugError as exc:
+        st.session_state["model-error"] = str(exc)
+        return
+    st.session_state.pop("model-error", None)
+    st.session_state.pop("data-error", None)
+    set_workspace(opened)
+    if not opened.has_data and st.session_state.get("data-files"):
+        # The data uploaded before is for the new model too: load it again (a bundle brings its
+        # own data, which wins).
+        _load_data(opened, st.session_state["data-files"])
+
+
+def _open_data() -> None:
+    uploads = st.session_state.get(_uploader_key("data")) or []
+    ws = workspace()
+    if not uploads or ws is None:
+        return
+    _empty_uploader("data")
+    files = [(f.name, f.getvalue()) for f in uploads]
+    _load_data(ws, files)
+    if "data-error" not in st.session_state:
+        st.session_state["data-files"] = files
+
+
 left, right = st.columns(2)
 with left:
-    # Once a model is open the uploader is emptied (by a new key): while a file sits in it,
-    # Streamlit holds the upload and copies it on every rerun, which for a 100 MB model is two
-    # copies more than the workspace's own.
-    generation = st.session_state.get("model-upload-generation", 0)
-    model_file = st.file_uploader(
+    st.file_uploader(
         "Model (.tflite) or bug-report bundle (.zip)",
         type=["tflite", "zip", "lite"],
-        key="model-upload" if generation == 0 else f"model-upload-{generation}",
+        key=_uploader_key("model"),
+        on_change=_open_model,
     )
-    if model_file is not None and st.session_state.get("model-upload-id") != model_file.file_id:
-        # Only a new upload is read and inspected: reruns after a click reuse the workspace.
-        st.session_state["model-upload-id"] = model_file.file_id
-        try:
-            with st.spinner(f"Reading {model_file.name}…"):
-                # getbuffer(): a view of the upload, where getvalue() would copy it.
-                opened = Workspace.open(model_file.name, model_file.getbuffer())
-            set_workspace(opened)
-            st.session_state.pop("model-error", None)
-            if not opened.has_data:
-                # Files still in the data uploader are for the new model too: load them again
-                # (a bundle brings its own data, which wins).
-                st.session_state.pop("data-upload-ids", None)
-        except LiteDebugError as exc:
-            st.session_state["model-error"] = str(exc)
-        else:
-            del model_file
-            st.session_state["model-upload-generation"] = generation + 1
-            st.rerun()  # the sidebar was drawn before this page: redraw it with the new model
     if st.session_state.get("model-error"):
         st.error(st.session_state["model-error"], icon=":material/error:")
     elif workspace() is not None:
@@ -66,26 +103,19 @@ with left:
 
 ws = workspace()
 with right:
-    data_files = st.file_uploader(
+    st.file_uploader(
         "Sample data: one file per input, or one .npz for all",
         type=["npy", "npz", "png", "jpg", "jpeg", "bmp", "csv", "json", "bin", "raw"],
         accept_multiple_files=True,
-        key="data-upload",
+        key=_uploader_key("data"),
+        on_change=_open_data,
         disabled=ws is None,
         help="Images load as they are (HWC, uint8); the diagnosis says what the model needs.",
     )
-    ids = tuple(f.file_id for f in data_files or [])
-    if ws is not None and data_files and st.session_state.get("data-upload-ids") != ids:
-        st.session_state["data-upload-ids"] = ids
-        try:
-            ws.load_files([(f.name, f.getvalue()) for f in data_files])
-            st.session_state.pop("data-error", None)
-        except LiteDebugError as exc:
-            st.session_state["data-error"] = str(exc)
-        else:
-            st.rerun()  # as above: the sidebar shows the diagnosis of the new data
     if st.session_state.get("data-error"):
         st.error(st.session_state["data-error"], icon=":material/error:")
+    elif ws is not None and ws.has_data:
+        st.caption(f"Data: **{ws.data_source}**. Upload other files to replace it.")
 
 if ws is not None:
     with st.expander("Generate an input instead", expanded=not ws.has_data):

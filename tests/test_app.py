@@ -236,6 +236,24 @@ def test_upload_a_model_and_data_then_see_the_mismatch():
     assert "batch dimension is missing" in shown and "expects float32, but the data is float64" in shown
 
 
+def test_uploads_are_kept_without_a_copy_and_the_uploaders_emptied():
+    # Streamlit hands a widget's value to the script as a deep copy on every rerun: a 100 MB
+    # model sitting in the uploader would cost 100 MB per click. The pages read uploads in
+    # callbacks instead and empty the uploaders, so the workspace holds the uploaded object.
+    model = (FIXTURES / "add_float.tflite").read_bytes()
+    data = npy(np.zeros((1, 4), np.float32))
+    at = app()
+    at.file_uploader(key="model-upload").set_value(upload("add.tflite", model)).run()
+    at.file_uploader(key="data-upload").set_value(upload("x.npy", data)).run()
+    assert not at.exception and not at.main.error
+    assert at.session_state["ws"].model_bytes is model
+    assert at.session_state["data-files"][0][1] is data
+    assert all(not u.value for u in at.file_uploader)
+    assert {u.key for u in at.file_uploader} == {"model-upload-1", "data-upload-1"}
+    captions = texts(at.main.caption)
+    assert "add.tflite" in captions and "x.npy" in captions
+
+
 @pytest.mark.parametrize(
     "data, says",
     [
