@@ -79,6 +79,9 @@ class Limits:
         return ", ".join(parts)
 
 
+# A reply is polled for (not slept on) only when the last round trip was this short: for
+# longer runs the wake-up is a small share and a poll would hold a core for nothing.
+SPIN_FOR_REPLIES_UP_TO = 0.003
 _FILE_TRANSFER = 4 << 20  # models larger than this go to the worker through a temporary file
 
 
@@ -130,6 +133,7 @@ class Worker:
         self._conn: Any = None
         self.model_sha: str | None = None
         self._loaded = False
+        self._last_round_trip = 0.0  # seconds; how long to poll for the next reply
 
     @property
     def alive(self) -> bool:
@@ -280,10 +284,17 @@ class Worker:
         except OSError:  # BrokenPipeError included: the worker is gone
             return self._crashed()
         deadline = None if seconds is None else time.monotonic() + seconds
+        # Poll for a reply that is due soon (as long as the last round trip, give or take)
+        # rather than sleep and pay a wake-up: only for short requests, never for long ones.
+        last = self._last_round_trip
+        spin = 1.5 * last if 0 < last <= SPIN_FOR_REPLIES_UP_TO else 0.0
+        started = time.perf_counter()
         while True:
             wait = 0.5 if deadline is None else max(0.001, min(0.5, deadline - time.monotonic()))
             try:
-                reply = self._conn.recv(wait)
+                reply = self._conn.recv(wait, spin=spin)
+                spin = 0.0
+                self._last_round_trip = time.perf_counter() - started
                 if reply[0] == "progress":
                     if progress is not None:
                         progress(reply[1], reply[2])

@@ -313,3 +313,40 @@ def test_a_crash_is_tried_again_without_the_default_delegate(fixture, says):
             assert "zero_point" in (r.kernel_message or "")
     finally:
         w.close()
+
+
+# -- the pipe ----------------------------------------------------------------------------------
+
+
+def _channels():
+    import socket
+
+    from lite_debug._wire import Channel
+
+    a, b = socket.socketpair()
+    return Channel(a), Channel(b)
+
+
+def test_a_polling_receive_gets_a_message_that_arrives_while_it_polls():
+    a, b = _channels()
+    timer = threading.Timer(0.01, lambda: a.send(("ok", np.arange(3))))
+    timer.start()
+    got = b.recv(timeout=5, spin=1.0)
+    assert got[0] == "ok" and got[1].tolist() == [0, 1, 2]
+    a.close(), b.close()
+
+
+def test_a_polling_receive_falls_back_to_waiting_then_honours_the_timeout():
+    a, b = _channels()
+    timer = threading.Timer(0.05, lambda: a.send("late"))
+    timer.start()
+    assert b.recv(timeout=5, spin=0.001) == "late"  # polled 1 ms, then slept until it came
+    with pytest.raises(TimeoutError):
+        b.recv(timeout=0.05, spin=0.001)
+    # The socket is back to blocking: a message split across two sends is read whole.
+    a.send(b"x" * 200_000)
+    assert b.recv(timeout=5, spin=0.001) == b"x" * 200_000
+    a.close()
+    with pytest.raises(EOFError):
+        b.recv(timeout=5, spin=0.5)  # the other end closed while we polled
+    b.close()
