@@ -61,16 +61,32 @@ class Region:
 
     def put(self, arrays: Sequence[np.ndarray]) -> list[Any] | None:
         """Write arrays one after another; their descriptors, or None when they do not fit."""
+        descs = self.reserve(arrays)
+        if descs is not None:
+            for d, a in zip(descs, arrays):
+                self.write(d, a)
+        return descs
+
+    def reserve(self, arrays: Sequence[np.ndarray]) -> list[Any] | None:
+        """Descriptors for arrays laid out one after another, nothing written yet; None when
+        they do not fit."""
         offset, out = 0, []
         for a in arrays:
-            a = np.ascontiguousarray(a)
+            a = np.asarray(a)
             end = offset + a.nbytes
             if end > self.size:
                 return None
-            np.frombuffer(self.map, dtype=np.uint8, count=a.nbytes, offset=offset)[:] = a.reshape(-1).view(np.uint8)
             out.append(("shm", offset, a.dtype.str, tuple(a.shape)))
             offset = (end + _ALIGN - 1) // _ALIGN * _ALIGN
         return out
+
+    def write(self, desc: tuple, array: np.ndarray, start: int = 0, stop: int | None = None) -> None:
+        """Copy ``array[start:stop]`` (rows along the first axis) to its place in the region."""
+        target = self.view(desc)
+        if target.ndim == 0:
+            target[...] = array
+        else:
+            np.copyto(target[start:stop], np.asarray(array)[start:stop])
 
     def view(self, desc: tuple) -> np.ndarray:
         _, offset, dtype, shape = desc

@@ -18,6 +18,7 @@ Requests and replies are plain tuples of builtins and numpy arrays:
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -103,85 +104,157 @@ class _Session:
 
 
     def batch(self, plan: dict[str, Any], conn: Any, cpu_seconds: int | None) -> tuple[list, list[str], list[float]]:
-        """Run ``plan["n"]`` samples, ``plan["chunk"]`` at a time, into preallocated output stacks.
+        """Run ``plan["n"]`` samples, ``plan["chunk"]`` at a time; stack each output over the chunks.
 
         One request for the whole batch, so a batch costs what a raw loop costs; a progress
-        message goes back at most every 0.1 s. A failing sample is recorded and the rest go on.
+        message goes back at most every 0.1 s. A failing sample is recorded and the rest go on
+        (its rows of the stacks are zeros).
+
+        The parent may send only the first samples' data with the request and the rest in a
+        ``("more", rows)`` message while this loop starts on them; the message, a system call
+        on each side, also orders the memory the data was written to.
         """
+        n = int(plan["n"])
+        available = int(plan.get("available", n))
+
+        def wait_for(rows: int) -> None:
+            nonlocal available
+            while available < rows:
+                message = conn.recv()
+                if message[0] != "more":
+                    raise RuntimeError(f"Expected the rest of the batch, got {message[0]!r}.")
+                available = int(message[1])
+
+        try:
+            return self._batch(plan, conn, cpu_seconds, wait_for)
+        finally:
+            wait_for(n)  # never leave that message in the pipe, where it would read as a request
+
+    def _prepare(self, signature: str | None) -> Any:
+        """The interpreter, allocated at the model's own input shapes."""
+        interpreter = self.ensure()
+        if signature is None and (self.shapes != self.original or not self.allocated):
+            for index, shape in self.original.items():
+                if self.shapes.get(index) != shape:
+                    interpreter.resize_tensor_input(index, list(shape))
+            interpreter.allocate_tensors()
+            self.shapes, self.allocated = dict(self.original), True
+        return interpreter
+
+    def _batch(self, plan: dict[str, Any], conn: Any, cpu_seconds: int | None, wait_for: Any) -> tuple[list, list[str], list[float]]:
         n, chunk, signature = int(plan["n"]), int(plan["chunk"]), plan.get("signature")
         arrays = plan["arrays"]
-        statuses: list[str] = []
-        times: list[float] = []
-        stacks: list[Any] = []
+        n_chunks = (n + chunk - 1) // chunk
+        statuses = [""] * n_chunks
+        times = [0.0] * n_chunks
+        got: list[Any] = [None] * n_chunks  # per chunk: the outputs, in order
         names: list[tuple[str, int, tuple]] = []
-        last = time.monotonic()
-        def prepare() -> Any:
-            interpreter = self.ensure()
-            if signature is None and (self.shapes != self.original or not self.allocated):
-                for index, shape in self.original.items():
-                    if self.shapes.get(index) != shape:
-                        interpreter.resize_tensor_input(index, list(shape))
-                interpreter.allocate_tensors()
-                self.shapes, self.allocated = dict(self.original), True
-            return interpreter
-
+        prepare = functools.partial(self._prepare, signature)
         interpreter = prepare()
-        runner = interpreter.get_signature_runner(signature) if signature is not None else None
-        views: list[Any] = []
+        if signature is None:
+            names = [(d["name"], d["index"], _quant(d)) for d in interpreter.get_output_details()]
         _cpu_budget(cpu_seconds)
         perf = time.perf_counter
-        for k, start in enumerate(range(0, n, chunk)):
-            stop = start + chunk
-            try:
-                if runner is not None:
-                    t0 = perf()
-                    result = runner(**{name: arr[start:stop] for name, arr in arrays})
-                    times.append(perf() - t0)
-                    if not names:
-                        details = runner.get_output_details()
-                        names = [(name, details[name]["index"], _quant(details[name])) for name in result]
-                    produced = list(result.values())
-                    if not stacks:
-                        stacks = _stacks(produced, (n + chunk - 1) // chunk)
-                    for stack, v in zip(stacks, produced):
-                        stack[k] = v
-                else:
-                    set_tensor = interpreter.set_tensor
-                    for index, arr in arrays:
-                        set_tensor(index, arr[start:stop])
-                    invoke = interpreter.invoke
-                    t0 = perf()
-                    invoke()
-                    times.append(perf() - t0)
-                    if not names:
-                        details = interpreter.get_output_details()
-                        names = [(d["name"], d["index"], _quant(d)) for d in details]
-                        views = [interpreter.tensor(d["index"]) for d in details]
-                        stacks = _stacks([v() for v in views], (n + chunk - 1) // chunk)
-                    for stack, view in zip(stacks, views):
-                        stack[k] = view()  # one copy, from the interpreter's memory into the stack
-                statuses.append("")
-            except Exception as exc:
-                statuses.append(f"{type(exc).__name__}: {exc}")
-                self.interpreter = None
-                interpreter = prepare()
-                runner = interpreter.get_signature_runner(signature) if signature is not None else None
-                views = [interpreter.tensor(index) for _, index, _ in names] if runner is None else views
-            if k % 64 == 63:
-                now = time.monotonic()
-                if now - last >= 0.1:
-                    # A sign of life for the parent's clock, and a fresh CPU budget for what follows.
-                    conn.send(("progress", min(stop, n), n))
-                    _cpu_budget(cpu_seconds)
-                    last = now
+        last = time.monotonic()
+        k = 0
+        while k < n_chunks:
+            block_end = min(n_chunks, k + 64)  # between blocks: the clock, progress, CPU budget
+            wait_for(min(n, block_end * chunk))
+            if signature is not None:
+                runner = interpreter.get_signature_runner(signature)
+                for k in range(k, block_end):
+                    start = k * chunk
+                    try:
+                        t0 = perf()
+                        result = runner(**{name: arr[start : start + chunk] for name, arr in arrays})
+                        times[k] = perf() - t0
+                        if not names:
+                            details = runner.get_output_details()
+                            names = [(name, details[name]["index"], _quant(details[name])) for name in result]
+                        got[k] = list(result.values())
+                    except Exception as exc:
+                        statuses[k] = f"{type(exc).__name__}: {exc}"
+                        self.interpreter = None
+                        interpreter = prepare()
+                        runner = interpreter.get_signature_runner(signature)
+            else:
+                k = self._index_block(interpreter, arrays, names, chunk, k, block_end, got, times, statuses)
+                if k < block_end:  # sample k failed: its interpreter is rebuilt, then on with the next
+                    self.interpreter = None
+                    interpreter = prepare()
+                    names = [(d["name"], d["index"], _quant(d)) for d in interpreter.get_output_details()]
+                    k += 1
+                    continue
+            k = block_end
+            now = time.monotonic()
+            if now - last >= 0.1 and k < n_chunks:
+                # A sign of life for the parent's clock, and a fresh CPU budget for what follows.
+                conn.send(("progress", min(k * chunk, n), n))
+                _cpu_budget(cpu_seconds)
+                last = now
+        stacks = _stacks(got)
         outputs = [(name, index, stack, quant) for (name, index, quant), stack in zip(names, stacks)]
         return outputs, statuses, [t * 1000.0 for t in times]
 
+    @staticmethod
+    def _index_block(interpreter, arrays, names, chunk, k, end, got, times, statuses) -> int:
+        """Run chunks ``k`` to ``end`` with set_tensor/invoke/get_tensor; where it stopped.
 
-def _stacks(first: list, n_chunks: int) -> list:
+        The tightest loop here: it calls the runtime's wrapper directly where it can, since
+        ``Interpreter.invoke`` first checks in Python that no numpy view of the interpreter's
+        memory is alive, and this loop holds none (``GetTensor`` returns copies).
+        """
+        wrapper = getattr(interpreter, "_interpreter", None)
+        if wrapper is not None and hasattr(wrapper, "Invoke") and hasattr(wrapper, "SetTensor") and hasattr(wrapper, "GetTensor"):
+            set_tensor, invoke = wrapper.SetTensor, wrapper.Invoke
+            get = wrapper.GetTensor
+            subgraph = (0,)
+        else:  # the tf.lite fallback, or a wrapper that changed
+            set_tensor, invoke, get, subgraph = interpreter.set_tensor, interpreter.invoke, interpreter.get_tensor, ()
+        perf = time.perf_counter
+        outs = [index for _, index, _ in names]
+        try:
+            if len(arrays) == 1 and len(outs) == 1:
+                ((in_index, x),), (out_index,) = arrays, outs
+                for k in range(k, end):
+                    start = k * chunk
+                    set_tensor(in_index, x[start : start + chunk])
+                    t0 = perf()
+                    invoke()
+                    times[k] = perf() - t0
+                    got[k] = (get(out_index, *subgraph),)
+            else:
+                for k in range(k, end):
+                    start = k * chunk
+                    for index, x in arrays:
+                        set_tensor(index, x[start : start + chunk])
+                    t0 = perf()
+                    invoke()
+                    times[k] = perf() - t0
+                    got[k] = [get(index, *subgraph) for index in outs]
+        except Exception as exc:
+            statuses[k] = f"{type(exc).__name__}: {exc}"
+            return k
+        return end
+
+
+def _stacks(got: list) -> list:
+    """Each output stacked over the chunks, ``[chunks, *shape]``; a failed chunk's rows are zeros."""
     import numpy as np
 
-    return [np.zeros((n_chunks,) + v.shape, dtype=v.dtype) for v in first]
+    template = next((g for g in got if g is not None), None)
+    if template is None:  # no chunk ran: nothing to stack
+        return []
+    stacks = []
+    for j, first in enumerate(template):
+        rows = [g[j] if g is not None else np.zeros_like(first) for g in got]
+        if first.ndim:
+            # concatenate is three times faster than stack for many small arrays, and gives
+            # the same bytes: fold the chunks' axis back out with a reshape.
+            stacks.append(np.concatenate(rows).reshape((len(rows),) + first.shape))
+        else:
+            stacks.append(np.stack(rows))
+    return stacks
 
 
 def _invoke(interpreter: Any, plan: dict[str, Any], shapes: dict, original: dict, allocated: bool):

@@ -51,7 +51,7 @@ class BatchResult:
     @property
     def statuses(self) -> list[str]:
         """``"ok"`` or the error message, per sample."""
-        if not self.outputs and self.status != "ok":
+        if not self.outputs and not self.errors and self.status != "ok":  # the whole batch failed to start
             return [self.status] * self.count
         return [self.errors.get(i - i % self.chunk, "ok") for i in range(self.count)]
 

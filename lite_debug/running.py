@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -198,12 +198,16 @@ class Worker:
         self._region = None
         self._region_sent = False
 
-    def _share(self, plan: dict[str, Any]) -> None:
-        """Move the plan's large arrays into the shared region (created or grown as needed)."""
+    def _share(self, plan: dict[str, Any], rows: int | None = None) -> Callable[[], None] | None:
+        """Move the plan's large arrays into the shared region (created or grown as needed).
+
+        With ``rows``, only each array's first ``rows`` rows are copied now, and what copies
+        the rest is returned: a batch's copy then overlaps the worker's first samples.
+        """
         large = [i for i, (_, a) in enumerate(plan["arrays"]) if a.nbytes >= _shm.THRESHOLD]
         want = max(_shm.needed([plan["arrays"][i][1] for i in large]), getattr(self, "_want", 0))
         if not want:
-            return
+            return None
         region = getattr(self, "_region", None)
         if region is None or region.size < want:
             self._close_region()
@@ -211,16 +215,22 @@ class Worker:
             try:
                 region = self._region = _shm.Region.create(size)
             except OSError:
-                return  # no shared memory here: the arrays go through the pipe
-        descs = region.put([plan["arrays"][i][1] for i in large]) if large else []
+                return None  # no shared memory here: the arrays go through the pipe
+        values = [plan["arrays"][i][1] for i in large]
+        descs = region.reserve(values) if large else []
         if descs is None:
-            return
+            return None
+        for d, a in zip(descs, values):
+            region.write(d, a, 0, rows)
         arrays = list(plan["arrays"])
         for i, d in zip(large, descs):
             arrays[i] = (arrays[i][0], d)
         plan["arrays"] = arrays
         if not self._region_sent:
             plan["region"] = (region.path, region.size)
+        if rows is None or not descs:
+            return None
+        return lambda: [region.write(d, a, rows) for d, a in zip(descs, values)] and None
 
     def _unshare(self, outputs: list, need: int) -> list:
         """Copy outputs that came back through the region out of it (it is reused next run)."""
@@ -271,7 +281,9 @@ class Worker:
         self._kill()
         return "crashed", _signal_name(code)
 
-    def _request(self, message: tuple, seconds: float | None, progress: Any = None) -> tuple[str, Any]:
+    def _request(
+        self, message: tuple, seconds: float | None, progress: Any = None, after_send: Callable[[], None] | None = None
+    ) -> tuple[str, Any]:
         """Send one request; return ("reply", reply), ("crashed", signal) or ("timeout", None).
 
         ``("progress", done, total)`` messages go to ``progress`` and restart the clock: for a
@@ -283,6 +295,11 @@ class Worker:
             self._conn.send(message)
         except OSError:  # BrokenPipeError included: the worker is gone
             return self._crashed()
+        if after_send is not None:
+            try:
+                after_send()
+            except OSError:
+                pass  # the worker is gone: the wait below finds out how
         deadline = None if seconds is None else time.monotonic() + seconds
         # Poll for a reply that is due soon (as long as the last round trip, give or take)
         # rather than sleep and pay a wake-up: only for short requests, never for long ones.
@@ -419,8 +436,21 @@ class Worker:
         failed = self.ensure_model(model_bytes, spec)
         if failed is not None:
             return failed, None
-        self._share(plan)
-        outcome, reply = self._request(("batch", plan), self.limits.run_seconds, progress)
+        n, chunk = int(plan["n"]), int(plan["chunk"])
+        n_chunks = (n + chunk - 1) // chunk
+        # The worker starts on the first samples while the rest are still being copied in.
+        first = max(64, n_chunks // 8) * chunk if n_chunks >= 128 else None
+        rest = self._share(plan, rows=first)
+        if rest is not None:
+            plan["available"] = first
+
+        def send_the_rest() -> None:
+            rest()
+            self._conn.send(("more", n))
+
+        outcome, reply = self._request(
+            ("batch", plan), self.limits.run_seconds, progress, after_send=send_the_rest if rest is not None else None
+        )
         failed = _failure(outcome, reply, self.limits.run_seconds, stage="running the batch")
         if failed is not None:
             return self._finish(failed, t0), None

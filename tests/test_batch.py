@@ -64,6 +64,76 @@ def test_a_failing_sample_is_recorded_and_the_rest_run(pool):
     assert result.summary()[0]["samples"] == 3
 
 
+def test_batches_of_two_inputs_and_of_a_signature_equal_single_runs(pool):
+    rng = np.random.default_rng(1)
+    ex = example("two-inputs-swapped")
+    spec = inspect_model(ex.model_bytes)
+    feats = rng.random((70, 10), dtype=np.float32)  # more than one block of 64 samples
+    tokens = rng.integers(0, 100, (70, 20), dtype=np.int32)
+    result = run_batch(ex.model_bytes, spec, {"features": feats, "tokens": tokens}, pool=pool)
+    assert result.status == "ok" and result.ok_count == 70 and len(result.invoke_ms) == 70
+    (name,) = result.outputs
+    for i in (0, 63, 64, 69):
+        alone = run(ex.model_bytes, {"features": feats[i : i + 1], "tokens": tokens[i : i + 1]}, spec=spec, pool=pool)
+        assert np.array_equal(alone.outputs[0].raw[0], result.raw[name][i])
+
+    ex = example("two-signatures-missing-batch")
+    spec = inspect_model(ex.model_bytes)
+    x = rng.random((5, 16), dtype=np.float32)
+    result = run_batch(ex.model_bytes, spec, {"x": x}, signature="encode", pool=pool)
+    assert result.status == "ok" and result.ok_count == 5
+    for i in (0, 4):
+        alone = run(ex.model_bytes, {"x": x[i : i + 1]}, spec=spec, signature="encode", pool=pool)
+        assert np.allclose(alone.outputs[0].raw[0], result.raw["z"][i])
+
+
+def test_a_batch_whose_first_or_every_sample_fails(pool):
+    model = (FIXTURES / "gather_table.tflite").read_bytes()
+    spec = inspect_model(model)
+    ids = np.array([[99, 1, 2], [3, 4, 5], [6, 7, 8]], np.int32)
+    result = run_batch(model, spec, {"ids": ids}, pool=pool)
+    assert result.status == "partial" and list(result.errors) == [0] and result.ok_count == 2
+    (name,) = result.outputs
+    assert not result.raw[name][0].any() and result.raw[name].shape[0] == 3  # the failed rows are zeros
+    assert np.array_equal(result.outputs[name][1][0], np.arange(12, 16, dtype=np.float32))
+
+    result = run_batch(model, spec, {"ids": np.full((3, 3), 99, np.int32)}, pool=pool)
+    assert result.status == "error" and len(result.errors) == 3 and result.ok_count == 0
+    assert result.statuses == [result.errors[0]] * 3
+
+
+def test_a_large_batch_sent_in_two_parts_runs_every_sample_and_leaves_the_pipe_clean(pool, monkeypatch):
+    # From 128 samples with data in shared memory, the worker starts on the first part while
+    # the parent copies the rest and says so in a second message.
+    from lite_debug.running import Worker
+
+    parts = []
+    request = Worker._request
+
+    def spy(self, message, *args, **kwargs):
+        if message[0] == "batch":
+            parts.append((message[1].get("available"), kwargs.get("after_send") is not None))
+        return request(self, message, *args, **kwargs)
+
+    monkeypatch.setattr(Worker, "_request", spy)
+    model = (FIXTURES / "gather_table.tflite").read_bytes()
+    spec = inspect_model(model)
+    ids = np.random.default_rng(2).integers(0, 10, (2000, 3)).astype(np.int32)  # 24 KB: shared memory
+    ids[1999] = [0, 1, 2]
+    ids[10] = [99, 0, 0]  # fails in the first part
+    result = run_batch(model, spec, {"ids": ids}, pool=pool)
+    assert parts == [(250, True)]
+    assert result.status == "partial" and list(result.errors) == [10] and result.ok_count == 1999
+    (name,) = result.outputs
+    assert np.array_equal(result.outputs[name][1999][2], np.arange(8, 12, dtype=np.float32))  # the last part's data
+    for i in (0, 249, 250, 1500):
+        alone = run(model, {"ids": ids[i : i + 1]}, spec=spec, pool=pool)
+        assert np.array_equal(alone.outputs[0].raw[0], result.raw[name][i])
+    # The same worker serves the next request as usual: no stray message was left behind.
+    again = run_batch(model, spec, {"ids": ids[:300]}, pool=pool)
+    assert again.ok_count == 299 and np.array_equal(again.raw[name], result.raw[name][:300])
+
+
 def test_a_model_without_a_batch_axis_is_not_a_batch():
     model = (FIXTURES / "tile_by_input.tflite").read_bytes()
     spec = inspect_model(model)
