@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages._ui import FRAME_FLAG, PAGES, set_workspace, workspace
+from pages._ui import FRAME_FLAG, PAGES, set_workspace, warm_up, workspace
 
 # A local favicon: a material icon or an emoji would be fetched from the internet on each load.
 st.set_page_config(page_title="lite-debug", page_icon=str(Path(__file__).parent / "assets" / "favicon.png"), layout="wide")
@@ -64,3 +64,4 @@ with st.sidebar:
             st.rerun()
 
 page.run()
+warm_up()

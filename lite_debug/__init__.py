@@ -10,15 +10,13 @@ calling process: ``run`` uses a worker process.
 
 from __future__ import annotations
 
-from .binding import bind
-from .bundle import Bundle, read_bundle, write_bundle
-from .diagnosis import FixOutcome, diagnose, fix_all
+import importlib
+from typing import Any
+
+# What the dashboard's first page needs is imported now; the rest (numpy with it) when first
+# used, so `streamlit run app.py` draws the gallery without waiting for the engine.
 from .errors import BundleError, DataLoadError, FixError, LiteDebugError, ModelLoadError, WorkerError
-from .explain import explain
-from .fixes import apply_fix, make_fix
-from .generate import generate_feed
-from .inspection import inspect_model
-from .loading import load_data
+from .explain import explain  # also keeps `lite_debug.explain` the function once the module is imported
 from .records import (
     Explanation,
     Feed,
@@ -32,7 +30,38 @@ from .records import (
     SignatureSpec,
     TensorSpec,
 )
-from .running import Limits, WorkerPool, run
+
+_LAZY = {
+    "bind": "binding",
+    "Bundle": "bundle",
+    "read_bundle": "bundle",
+    "write_bundle": "bundle",
+    "FixOutcome": "diagnosis",
+    "diagnose": "diagnosis",
+    "fix_all": "diagnosis",
+    "apply_fix": "fixes",
+    "make_fix": "fixes",
+    "generate_feed": "generate",
+    "inspect_model": "inspection",
+    "load_data": "loading",
+    "Limits": "running",
+    "WorkerPool": "running",
+    "run": "running",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

@@ -12,10 +12,10 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from .loading import load_data
+if TYPE_CHECKING:  # the gallery's list is on the dashboard's first page, which needs no numpy
+    import numpy as np
 
 __all__ = ["EXAMPLES_DIR", "Example", "example", "examples"]
 
@@ -44,6 +44,8 @@ class Example:
         return _read(self.model_file)
 
     def _data(self, files: tuple[str, ...], names: tuple[str, ...] | None) -> dict[str, np.ndarray] | list[np.ndarray]:
+        from .loading import load_data
+
         loaded = [load_data(f, _read(f)) for f in files]
         if names is None:
             # As a user would pass them: an .npz keeps its keys, other files go by position.

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where it is used: the dashboard's first page needs none of it
+    import numpy as np
 
 __all__ = [
     "Explanation",
@@ -96,6 +97,8 @@ class TensorSpec:
     @property
     def numpy_dtype(self) -> np.dtype | None:
         """The numpy dtype, or None for types numpy lacks (string, resource, bfloat16, …)."""
+        import numpy as np
+
         try:
             dt = np.dtype(self.dtype)
         except TypeError:
@@ -388,6 +391,8 @@ class RunResult:
 
 def _jsonable(value: Any) -> Any:
     """Turn tuples, numpy scalars and arrays in fix parameters into JSON-ready values."""
+    import numpy as np
+
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

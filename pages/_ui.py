@@ -6,11 +6,14 @@ Not a page (st.navigation lists the pages in app.py); pages import it.
 from __future__ import annotations
 
 import os
+import threading
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from lite_debug.running import Limits, WorkerPool
-from lite_debug.session import Workspace
+if TYPE_CHECKING:  # the engine (and numpy) load after the first page is drawn: see warm_up()
+    from lite_debug.running import WorkerPool
+    from lite_debug.session import Workspace
 
 PAGES = {
     "start": "pages/start.py",
@@ -61,7 +64,28 @@ def require_workspace() -> Workspace:
 @st.cache_resource
 def pool() -> WorkerPool:
     """One bounded pool of worker processes for every session of this server."""
+    from lite_debug.running import Limits, WorkerPool
+
     return WorkerPool(size=int(os.environ.get("LITE_DEBUG_WORKERS", "2")), limits=Limits.from_env())
+
+
+_warmed = threading.Event()
+
+
+def warm_up() -> None:
+    """Import the engine in the background once the first page is drawn (once per server).
+
+    The gallery needs none of it, and numpy with the engine take a good part of a cold start;
+    the first click then finds them loaded.
+    """
+    if _warmed.is_set():
+        return
+    _warmed.set()
+
+    def load() -> None:
+        import lite_debug.session  # noqa: F401  (numpy, the engine, the worker pool's module)
+
+    threading.Thread(target=load, name="lite-debug-warm-up", daemon=True).start()
 
 
 _MARK = {"error": ("red", ":material/error:"), "warning": ("orange", ":material/warning:")}

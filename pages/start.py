@@ -6,9 +6,10 @@ import streamlit as st
 
 from lite_debug.errors import LiteDebugError
 from lite_debug.gallery import examples
-from lite_debug.generate import GENERATE_MODES
-from lite_debug.session import Workspace
 from pages._ui import PAGES, frame, set_workspace, workspace
+
+# The engine is imported where it is first needed, not here: the gallery is drawn without it
+# (app.py imports it in the background once the page is up).
 
 frame("start")
 
@@ -25,6 +26,8 @@ for i, ex in enumerate(examples()):
         st.markdown(f"**{ex.title}**")
         st.caption(ex.story)
         if st.button("Open", key=f"example-{ex.id}", icon=":material/open_in_new:"):
+            from lite_debug.session import Workspace
+
             set_workspace(Workspace.from_example(ex.id))
             st.session_state.pop("data-files", None)  # the example brings its own data
             st.switch_page(PAGES["diagnose"])
@@ -47,7 +50,7 @@ def _empty_uploader(kind: str) -> None:
     st.session_state[f"{kind}-upload-generation"] = st.session_state.get(f"{kind}-upload-generation", 0) + 1
 
 
-def _load_data(ws: Workspace, files: list[tuple[str, bytes]]) -> None:
+def _load_data(ws, files: list[tuple[str, bytes]]) -> None:
     try:
         ws.load_files(files)
         st.session_state.pop("data-error", None)
@@ -60,6 +63,8 @@ def _open_model() -> None:
     if upload is None:
         return
     _empty_uploader("model")
+    from lite_debug.session import Workspace
+
     try:
         # getvalue() is the upload's own bytes object (BytesIO shares it until written to);
         # getbuffer() would unshare it, copying the whole model.
@@ -118,6 +123,8 @@ with right:
         st.caption(f"Data: **{ws.data_source}**. Upload other files to replace it.")
 
 if ws is not None:
+    from lite_debug.generate import GENERATE_MODES
+
     with st.expander("Generate an input instead", expanded=not ws.has_data):
         mode = st.selectbox("Values", GENERATE_MODES, key="generate-mode")
         low, high = 0.0, 1.0
