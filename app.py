@@ -11,8 +11,7 @@ import streamlit as st
 
 from pages._ui import FRAME_FLAG, PAGES, set_workspace, warm_up, workspace
 
-# A local favicon: a material icon or an emoji would be fetched from the internet on each load.
-st.set_page_config(page_title="lite-debug", page_icon=str(Path(__file__).parent / "assets" / "favicon.png"), layout="wide")
+st.set_page_config(page_title="lite-debug", layout="wide")
 
 page = st.navigation(
     [
@@ -63,5 +62,11 @@ with st.sidebar:
             set_workspace(None)
             st.rerun()
 
-page.run()
-warm_up()
+try:
+    page.run()
+finally:
+    # A local favicon: a material icon or an emoji would be fetched from the internet. Set
+    # after the page: Streamlit imports numpy and Pillow to serve an image, which would
+    # otherwise hold up the first page of a fresh server by a tenth of a second or more.
+    st.set_page_config(page_icon=str(Path(__file__).parent / "assets" / "favicon.png"))
+    warm_up()

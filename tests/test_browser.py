@@ -223,11 +223,27 @@ def gallery_path(page, prefix: str) -> None:
     shot(page, f"{prefix}4-run", show=chart)
 
 
-def test_gallery_path(open_app):
+def favicon(page) -> str:
+    """The page's icon URL, once Streamlit has set it (app.py sets it after the page's content)."""
+    page.wait_for_function(
+        """() => { const l = document.querySelector('link[rel~="icon"]');
+                   return l && l.href.includes('/media/'); }""",
+        timeout=WAIT_MS,
+    )
+    return page.evaluate("""() => document.querySelector('link[rel~="icon"]').href""")
+
+
+def test_gallery_path(open_app, server):
     page = open_app()
+    # The favicon is the app's own, served by this server: nothing is fetched from elsewhere.
+    icon = favicon(page)
+    assert icon.startswith(server)
+    got = page.request.get(icon)
+    assert got.ok and got.headers["content-type"].startswith("image/")
     gallery_path(page, "0")
     # The sidebar, drawn before the page, still tells of the run just made.
     assert "Last run: ok" in page.get_by_test_id("stSidebar").inner_text()
+    assert favicon(page).startswith(server)
 
 
 def test_upload_path(open_app):
