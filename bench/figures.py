@@ -461,19 +461,29 @@ def cold_start(reps: int, quick: bool) -> list[Row]:
 
     n_examples = len(examples())
 
+    # Readiness is checked in the page on every animation frame. Playwright's own locator waits
+    # back off to polling every 500 ms while the element is missing, which put either side's
+    # time on a 0.5 s grid and made the ratio jump between runs.
     def gallery_ready(page) -> None:
-        page.get_by_text("Gallery of real failures").wait_for(timeout=60_000)
-        buttons = page.locator('[data-testid="stButton"] button', has_text="Open")
-        deadline = time.perf_counter() + 60
-        while buttons.count() < n_examples:
-            if time.perf_counter() > deadline:
-                raise RuntimeError(f"Only {buttons.count()} of {n_examples} 'Open' buttons appeared in 60 s.")
-            time.sleep(0.005)
-        for i in range(n_examples):
-            buttons.nth(i).wait_for(state="visible", timeout=60_000)
+        page.wait_for_function(
+            """(n) => {
+                const h = [...document.querySelectorAll('h3')].some(e => e.textContent.includes('Gallery of real failures'));
+                const open = [...document.querySelectorAll('[data-testid="stButton"] button')]
+                    .filter(b => b.textContent.includes('Open') && b.checkVisibility());
+                return h && open.length >= n;
+            }""",
+            arg=n_examples,
+            polling="raf",
+            timeout=60_000,
+        )
 
     def hello_ready(page) -> None:
-        page.get_by_text("hello", exact=True).wait_for(timeout=60_000)
+        page.wait_for_function(
+            """() => [...document.querySelectorAll('[data-testid="stMarkdownContainer"]')]
+                .some(e => e.textContent.trim() === 'hello' && e.checkVisibility())""",
+            polling="raf",
+            timeout=60_000,
+        )
 
     with tempfile.TemporaryDirectory(prefix="bench-hello-") as tmp, sync_playwright() as pw:
         hello = Path(tmp) / "hello.py"
