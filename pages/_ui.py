@@ -47,7 +47,9 @@ def workspace() -> Workspace | None:
 
 def set_workspace(ws: Workspace | None) -> None:
     st.session_state["ws"] = ws
-    if ws is not None:
+    if ws is None:
+        st.session_state.pop("data-files", None)  # closed: the next model starts with no data
+    else:
         pool().prewarm(ws.model_bytes, ws.spec)  # the first run then finds the model loaded
 
 

@@ -424,6 +424,20 @@ def test_data_in_the_uploader_follows_a_new_model():
     assert not at.exception
 
 
+def test_closing_the_model_forgets_its_data():
+    at = app()
+    add = (FIXTURES / "add_float.tflite").read_bytes()
+    at.file_uploader(key="model-upload").set_value(upload("a.tflite", add)).run()
+    at.file_uploader(key="data-upload").set_value([upload("x.npy", npy(np.zeros((1, 4), np.float32)))]).run()
+    assert at.session_state["ws"].has_data
+    at.button(key="sidebar-close").click().run()
+    assert workspace_of(at) is None and "No model loaded" in texts(at.sidebar.caption)
+    (model_uploader,) = [u for u in at.file_uploader if u.key.startswith("model-upload")]
+    model_uploader.set_value(upload("b.tflite", add)).run()
+    ws = at.session_state["ws"]
+    assert ws.model_name == "b.tflite" and not ws.has_data and not at.exception
+
+
 def test_a_batch_is_fixed_run_and_opened_sample_by_sample():
     from lite_debug.gallery import example
 
