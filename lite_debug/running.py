@@ -230,7 +230,12 @@ class Worker:
             plan["region"] = (region.path, region.size)
         if rows is None or not descs:
             return None
-        return lambda: [region.write(d, a, rows) for d, a in zip(descs, values)] and None
+
+        def copy_the_rest() -> None:
+            for d, a in zip(descs, values):
+                region.write(d, a, rows)
+
+        return copy_the_rest
 
     def _unshare(self, outputs: list, need: int) -> list:
         """Copy outputs that came back through the region out of it (it is reused next run)."""
