@@ -66,9 +66,10 @@ def _open_model() -> None:
     from lite_debug.session import Workspace
 
     try:
-        # getvalue() is the upload's own bytes object (BytesIO shares it until written to);
-        # getbuffer() would unshare it, copying the whole model.
-        opened = Workspace.open(upload.name, upload.getvalue())
+        with st.spinner(f"Reading {upload.name}…"):
+            # getvalue() is the upload's own bytes object (BytesIO shares it until written to);
+            # getbuffer() would unshare it, copying the whole model.
+            opened = Workspace.open(upload.name, upload.getvalue())
     except LiteDebugError as exc:
         st.session_state["model-error"] = str(exc)
         return
@@ -88,7 +89,8 @@ def _open_data() -> None:
         return
     _empty_uploader("data")
     files = [(f.name, f.getvalue()) for f in uploads]
-    _load_data(ws, files)
+    with st.spinner(f"Reading {', '.join(name for name, _ in files)}…"):
+        _load_data(ws, files)
     if "data-error" not in st.session_state:
         st.session_state["data-files"] = files
 
