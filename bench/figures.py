@@ -441,8 +441,7 @@ def _streamlit_server(script: Path):
 def _cold_start(browser, script: Path, ready: Callable[[object], None]) -> tuple[float, float]:
     """Seconds from starting ``streamlit run`` to the health check answering, and to ``ready(page)``."""
     t0 = time.perf_counter()
-    with _streamlit_server(script) as (_, port, _healthy):
-        healthy = time.perf_counter() - t0
+    with _streamlit_server(script) as (_, port, healthy):
         context = browser.new_context()  # a fresh profile each time: nothing cached
         try:
             page = context.new_page()
