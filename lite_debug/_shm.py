@@ -90,9 +90,9 @@ class Region:
 
     def view(self, desc: tuple) -> np.ndarray:
         _, offset, dtype, shape = desc
-        dt = np.dtype(dtype)
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-        return np.frombuffer(self.map, dtype=dt, count=count, offset=offset).reshape(shape)
+        # An ndarray over the map, built directly: frombuffer + np.prod + reshape take 4 µs,
+        # which is paid on both sides of every run.
+        return np.ndarray(shape, dtype, buffer=self.map, offset=offset)
 
 
 def needed(arrays: Sequence[np.ndarray]) -> int:

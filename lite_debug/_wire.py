@@ -3,17 +3,65 @@
 ``multiprocessing.connection.Connection.poll`` builds a selector on every call, which is a
 measurable share of a 1 ms run; a socket with a timeout waits in the kernel instead. Only our
 own processes are on either end (a socketpair made by the parent), so unpickling is safe.
+
+Arrays are pickled as their raw bytes (dtype, shape, buffer): numpy's own pickling goes
+through ``__reduce__`` and a reconstruct call, 13 µs for a small output on the two sides
+against 4 µs, and a 1 ms run returns at least one.
 """
 
 from __future__ import annotations
 
+import copyreg
+import io
 import pickle
 import socket
 import struct
+import sys
 import time
 from typing import Any
 
 _HEADER = struct.Struct("<Q")
+
+
+def _array(dtype: str, shape: tuple, buffer: Any) -> Any:
+    """Rebuild an array pickled by ``_reduce_array``: writable, as numpy's own pickling gives."""
+    import numpy as np
+
+    if isinstance(buffer, bytes):  # a read-only array's buffer comes back as bytes
+        buffer = bytearray(buffer)
+    return np.ndarray(shape, dtype, buffer=buffer)
+
+
+def _reduce_array(a: Any) -> Any:
+    import numpy as np
+
+    if a.dtype.hasobject or a.dtype.names is not None or a.dtype.subdtype is not None:
+        return a.__reduce_ex__(pickle.HIGHEST_PROTOCOL)  # numpy's way, which handles these
+    if not a.flags.c_contiguous:
+        a = np.ascontiguousarray(a)
+    # Protocol 5 writes the buffer in-band once, and a writable one loads as a bytearray.
+    return _array, (a.dtype.str, a.shape, pickle.PickleBuffer(a))
+
+
+_pickler: Any = None
+
+
+def _dumps(obj: Any) -> bytes:
+    """``pickle.dumps``, with plain ndarrays as raw buffers once numpy is imported (before
+    that, no message can hold one, and this module does not import numpy for nothing)."""
+    global _pickler
+    if _pickler is None:
+        np = sys.modules.get("numpy")
+        if np is None:
+            return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+        class _Pickler(pickle.Pickler):
+            dispatch_table = {**copyreg.dispatch_table, np.ndarray: _reduce_array}
+
+        _pickler = _Pickler
+    buf = io.BytesIO()
+    _pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    return buf.getvalue()
 
 
 class Channel:
@@ -28,7 +76,7 @@ class Channel:
 
     def send(self, obj: Any) -> None:
         """Send one object; raises ``OSError`` (``BrokenPipeError``) when the other end is gone."""
-        data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        data = _dumps(obj)
         self._set_timeout(None)
         self.sock.sendall(_HEADER.pack(len(data)) + data if len(data) < 65536 else _HEADER.pack(len(data)))
         if len(data) >= 65536:
@@ -60,14 +108,18 @@ class Channel:
 
     def _poll(self, seconds: float) -> bytes:
         """The start of a message if one arrives within ``seconds``, else b"" (nothing read)."""
-        self._set_timeout(0.0)
+        # MSG_DONTWAIT makes each try non-blocking by itself, on a socket left blocking:
+        # switching the socket's mode is a system call each way.
+        flags = getattr(socket, "MSG_DONTWAIT", 0)
+        self._set_timeout(None if flags else 0.0)
         until = time.perf_counter() + seconds
+        recv, size, perf = self.sock.recv, _HEADER.size, time.perf_counter
         try:
             while True:
                 try:
-                    first = self.sock.recv(_HEADER.size)
+                    first = recv(size, flags)
                 except BlockingIOError:
-                    if time.perf_counter() >= until:
+                    if perf() >= until:
                         return b""
                     continue
                 if not first:

@@ -350,3 +350,42 @@ def test_a_polling_receive_falls_back_to_waiting_then_honours_the_timeout():
     with pytest.raises(EOFError):
         b.recv(timeout=5, spin=0.5)  # the other end closed while we polled
     b.close()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        np.arange(12, dtype=np.float32).reshape(3, 4),
+        np.arange(12, dtype=np.int8).reshape(3, 4)[:, ::2],  # not contiguous
+        np.frombuffer(b"\x01\x02\x03\x04", np.uint8),  # read-only
+        np.array(7, np.int64),  # 0-d
+        np.zeros((0, 5), np.float16),
+        np.array([1 + 2j], np.complex64),
+        np.array([True, False]),
+        np.array(["a", "bc"]),
+        np.array([(1, 2.5)], dtype=[("a", "<i4"), ("b", "<f8")]),  # structured: numpy's own pickling
+        np.array([{"k": 1}, None], dtype=object),
+        np.arange(4, dtype=">i4"),  # big-endian
+    ],
+    ids=lambda v: f"{v.dtype}{list(v.shape)}",
+)
+def test_arrays_cross_the_pipe_whole_and_writable(value):
+    a, b = _channels()
+    a.send(("ok", [("out", 3, value)]))
+    got = b.recv(timeout=5)[1][0][2]
+    assert type(got) is np.ndarray and got.dtype == value.dtype and got.shape == value.shape
+    assert got.tolist() == value.tolist()
+    assert got.flags.writeable  # as numpy's own pickling gives: a caller may change its outputs
+    a.close(), b.close()
+
+
+def test_a_small_array_costs_a_fraction_of_numpys_pickle():
+    """The reason arrays are pickled as raw buffers: fewer bytes, and no numpy objects to rebuild."""
+    import pickle
+
+    from lite_debug._wire import _dumps
+
+    out = np.zeros((1, 10), np.float32)
+    ours, numpys = _dumps(("ok", out)), pickle.dumps(("ok", out), protocol=pickle.HIGHEST_PROTOCOL)
+    assert b"numpy" in numpys and b"numpy" not in ours  # no dtype object to rebuild
+    assert len(ours) < len(numpys)
