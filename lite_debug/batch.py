@@ -147,14 +147,15 @@ def run_batch(
             status=failed.status, count=n, chunk=chunk, total_ms=total_ms, detail=failed.detail,
             explanation=failed.explanation,
         )
-    outputs, statuses, times = reply
+    outputs, failed_chunks, times = reply
+    n_chunks = len(times)
     values, raws = {}, {}
     for name, index, stack, quant in outputs:
         out = _output(name, index, stack, quant)
         # Chunks stacked on a new axis: fold it into the samples' axis.
         raws[name] = out.raw.reshape((-1,) + out.raw.shape[2:]) if out.raw.ndim >= 2 else out.raw
         values[name] = out.values.reshape((-1,) + out.values.shape[2:]) if out.values.ndim >= 2 else out.values
-    errors = {k * chunk: msg for k, msg in enumerate(statuses) if msg}
+    errors = {k * chunk: msg for k, msg in sorted(failed_chunks.items())}
     explanation = None
     if errors:
         from .explain import explain
@@ -163,15 +164,15 @@ def run_batch(
     if progress is not None:
         progress(n, n)
     return BatchResult(
-        status="ok" if not errors else "partial" if len(errors) < len(statuses) else "error",
+        status="ok" if not errors else "partial" if len(errors) < n_chunks else "error",
         count=n,
         chunk=chunk,
         outputs=values,
         raw=raws,
         errors=errors,
-        invoke_ms=tuple(times),
+        invoke_ms=times,
         total_ms=total_ms,
-        detail="" if not errors else f"{len(errors)} of {len(statuses)} runs failed.",
+        detail="" if not errors else f"{len(errors)} of {n_chunks} runs failed.",
         explanation=explanation,
     )
 

@@ -82,6 +82,10 @@ class Limits:
 # A reply is polled for (not slept on) only when the last round trip was this short: for
 # longer runs the wake-up is a small share and a poll would hold a core for nothing.
 SPIN_FOR_REPLIES_UP_TO = 0.003
+# A batch whose duration the last one predicts is slept on until this long before its
+# expected end (at most a quarter of it), then polled for until this long after: the wake-up
+# is paid while the worker is still busy, and the poll holds a core for 4 ms at most.
+POLL_AROUND_EXPECTED_END = 0.002
 _FILE_TRANSFER = 4 << 20  # models larger than this go to the worker through a temporary file
 
 
@@ -134,6 +138,7 @@ class Worker:
         self.model_sha: str | None = None
         self._loaded = False
         self._last_round_trip = 0.0  # seconds; how long to poll for the next reply
+        self._batch_row_seconds = 0.0  # the last batch's time per row, to predict the next one's
 
     @property
     def alive(self) -> bool:
@@ -198,11 +203,11 @@ class Worker:
         self._region = None
         self._region_sent = False
 
-    def _share(self, plan: dict[str, Any], rows: int | None = None) -> Callable[[], None] | None:
+    def _share(self, plan: dict[str, Any], rows: int | None = None) -> Callable[[int, int], None] | None:
         """Move the plan's large arrays into the shared region (created or grown as needed).
 
         With ``rows``, only each array's first ``rows`` rows are copied now, and what copies
-        the rest is returned: a batch's copy then overlaps the worker's first samples.
+        rows ``start:stop`` later is returned: a batch's copy then overlaps the worker's run.
         """
         large = [i for i, (_, a) in enumerate(plan["arrays"]) if a.nbytes >= _shm.THRESHOLD]
         want = max(_shm.needed([plan["arrays"][i][1] for i in large]), getattr(self, "_want", 0))
@@ -231,11 +236,11 @@ class Worker:
         if rows is None or not descs:
             return None
 
-        def copy_the_rest() -> None:
+        def copy_rows(start: int, stop: int) -> None:
             for d, a in zip(descs, values):
-                region.write(d, a, rows)
+                region.write(d, a, start, stop)
 
-        return copy_the_rest
+        return copy_rows
 
     def _unshare(self, outputs: list, need: int) -> list:
         """Copy outputs that came back through the region out of it (it is reused next run)."""
@@ -287,12 +292,18 @@ class Worker:
         return "crashed", _signal_name(code)
 
     def _request(
-        self, message: tuple, seconds: float | None, progress: Any = None, after_send: Callable[[], None] | None = None
+        self,
+        message: tuple,
+        seconds: float | None,
+        progress: Any = None,
+        after_send: Callable[[], None] | None = None,
+        expect: float | None = None,
     ) -> tuple[str, Any]:
         """Send one request; return ("reply", reply), ("crashed", signal) or ("timeout", None).
 
         ``("progress", done, total)`` messages go to ``progress`` and restart the clock: for a
-        batch, the time limit is on the wait between two signs of life.
+        batch, the time limit is on the wait between two signs of life. ``expect``: how long
+        the reply should take from the end of ``after_send``, when that is known.
         """
         if not self.alive:
             self.start()
@@ -308,14 +319,25 @@ class Worker:
         deadline = None if seconds is None else time.monotonic() + seconds
         # Poll for a reply that is due soon (as long as the last round trip, give or take)
         # rather than sleep and pay a wake-up: only for short requests, never for long ones.
+        # For a longer one of known length, sleep first and poll around its expected end.
         last = self._last_round_trip
-        spin = 1.5 * last if 0 < last <= SPIN_FOR_REPLIES_UP_TO else 0.0
+        if expect is not None and expect > 0:
+            poll_from = expect - min(POLL_AROUND_EXPECTED_END, expect / 4)
+            poll_for = expect + POLL_AROUND_EXPECTED_END - poll_from
+        else:
+            poll_from, poll_for = 0.0, (1.5 * last if 0 < last <= SPIN_FOR_REPLIES_UP_TO else 0.0)
         started = time.perf_counter()
         while True:
             wait = 0.5 if deadline is None else max(0.001, min(0.5, deadline - time.monotonic()))
+            spin = 0.0
+            if poll_for > 0:
+                ahead = started + poll_from - time.perf_counter()
+                if ahead > 0:
+                    wait = min(wait, ahead)  # sleep until it is time to poll
+                else:
+                    spin, poll_for = poll_for, 0.0
             try:
                 reply = self._conn.recv(wait, spin=spin)
-                spin = 0.0
                 self._last_round_trip = time.perf_counter() - started
                 if reply[0] == "progress":
                     if progress is not None:
@@ -433,36 +455,51 @@ class Worker:
             self.model_sha = None
             return _error_result(reply[1], reply[2], None, t0, stage="load", limits=self.limits)
         self.model_sha = spec.sha256
+        self._batch_row_seconds = 0.0
         return None
 
     def run_batch(self, model_bytes: bytes, spec: ModelSpec, plan: dict[str, Any], progress: Any = None) -> tuple[RunResult | None, Any]:
-        """Send one batch request; (failure, None) or (None, (outputs, statuses, times))."""
+        """Send one batch request; (failure, None) or (None, (outputs, failed, times)): ``failed``
+        maps a failed chunk's number to its message, ``times`` holds each chunk's invoke in ms."""
         t0 = time.perf_counter()
         failed = self.ensure_model(model_bytes, spec)
         if failed is not None:
             return failed, None
         n, chunk = int(plan["n"]), int(plan["chunk"])
         n_chunks = (n + chunk - 1) // chunk
-        # The worker starts on the first samples while the rest are still being copied in.
-        first = max(64, n_chunks // 8) * chunk if n_chunks >= 128 else None
-        rest = self._share(plan, rows=first)
-        if rest is not None:
+        # The worker starts on its first block of samples (64 runs) as soon as they are copied
+        # in; the rest follow in pieces that double in size, each announced with ("more", rows),
+        # so the copy keeps ahead of the worker at the cost of a few messages.
+        first = 64 * chunk if n_chunks >= 128 else None
+        copy_rows = self._share(plan, rows=first)
+        if copy_rows is not None:
             plan["available"] = first
 
         def send_the_rest() -> None:
-            rest()
-            self._conn.send(("more", n))
+            done, piece = first, first
+            while done < n:
+                piece *= 2
+                end = done + piece if n - (done + piece) >= 2 * piece else n  # no small last piece
+                copy_rows(done, end)
+                self._conn.send(("more", end))
+                done = end
 
         outcome, reply = self._request(
-            ("batch", plan), self.limits.run_seconds, progress, after_send=send_the_rest if rest is not None else None
+            ("batch", plan),
+            self.limits.run_seconds,
+            progress,
+            after_send=send_the_rest if copy_rows is not None else None,
+            expect=self._batch_row_seconds * n or None,
         )
         failed = _failure(outcome, reply, self.limits.run_seconds, stage="running the batch")
         if failed is not None:
             return self._finish(failed, t0), None
         if reply[0] != "ok":
             return _error_result(reply[1], reply[2], None, t0, stage="run", limits=self.limits), None
-        _, outputs, statuses, times, need = reply
-        return None, (self._unshare(outputs, need), statuses, times)
+        _, outputs, failed_chunks, seconds, need = reply
+        self._batch_row_seconds = self._last_round_trip / n
+        times = tuple((np.frombuffer(seconds, dtype=np.float64) * 1000.0).tolist())
+        return None, (self._unshare(outputs, need), failed_chunks, times)
 
     def _finish(self, failed: RunResult, t0: float) -> RunResult:
         log = getattr(self, "last_stderr", "") if failed.status == "crashed" else ""

@@ -102,36 +102,66 @@ def test_a_batch_whose_first_or_every_sample_fails(pool):
     assert result.statuses == [result.errors[0]] * 3
 
 
-def test_a_large_batch_sent_in_two_parts_runs_every_sample_and_leaves_the_pipe_clean(pool, monkeypatch):
-    # From 128 samples with data in shared memory, the worker starts on the first part while
-    # the parent copies the rest and says so in a second message.
+def test_a_large_batch_sent_in_parts_runs_every_sample_and_leaves_the_pipe_clean(pool, monkeypatch):
+    # From 128 samples with data in shared memory, the worker starts on its first block of 64
+    # while the parent copies the rest in pieces that double, announcing each with ("more", rows).
+    from lite_debug._wire import Channel
     from lite_debug.running import Worker
 
-    parts = []
-    request = Worker._request
+    parts, more = [], []
+    request, send = Worker._request, Channel.send
 
     def spy(self, message, *args, **kwargs):
         if message[0] == "batch":
             parts.append((message[1].get("available"), kwargs.get("after_send") is not None))
         return request(self, message, *args, **kwargs)
 
+    def spy_send(self, message):
+        if message[0] == "more":
+            more.append(message[1])
+        return send(self, message)
+
     monkeypatch.setattr(Worker, "_request", spy)
+    monkeypatch.setattr(Channel, "send", spy_send)
     model = (FIXTURES / "gather_table.tflite").read_bytes()
     spec = inspect_model(model)
     ids = np.random.default_rng(2).integers(0, 10, (2000, 3)).astype(np.int32)  # 24 KB: shared memory
     ids[1999] = [0, 1, 2]
     ids[10] = [99, 0, 0]  # fails in the first part
     result = run_batch(model, spec, {"ids": ids}, pool=pool)
-    assert parts == [(250, True)]
+    assert parts == [(64, True)]
+    assert more == [192, 448, 960, 2000]
     assert result.status == "partial" and list(result.errors) == [10] and result.ok_count == 1999
     (name,) = result.outputs
     assert np.array_equal(result.outputs[name][1999][2], np.arange(8, 12, dtype=np.float32))  # the last part's data
-    for i in (0, 249, 250, 1500):
+    for i in (0, 63, 64, 191, 192, 447, 448, 959, 960, 1500):  # either side of every piece's edge
         alone = run(model, {"ids": ids[i : i + 1]}, spec=spec, pool=pool)
         assert np.array_equal(alone.outputs[0].raw[0], result.raw[name][i])
     # The same worker serves the next request as usual: no stray message was left behind.
     again = run_batch(model, spec, {"ids": ids[:300]}, pool=pool)
     assert again.ok_count == 299 and np.array_equal(again.raw[name], result.raw[name][:300])
+
+
+def test_stacking_rows_by_their_bytes_gives_what_numpy_stacking_gives():
+    from lite_debug._worker import _stacks
+
+    rng = np.random.default_rng(3)
+    columns = [
+        [rng.random((1, 10), dtype=np.float32) for _ in range(50)],
+        [np.array(i, np.int16) for i in range(50)],
+        [rng.integers(0, 9, (2, 3), dtype=np.uint8) for _ in range(50)],
+    ]
+    failed = {0: "boom", 7: "boom"}  # failed chunks: zeros, whatever their columns hold
+    columns[0][7] = columns[1][0] = None
+    expected = [
+        np.stack([np.zeros_like(col[1]) if k in failed else v for k, v in enumerate(col)]) for col in columns
+    ]
+    for fixed in ([True] * 3, [False] * 3):  # by bytes, and the general way for outputs whose shape may vary
+        stacks = _stacks(columns, fixed, failed)
+        for s, e in zip(stacks, expected):
+            assert s.dtype == e.dtype and s.shape == e.shape and np.array_equal(s, e)
+            assert s.flags.writeable
+    assert _stacks([[None, None]], [True], {0: "x", 1: "y"}) == [] and _stacks([], [], {}) == []
 
 
 def test_a_model_without_a_batch_axis_is_not_a_batch():
