@@ -142,6 +142,24 @@ def test_a_large_batch_sent_in_parts_runs_every_sample_and_leaves_the_pipe_clean
     assert again.ok_count == 299 and np.array_equal(again.raw[name], result.raw[name][:300])
 
 
+@pytest.mark.parametrize("row_seconds", [1e-9, 10.0], ids=["ends-after-the-poll", "ends-while-asleep"])
+def test_a_batch_whose_length_was_mispredicted_still_returns(pool, row_seconds):
+    # The parent sleeps until shortly before the end the last batch predicts, then polls: a
+    # reply long after the poll or long before it must both be picked up.
+    model = (FIXTURES / "gather_table.tflite").read_bytes()
+    spec = inspect_model(model)
+    ids = np.random.default_rng(4).integers(0, 10, (300, 3)).astype(np.int32)
+    worker = pool.acquire(spec.sha256)
+    try:
+        worker.ensure_model(model, spec)
+        worker._batch_row_seconds = row_seconds
+        failed, reply = worker.run_batch(model, spec, {"signature": None, "n": 300, "chunk": 1, "arrays": [(spec.inputs[0].index, ids)]})
+        assert failed is None and not reply[1] and len(reply[2]) == 300
+        assert 0 < worker._batch_row_seconds < 1.0  # measured afresh for the next batch
+    finally:
+        pool.release(worker)
+
+
 def test_stacking_rows_by_their_bytes_gives_what_numpy_stacking_gives():
     from lite_debug._worker import _stacks
 
