@@ -13,6 +13,7 @@ import contextlib
 import gc
 import io
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -98,6 +99,87 @@ def _repeat(reps: int, block: Callable[[], tuple[float, float]]) -> tuple[list[f
     return a, b
 
 
+# -- CPU placement ------------------------------------------------------------------------------
+#
+# On this kind of virtual machine one CPU can run 40% slower than the other for seconds at a
+# time (its host core is busy with something else; it does not show as steal time). The
+# baseline runs on the benchmark's CPU and the worker's invoke on the other, so such a spell
+# moved the cross-process ratios by 0.3 from one run of the benchmark to the next. The
+# cross-process figures therefore pin the benchmark and its worker to two CPUs and swap them
+# from one repetition to the next; each placement gets its medians, and the figure is the
+# geometric mean over the two placements, in which the two CPUs' speeds cancel.
+
+
+def _tasks(pid: int) -> list[int]:
+    try:
+        return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return [pid]
+
+
+def _pin(pid: int, cpus: set[int]) -> None:
+    """Pin every thread of ``pid`` (affinity is per thread; a thread started later inherits it)."""
+    for tid in _tasks(pid):
+        try:
+            os.sched_setaffinity(tid, cpus)
+        except OSError:
+            pass  # a thread that just ended
+
+
+def _placements() -> list[tuple[set[int], set[int]]]:
+    """(benchmark's CPU, worker's CPU), then swapped; empty where affinity cannot be set."""
+    if not hasattr(os, "sched_setaffinity"):
+        return []
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return []
+    a, b = {cpus[0]}, {cpus[1]}
+    return [(a, b), (b, a)]
+
+
+def _repeat_placed(
+    reps: int, block: Callable[[], tuple[float, float]], worker_pids: Callable[[], list[int]]
+) -> tuple[list[float], list[float], list[int]]:
+    """``_repeat``, with the benchmark and the worker on swapped CPUs from one repetition to the
+    next; also returns each repetition's placement (0 or 1; all 0 where nothing could be pinned)."""
+    placements = _placements()
+    original = os.sched_getaffinity(0) if placements else None
+    a, b, where = [], [], []
+    try:
+        for i in range(reps):
+            k = i % len(placements) if placements else 0
+            if placements:
+                _pin(os.getpid(), placements[k][0])
+                for pid in worker_pids():
+                    _pin(pid, placements[k][1])
+            x, y = block()
+            a.append(x)
+            b.append(y)
+            where.append(k)
+    finally:
+        if original is not None:
+            _pin(os.getpid(), original)
+    return a, b, where
+
+
+def _by_placement(ours: list[float], base: list[float], where: list[int]) -> tuple[float, float, list[float]]:
+    """Geometric means over the placements of each side's median; and each placement's ratio."""
+    groups = sorted(set(where))
+    o = [_median([x for x, w in zip(ours, where) if w == g]) for g in groups]
+    b = [_median([y for y, w in zip(base, where) if w == g]) for g in groups]
+    geo = lambda v: float(np.exp(np.mean(np.log(v))))  # noqa: E731
+    return geo(o), geo(b), [x / y for x, y in zip(o, b)]
+
+
+def _placement_note(ratios: list[float]) -> str:
+    if len(ratios) < 2:
+        return "; not pinned to CPUs (no affinity here)"
+    return (
+        f"; ratio with the worker on the second CPU / on the first: {ratios[0]:.2f}× / {ratios[1]:.2f}× "
+        "(the figure is their geometric mean)"
+    )
+
+
 def _interleaved(
     reps: int, ours: Callable[[], float], baseline: Callable[[], float]
 ) -> tuple[list[float], list[float]]:
@@ -164,10 +246,11 @@ def _per_run(model_name: str, figure: str, limit: float, calls: int, reps: int) 
             baseline_call()
         worker_invoke.clear()
         base_invoke.clear()
-        ours, base = _repeat(reps, lambda: _paired(our_call, baseline_call, calls))
+        ours, base, where = _repeat_placed(reps, lambda: _paired(our_call, baseline_call, calls), pool.pids)
     finally:
         pool.close()
-    o, b = _median(ours) * 1000, _median(base) * 1000
+    o, b, per_place = _by_placement(ours, base, where)
+    o, b = o * 1000, b * 1000
     ratio = o / b
     w_inv, b_inv = _median(worker_invoke) * 1000, _median(base_invoke) * 1000
     return [
@@ -182,7 +265,7 @@ def _per_run(model_name: str, figure: str, limit: float, calls: int, reps: int) 
             note=(
                 f"per call, median of {calls} calls × {reps}; invoke alone: {w_inv:.3f} ms in the worker, "
                 f"{b_inv:.3f} ms in process; overhead beyond the worker's invoke {o - w_inv:.3f} ms "
-                f"(in-process set+get {b - b_inv:.3f} ms)"
+                f"(in-process set+get {b - b_inv:.3f} ms)" + _placement_note(per_place)
             ),
             details={
                 "model": model_name,
@@ -194,6 +277,8 @@ def _per_run(model_name: str, figure: str, limit: float, calls: int, reps: int) 
                 "baseline_ms_per_rep": [t * 1000 for t in base],
                 "worker_invoke_ms_median": w_inv,
                 "baseline_invoke_ms_median": b_inv,
+                "placement_per_rep": where,
+                "ratio_per_placement": per_place,
             },
         )
     ]
@@ -593,10 +678,10 @@ def batch(reps: int, quick: bool) -> list[Row]:
             ]
         raw_loop()
         invokes.clear()
-        ours_t, base_t = _repeat(reps, lambda: _paired(ours, raw_loop, 7 if quick else 15))
+        ours_t, base_t, where = _repeat_placed(reps, lambda: _paired(ours, raw_loop, 7 if quick else 15), pool.pids)
     finally:
         pool.close()
-    o, b = _median(ours_t), _median(base_t)
+    o, b, per_place = _by_placement(ours_t, base_t, where)
     ratio = b / o
     return [
         Row(
@@ -611,6 +696,7 @@ def batch(reps: int, quick: bool) -> list[Row]:
                 f"{n} samples of {inp.dtype} {list(inp.shape)}: {o * 1000:.1f} ms vs {b * 1000:.1f} ms a batch, "
                 "of which "
                 f"the worker's invokes add up to {_median(invokes):.1f} ms"
+                + _placement_note([1 / r for r in per_place])
             ),
             details={
                 "ours_s_per_rep": ours_t,
@@ -618,6 +704,8 @@ def batch(reps: int, quick: bool) -> list[Row]:
                 "samples": n,
                 "batches_per_rep": 7 if quick else 15,
                 "worker_invoke_sum_ms_median": _median(invokes),
+                "placement_per_rep": where,
+                "throughput_ratio_per_placement": [1 / r for r in per_place],
             },
         )
     ]

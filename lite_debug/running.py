@@ -683,6 +683,11 @@ class WorkerPool:
         finally:
             self.release(worker)
 
+    def pids(self) -> list[int]:
+        """Process ids of the idle workers (for tools that watch or place them, like the benchmark)."""
+        with self._cond:
+            return [w.pid for w in self._idle.values() if w.alive and w.pid is not None]
+
     def prewarm(self, model_bytes: bytes, spec: ModelSpec) -> threading.Thread | None:
         """Load the model into an idle worker in the background, so the first run is warm.
 
