@@ -289,7 +289,7 @@ def _check_text(s: _Check, args: argparse.Namespace) -> str:
     if r is None:
         out.append("Run: skipped")
     elif r.ok:
-        out.append(f"Run: ok (invoke {r.invoke_ms:.2f} ms)" + (f" — {r.detail}" if r.detail else ""))
+        out.append(f"Run: ok (invoke {r.invoke_ms:.3g} ms)" + (f" — {r.detail}" if r.detail else ""))
         if s.timing and "invoke_ms" in s.timing:
             t, rt = s.timing["invoke_ms"], s.timing.get("total_ms", {})
             out.append(

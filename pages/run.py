@@ -94,8 +94,8 @@ if r.status in ("crashed", "timeout", "skipped"):
     st.stop()
 
 c1, c2, c3 = st.columns(3)
-c1.metric("Invoke", f"{r.invoke_ms:.2f} ms" if r.invoke_ms is not None else "—")
-c2.metric("Round trip", f"{r.total_ms:.1f} ms" if r.total_ms is not None else "—")
+c1.metric("Invoke", f"{r.invoke_ms:.3g} ms" if r.invoke_ms is not None else "—")
+c2.metric("Round trip", f"{r.total_ms:.3g} ms" if r.total_ms is not None else "—")
 c3.metric("Outputs", len(r.outputs))
 if r.detail:
     st.caption(r.detail)

@@ -80,6 +80,20 @@ def test_no_data_runs_on_generated_zeros():
     assert report["run"]["outputs"][0]["values"] == [[1.0, 1.0, 1.0, 1.0]]
 
 
+def test_a_microsecond_invoke_is_not_printed_as_zero(monkeypatch, capsys):
+    # Small models invoke in a few µs: two decimals of a millisecond printed "0.00 ms".
+    import dataclasses
+
+    from lite_debug import cli as cli_module
+    from lite_debug.running import Worker
+
+    real_run = Worker.run
+    monkeypatch.setattr(Worker, "run", lambda *a, **k: dataclasses.replace(real_run(*a, **k), invoke_ms=0.00412))
+    assert cli_module.main(["check", str(FIXTURES / "add_float.tflite")]) == 0
+    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("Run: ok")]
+    assert "invoke 0.00412 ms" in line
+
+
 def test_named_input_and_positional_mix(tmp_path):
     ex = next(e for e in examples() if e.id == "two-inputs-swapped")
     np.save(tmp_path / "t.npy", np.ones((1, 20), np.int32))
