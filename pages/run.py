@@ -22,7 +22,10 @@ if not ws.has_data:
     st.warning("There is no data to run. Generate an input or upload data on the Start page.")
     st.page_link(PAGES["start"], label="Go to Start", icon=":material/home:")
     st.stop()
-if ws.errors:
+# A batch the model can take sample by sample has one "error" left, its number of samples:
+# that is no reason to warn before running every sample.
+only_the_batch = ws.batch_ready and all(m.kind == "batch" for m in ws.errors)
+if ws.errors and not only_the_batch:
     st.warning(
         f"{len(ws.errors)} error(s) remain in the diagnosis, so the interpreter will probably refuse the data. "
         "Run anyway to see what it says, or fix them first.",
@@ -55,6 +58,9 @@ if ws.batch_ready:
             st.page_link(PAGES["diagnose"], label="Open a sample", icon=":material/filter_1:")
 
 requested = st.session_state.pop("run-requested", False)  # "Run it" on the diagnose page
+if only_the_batch:
+    n, chunk = ws.batch
+    st.caption(f"“Run the model” gives the interpreter all {n} samples at once, as the data is; the model takes {chunk}.")
 if st.button("Run the model", key="run", type="primary", icon=":material/play_arrow:") or requested:
     with st.status("Running in a worker process…", expanded=False) as status:
         try:

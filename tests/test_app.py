@@ -438,6 +438,13 @@ def test_closing_the_model_forgets_its_data():
     assert ws.model_name == "b.tflite" and not ws.has_data and not at.exception
 
 
+def test_the_run_page_warns_of_errors_left_in_the_diagnosis():
+    ws = Workspace.from_example("image-size")  # wrong size, no batch dimension, wrong dtype
+    at = app(ws, "run")
+    assert "3 error(s) remain in the diagnosis" in texts(at.warning)
+    assert "samples at once" not in texts(at.caption)
+
+
 def test_a_batch_is_fixed_run_and_opened_sample_by_sample():
     from lite_debug.gallery import example
 
@@ -450,6 +457,10 @@ def test_a_batch_is_fixed_run_and_opened_sample_by_sample():
     at.button(key="fix-batch").click().run()
     assert ws.batch_ready and [f.kind for f in ws.applied] == ["quantize"]
     at.switch_page("pages/run.py").run()
+    # Its only "error" is its number of samples: no warning before running them one by one,
+    # and the single run says what it would do with the whole stack.
+    assert [m.kind for m in ws.errors] == ["batch"]
+    assert not at.warning and "all 300 samples at once" in texts(at.caption)
     at.button(key="run-batch").click().run()
     assert not at.exception
     assert ws.batch_result.status == "ok" and ws.batch_result.count == 300
