@@ -103,11 +103,11 @@ def _repeat(reps: int, block: Callable[[], tuple[float, float]]) -> tuple[list[f
 #
 # On this kind of virtual machine one CPU can run 40% slower than the other for seconds at a
 # time (its host core is busy with something else; it does not show as steal time). The
-# baseline runs on the benchmark's CPU and the worker's invoke on the other, so such a spell
+# baseline runs on the benchmark's CPU and the invoke on the worker's, so such a spell
 # moved the cross-process ratios by 0.3 from one run of the benchmark to the next. The
 # cross-process figures therefore pin the benchmark and its worker to two CPUs and swap them
-# from one repetition to the next; each placement gets its medians, and the figure is the
-# geometric mean over the two placements, in which the two CPUs' speeds cancel.
+# every few pairs of calls (a tenth of a second or so); each placement gets its medians, and
+# the figure is the geometric mean over the two placements, in which the CPUs' speeds cancel.
 
 
 def _tasks(pid: int) -> list[int]:
@@ -137,38 +137,55 @@ def _placements() -> list[tuple[set[int], set[int]]]:
     return [(a, b), (b, a)]
 
 
-def _repeat_placed(
-    reps: int, block: Callable[[], tuple[float, float]], worker_pids: Callable[[], list[int]]
-) -> tuple[list[float], list[float], list[int]]:
-    """``_repeat``, with the benchmark and the worker on swapped CPUs from one repetition to the
-    next; also returns each repetition's placement (0 or 1; all 0 where nothing could be pinned)."""
-    placements = _placements()
-    original = os.sched_getaffinity(0) if placements else None
-    a, b, where = [], [], []
-    try:
-        for i in range(reps):
-            k = i % len(placements) if placements else 0
-            if placements:
-                _pin(os.getpid(), placements[k][0])
-                for pid in worker_pids():
-                    _pin(pid, placements[k][1])
-            x, y = block()
-            a.append(x)
-            b.append(y)
-            where.append(k)
-    finally:
-        if original is not None:
-            _pin(os.getpid(), original)
-    return a, b, where
-
-
-def _by_placement(ours: list[float], base: list[float], where: list[int]) -> tuple[float, float, list[float]]:
-    """Geometric means over the placements of each side's median; and each placement's ratio."""
-    groups = sorted(set(where))
-    o = [_median([x for x, w in zip(ours, where) if w == g]) for g in groups]
-    b = [_median([y for y, w in zip(base, where) if w == g]) for g in groups]
+def _combine(ours: list[list[float]], base: list[list[float]]) -> tuple[float, float, list[float]]:
+    """Per placement, each side's times: the geometric means over placements of each side's
+    median, and each placement's ratio."""
+    o = [_median(x) for x in ours]
+    b = [_median(y) for y in base]
     geo = lambda v: float(np.exp(np.mean(np.log(v))))  # noqa: E731
     return geo(o), geo(b), [x / y for x, y in zip(o, b)]
+
+
+def _paired_placed(
+    ours: Callable[[], object],
+    baseline: Callable[[], object],
+    calls: int,
+    worker_pids: Callable[[], list[int]],
+    every: int,
+) -> tuple[float, float, list[float]]:
+    """``_paired``, with the benchmark and the worker on swapped CPUs every ``every`` pairs; see
+    ``_combine`` for what comes back. Unpinned where affinity cannot be set (one placement)."""
+    placements = _placements()
+    if not placements:
+        o, b = _paired(ours, baseline, calls)
+        return o, b, [o / b]
+    original = os.sched_getaffinity(0)
+    a: list[list[float]] = [[], []]
+    b: list[list[float]] = [[], []]
+    try:
+        for start in range(0, calls, every):
+            k = (start // every) % 2
+            _pin(os.getpid(), placements[k][0])
+            for pid in worker_pids():
+                _pin(pid, placements[k][1])
+            for i in range(start, min(calls, start + every)):
+                pair = ((ours, a[k]), (baseline, b[k])) if i % 2 == 0 else ((baseline, b[k]), (ours, a[k]))
+                for fn, times in pair:
+                    t0 = time.perf_counter()
+                    fn()
+                    times.append(time.perf_counter() - t0)
+    finally:
+        _pin(os.getpid(), original)
+    if not a[1]:  # fewer calls than one swap
+        a, b = a[:1], b[:1]
+    return _combine(a, b)
+
+
+def _repeat_placed(reps: int, block: Callable[[], tuple[float, float, list[float]]]) -> tuple[list[float], list[float], list[float]]:
+    """``_repeat`` for ``_paired_placed`` blocks; also each placement's median ratio over the reps."""
+    runs = [block() for _ in range(reps)]
+    per_place = [_median([r[2][k] for r in runs]) for k in range(min(len(r[2]) for r in runs))]
+    return [r[0] for r in runs], [r[1] for r in runs], per_place
 
 
 def _placement_note(ratios: list[float]) -> str:
@@ -176,7 +193,7 @@ def _placement_note(ratios: list[float]) -> str:
         return "; not pinned to CPUs (no affinity here)"
     return (
         f"; ratio with the worker on the second CPU / on the first: {ratios[0]:.2f}× / {ratios[1]:.2f}× "
-        "(the figure is their geometric mean)"
+        "(each repetition's figure is their geometric mean)"
     )
 
 
@@ -246,11 +263,12 @@ def _per_run(model_name: str, figure: str, limit: float, calls: int, reps: int) 
             baseline_call()
         worker_invoke.clear()
         base_invoke.clear()
-        ours, base, where = _repeat_placed(reps, lambda: _paired(our_call, baseline_call, calls), pool.pids)
+        ours, base, per_place = _repeat_placed(
+            reps, lambda: _paired_placed(our_call, baseline_call, calls, pool.pids, every=max(2, calls // 8))
+        )
     finally:
         pool.close()
-    o, b, per_place = _by_placement(ours, base, where)
-    o, b = o * 1000, b * 1000
+    o, b = _median(ours) * 1000, _median(base) * 1000
     ratio = o / b
     w_inv, b_inv = _median(worker_invoke) * 1000, _median(base_invoke) * 1000
     return [
@@ -277,7 +295,6 @@ def _per_run(model_name: str, figure: str, limit: float, calls: int, reps: int) 
                 "baseline_ms_per_rep": [t * 1000 for t in base],
                 "worker_invoke_ms_median": w_inv,
                 "baseline_invoke_ms_median": b_inv,
-                "placement_per_rep": where,
                 "ratio_per_placement": per_place,
             },
         )
@@ -678,10 +695,11 @@ def batch(reps: int, quick: bool) -> list[Row]:
             ]
         raw_loop()
         invokes.clear()
-        ours_t, base_t, where = _repeat_placed(reps, lambda: _paired(ours, raw_loop, 7 if quick else 15), pool.pids)
+        pairs = 7 if quick else 15
+        ours_t, base_t, per_place = _repeat_placed(reps, lambda: _paired_placed(ours, raw_loop, pairs, pool.pids, every=2))
     finally:
         pool.close()
-    o, b, per_place = _by_placement(ours_t, base_t, where)
+    o, b = _median(ours_t), _median(base_t)
     ratio = b / o
     return [
         Row(
@@ -704,7 +722,6 @@ def batch(reps: int, quick: bool) -> list[Row]:
                 "samples": n,
                 "batches_per_rep": 7 if quick else 15,
                 "worker_invoke_sum_ms_median": _median(invokes),
-                "placement_per_rep": where,
                 "throughput_ratio_per_placement": [1 / r for r in per_place],
             },
         )

@@ -43,9 +43,7 @@ def test_inspect_figure_on_the_smallest_model_gives_sensible_numbers():
 def test_swapping_cpus_cancels_a_slow_cpu():
     # CPU 1 runs at half speed: with the worker there ours doubles, with the benchmark there the
     # baseline doubles. The geometric mean over the two placements gives the true ratio, 1.2.
-    ours = [1.2 * 2, 1.2, 1.2 * 2, 1.2, 1.2 * 2]
-    base = [1.0, 2.0, 1.0, 2.0, 1.0]
-    o, b, per_place = figures._by_placement(ours, base, [0, 1, 0, 1, 0])
+    o, b, per_place = figures._combine([[2.4, 2.5, 2.4], [1.2, 1.2]], [[1.0, 1.0, 0.9], [2.0, 2.0]])
     assert math.isclose(o / b, 1.2) and per_place == [2.4, 0.6]
-    o, b, per_place = figures._by_placement([3.0, 1.0, 2.0], [1.0, 1.0, 1.0], [0, 0, 0])  # nothing pinned
+    o, b, per_place = figures._combine([[3.0, 1.0, 2.0]], [[1.0, 1.0, 1.0]])  # nothing pinned
     assert (o, b, per_place) == (2.0, 1.0, [2.0])
