@@ -28,8 +28,6 @@ from typing import Any
 # first, it moves the heap: a saved fuzz crasher (tests/fixtures/fuzz/93745a7c06a1153d) then
 # corrupts memory without glibc noticing, and "runs" with garbage outputs instead of aborting.
 
-
-
 try:
     import resource
 except ImportError:  # pragma: no cover - not on POSIX
@@ -341,7 +339,7 @@ def _invoke(interpreter: Any, plan: dict[str, Any], shapes: dict, original: dict
     # read once (get_output_details builds fresh dicts and arrays on every call).
     cached = getattr(interpreter, "_lite_debug_outputs", None)
     if cached is None:
-        cached = [(d["name"], d["index"], interpreter.tensor(d["index"]), _quant(d)) for d in interpreter.get_output_details()]
+        cached = [(name, index, interpreter.tensor(index), quant) for name, index, quant, _ in _output_names(interpreter)]
         interpreter._lite_debug_outputs = cached
     outputs = list(cached)
     return outputs, invoke_ms, shapes
