@@ -48,7 +48,13 @@ with st.sidebar:
         if ws.has_data:
             errors, warnings = len(ws.errors), len(ws.mismatches) - len(ws.errors)
             st.markdown(f"Data: {ws.data_source or 'given'}")
-            if errors:
+            if errors and ws.only_the_batch_left:
+                st.info(
+                    f"A batch of {ws.batch[0]} samples: run them one by one on the Run page"
+                    + (f"; {warnings} warning(s)" if warnings else ""),
+                    icon=":material/stacks:",
+                )
+            elif errors:
                 st.error(f"{errors} error(s), {warnings} warning(s)", icon=":material/error:")
             elif warnings:
                 st.warning(f"{warnings} warning(s)", icon=":material/warning:")

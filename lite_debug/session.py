@@ -213,6 +213,13 @@ class Workspace:
 
         return self.has_data and batch_plan(self.spec, self.feed, self.signature) is not None
 
+    @property
+    def only_the_batch_left(self) -> bool:
+        """The data is a batch ready to run sample by sample, and the only errors left say that
+        it holds several samples: nothing to fix before running them one by one."""
+        errors = self.errors
+        return bool(errors) and all(m.kind == "batch" for m in errors) and self.batch_ready
+
     def fix_batch(self) -> list[Fix]:
         """Fix every sample the way the first one needs; one undo step."""
         from .batch import fix_batch

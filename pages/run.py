@@ -24,7 +24,7 @@ if not ws.has_data:
     st.stop()
 # A batch the model can take sample by sample has one "error" left, its number of samples:
 # that is no reason to warn before running every sample.
-only_the_batch = ws.batch_ready and all(m.kind == "batch" for m in ws.errors)
+only_the_batch = ws.only_the_batch_left
 if ws.errors and not only_the_batch:
     st.warning(
         f"{len(ws.errors)} error(s) remain in the diagnosis, so the interpreter will probably refuse the data. "

@@ -461,6 +461,7 @@ def test_a_batch_is_fixed_run_and_opened_sample_by_sample():
     # and the single run says what it would do with the whole stack.
     assert [m.kind for m in ws.errors] == ["batch"]
     assert not at.warning and "all 300 samples at once" in texts(at.caption)
+    assert "A batch of 300 samples" in texts(at.sidebar.info) and not at.sidebar.error
     at.button(key="run-batch").click().run()
     assert not at.exception
     assert ws.batch_result.status == "ok" and ws.batch_result.count == 300
