@@ -389,3 +389,13 @@ def test_a_small_array_costs_a_fraction_of_numpys_pickle():
     ours, numpys = _dumps(("ok", out)), pickle.dumps(("ok", out), protocol=pickle.HIGHEST_PROTOCOL)
     assert b"numpy" in numpys and b"numpy" not in ours  # no dtype object to rebuild
     assert len(ours) < len(numpys)
+
+
+def test_the_worker_polls_after_a_reply_as_long_as_requests_lately_took_to_come():
+    from lite_debug._worker import SPIN_AFTER_REPLY, SPIN_AFTER_REPLY_MAX, _next_spin
+
+    assert _next_spin([0.0] * 4) == SPIN_AFTER_REPLY  # sparse use: a short poll, then sleep
+    assert _next_spin([0.00005] * 4) == SPIN_AFTER_REPLY  # a tight loop: the short poll covers it
+    # A caller that works 2.1 ms between runs, every other time: poll past that.
+    assert _next_spin([0.00005, 0.0021, 0.00005, 0.0021]) > 0.0021
+    assert _next_spin([0.0099] * 4) == SPIN_AFTER_REPLY_MAX  # never longer than the maximum
