@@ -54,6 +54,15 @@ def _median(values) -> float:
     return float(statistics.median(values))
 
 
+def _time_pair(i: int, ours: Callable[[], object], baseline: Callable[[], object], a: list[float], b: list[float]) -> None:
+    """Call both once, timing each into its list; ours goes first on even ``i``, second on odd."""
+    pair = ((ours, a), (baseline, b)) if i % 2 == 0 else ((baseline, b), (ours, a))
+    for fn, times in pair:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+
+
 def _paired(ours: Callable[[], object], baseline: Callable[[], object], calls: int) -> tuple[float, float]:
     """Median seconds per call of each, calling them alternately (which goes first alternates too).
 
@@ -63,11 +72,7 @@ def _paired(ours: Callable[[], object], baseline: Callable[[], object], calls: i
     a: list[float] = []
     b: list[float] = []
     for i in range(calls):
-        pair = ((ours, a), (baseline, b)) if i % 2 == 0 else ((baseline, b), (ours, a))
-        for fn, times in pair:
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
+        _time_pair(i, ours, baseline, a, b)
     return _median(a), _median(b)
 
 
@@ -80,11 +85,7 @@ def _paired_for(
     start = time.perf_counter()
     i = 0
     while i < min_calls or (time.perf_counter() - start < seconds and i < max_calls):
-        pair = ((ours, a), (baseline, b)) if i % 2 == 0 else ((baseline, b), (ours, a))
-        for fn, times in pair:
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
+        _time_pair(i, ours, baseline, a, b)
         i += 1
     return _median(a), _median(b)
 
@@ -169,11 +170,7 @@ def _paired_placed(
             for pid in worker_pids():
                 _pin(pid, placements[k][1])
             for i in range(start, min(calls, start + every)):
-                pair = ((ours, a[k]), (baseline, b[k])) if i % 2 == 0 else ((baseline, b[k]), (ours, a[k]))
-                for fn, times in pair:
-                    t0 = time.perf_counter()
-                    fn()
-                    times.append(time.perf_counter() - t0)
+                _time_pair(i, ours, baseline, a[k], b[k])
     finally:
         _pin(os.getpid(), original)
     if not a[1]:  # fewer calls than one swap
