@@ -1,8 +1,9 @@
-"""Fetch real .tflite models that a registry package ships, for the tests.
+"""Fetch real files that registry packages ship, for the tests: models, and a real photo.
 
-The mediapipe 0.10.14 wheel on PyPI carries the models of its solutions. We download that wheel
-with pip (no dependencies, nothing installed), take four models out of it, check their SHA-256
-and put them in ``tests/real_models/``. Nothing here loads anything from a model hub.
+The mediapipe 0.10.14 wheel on PyPI carries the models of its solutions; matplotlib's wheel
+carries a real JPEG photograph of a face (``grace_hopper.jpg``, in its sample data). We
+download those wheels with pip (no dependencies, nothing installed), take the files out, check
+their SHA-256 and put them in ``tests/real_models/``. Nothing here loads anything from a model hub.
 
     python scripts/fetch_real_models.py          # once; tests skip these models without it
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 
 DEST = Path(__file__).resolve().parent.parent / "tests" / "real_models"
 WHEEL = "mediapipe==0.10.14"
-MODELS = {
+MODELS: dict[str, str] = {
     # A float detector that runs as is: 1×128×128×3 → boxes and scores.
     "mediapipe/modules/face_detection/face_detection_short_range.tflite": "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
     # Segmentation with a MediaPipe custom op (Convolution2DTransposeBias): cannot run here.
@@ -30,34 +31,49 @@ MODELS = {
 }
 
 
+# Each wheel, pinned, and the files taken out of it with their SHA-256.
+WHEELS: dict[str, dict[str, str]] = {
+    WHEEL: MODELS,
+    # A real photo (512×600 RGB JPEG, a face): what a user uploads, not an array we made.
+    "matplotlib==3.11.2": {
+        "matplotlib/mpl-data/sample_data/grace_hopper.jpg": "a8ca6d734765703b09728ab47fe59f473d93ae3967fc24c7c0288c3c7adb7130",
+    },
+}
+
+
 def missing() -> list[str]:
-    return [m for m in MODELS if not (DEST / Path(m).name).exists()]
+    return [m for files in WHEELS.values() for m in files if not (DEST / Path(m).name).exists()]
 
 
 def main() -> int:
     if not missing():
-        print(f"real models already in {DEST}")
+        print(f"real files already in {DEST}")
         return 0
     DEST.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [
-            sys.executable, "-m", "pip", "download", WHEEL, "--no-deps", "--only-binary=:all:",
-            "--platform", "manylinux2014_x86_64", "--python-version", "3.11", "--implementation", "cp",
-            "-d", tmp, "-q",
-        ]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            print(f"could not download {WHEEL} from the package index:\n{done.stderr[-2000:]}", file=sys.stderr)
-            return 1
-        (wheel,) = Path(tmp).glob("*.whl")
-        with zipfile.ZipFile(wheel) as zf:
-            for member, digest in MODELS.items():
-                data = zf.read(member)
-                if hashlib.sha256(data).hexdigest() != digest:
-                    print(f"{member} in {wheel.name} does not have the expected SHA-256", file=sys.stderr)
-                    return 1
-                (DEST / Path(member).name).write_bytes(data)
-    print(f"wrote {len(MODELS)} models to {DEST}")
+    written = 0
+    for wheel_spec, files in WHEELS.items():
+        if all((DEST / Path(m).name).exists() for m in files):
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [
+                sys.executable, "-m", "pip", "download", wheel_spec, "--no-deps", "--only-binary=:all:",
+                "--platform", "manylinux2014_x86_64", "--python-version", "3.11", "--implementation", "cp",
+                "-d", tmp, "-q",
+            ]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                print(f"could not download {wheel_spec} from the package index:\n{done.stderr[-2000:]}", file=sys.stderr)
+                return 1
+            (wheel,) = Path(tmp).glob("*.whl")
+            with zipfile.ZipFile(wheel) as zf:
+                for member, digest in files.items():
+                    data = zf.read(member)
+                    if hashlib.sha256(data).hexdigest() != digest:
+                        print(f"{member} in {wheel.name} does not have the expected SHA-256", file=sys.stderr)
+                        return 1
+                    (DEST / Path(member).name).write_bytes(data)
+                    written += 1
+    print(f"wrote {written} files to {DEST}")
     return 0
 
 
