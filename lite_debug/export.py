@@ -14,6 +14,7 @@ carries both, and ``ExportedScript.write`` puts them in a folder).
 from __future__ import annotations
 
 import base64
+import inspect
 import io
 import textwrap
 import zipfile
@@ -24,86 +25,23 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .diagnosis import diagnose
-from .fixes import apply_fix
-from .records import Feed, Fix, Mismatch, ModelSpec
+from .fixes import REGISTRY, apply_fix
+from .records import Feed, Fix, Mismatch, ModelSpec, Step
 
 __all__ = ["ExportedScript", "INPUTS_FILENAME", "make_script", "npz_bytes"]
 
 INPUTS_FILENAME = "inputs.npz"
 _WIDTH = 100  # comment lines and base64 lines wrap here
 
-# What each fix changes, for the comment above it when no mismatch of the diagnosis names it
-# (a fix the user picked by hand, or one that answers a warning).
-_WHY = {
-    "reassign": "the arrays were bound to the wrong inputs",
-    "generate": "the input was given no data",
-    "to_rgb": "the model expects RGB, the data is grayscale",
-    "add_channel": "the model expects a channel axis, the data has none",
-    "remove_batch": "the data has an extra leading dimension",
-    "add_batch": "the batch dimension is missing",
-    "take_sample": "the model takes a fixed batch size",
-    "nchw_to_nhwc": "the model is channels-last (NHWC), the data channels-first (NCHW)",
-    "nhwc_to_nchw": "the model is channels-first (NCHW), the data channels-last (NHWC)",
-    "reshape": "the data has the right number of values in the wrong shape",
-    "drop_alpha": "the model expects RGB, the data is RGBA",
-    "to_gray": "the model expects grayscale, the data is RGB",
-    "resize_image": "the image is not the size the model expects",
-    "resize_input": "the input accepts other sizes, but the interpreter is allocated for one",
-    "nan_to_num": "the data holds NaN or infinite values",
-    "normalize": "the values are not in the range the model expects",
-    "cast": "the data's dtype is not the input's",
-    "quantize": "the input is quantized, the data is real values",
-    "dequantize": "the input is float, the data is quantized",
-}
+def _resize_helper() -> str:
+    """lite_debug.resize's code, as the script's own: it resizes exactly as lite-debug did, with
+    numpy (and Pillow for Pillow's filter) only."""
+    from . import resize
 
-# The same semantics as lite_debug.fixes.resize_bilinear, without lite-debug (a test compares
-# the two): the script must run where only numpy, Pillow and ai-edge-litert are installed.
-_RESIZE_HELPER = '''
-def resize_bilinear(x, size, mode="stretch"):
-    """Resize the H and W axes of an NHWC (or HWC, or HW) array with bilinear interpolation.
+    source = inspect.getsource(resize)
+    body = source[source.index("\nimport numpy as np\n") + len("\nimport numpy as np\n"):]
+    return "# How lite-debug resized images (its resize module, copied here).\n" + body.strip("\n")
 
-    mode is "stretch" (ignore the aspect ratio), "pad" (keep it, pad with zeros) or "crop"
-    (keep it, cut the centre). The dtype is kept; integers are rounded and clipped.
-    """
-    height, width = int(size[0]), int(size[1])
-    arr = np.asarray(x)
-    squeeze_batch, squeeze_channel = arr.ndim == 3, arr.ndim == 2
-    if squeeze_channel:
-        arr = arr[np.newaxis, :, :, np.newaxis]
-    elif squeeze_batch:
-        arr = arr[np.newaxis]
-    if arr.ndim != 4:
-        raise ValueError(f"Resizing needs an image of 2 to 4 dimensions, but the data has {arr.ndim}.")
-    n, h, w, c = arr.shape
-    if mode == "stretch":
-        th, tw = height, width
-    else:
-        ratio = min(height / h, width / w) if mode == "pad" else max(height / h, width / w)
-        th, tw = max(1, round(h * ratio)), max(1, round(w * ratio))
-    out = np.empty((n, th, tw, c), dtype=np.float32)
-    for i in range(n):
-        for ch in range(c):
-            # Pillow's 32-bit float mode resizes one plane without rounding in between.
-            plane = Image.fromarray(arr[i, :, :, ch].astype(np.float32), mode="F")
-            out[i, :, :, ch] = np.asarray(plane.resize((tw, th), Image.Resampling.BILINEAR))
-    if mode == "pad":
-        padded = np.zeros((n, height, width, c), dtype=np.float32)
-        top, left = (height - th) // 2, (width - tw) // 2
-        padded[:, top : top + th, left : left + tw] = out
-        out = padded
-    elif mode == "crop":
-        top, left = (th - height) // 2, (tw - width) // 2
-        out = out[:, top : top + height, left : left + width]
-    if arr.dtype.kind in "iu":
-        info = np.iinfo(arr.dtype)
-        out = np.clip(np.round(out), info.min, info.max)
-    elif arr.dtype.kind == "b":
-        out = np.clip(np.round(out), 0, 1)
-    result = out.astype(arr.dtype)
-    if squeeze_channel:
-        return result[0, :, :, 0]
-    return result[0] if squeeze_batch else result
-'''
 
 _LOAD_HELPER = '''
 def embedded_array(text):
@@ -208,16 +146,6 @@ def _what(x: np.ndarray) -> str:
     return f"{x.dtype} {_shape(x.shape)}"
 
 
-def _mismatch_for(fix: Fix, mismatches: Sequence[Mismatch]) -> Mismatch | None:
-    for m in mismatches:
-        if fix in m.fixes:
-            return m
-    for m in mismatches:  # same change, other wording or parameters (a hand-picked variant)
-        if any(f.kind == fix.kind and f.input == fix.input for f in m.fixes):
-            return m
-    return None
-
-
 def _fix_block(number: int, total: int, fix: Fix, mismatch: Mismatch | None, before: Feed, after: Feed) -> list[str]:
     """The lines that apply one fix, with comments saying what it changes and why."""
     lines = [""]
@@ -226,7 +154,7 @@ def _fix_block(number: int, total: int, fix: Fix, mismatch: Mismatch | None, bef
     if mismatch is not None:
         lines += _comment(f"It fixes the {mismatch.kind} {mismatch.severity}: {mismatch.message}")
     else:
-        lines += _comment(f"Why: {_WHY.get(fix.kind, 'chosen by hand in lite-debug')}.")
+        lines += _comment(f"Why: {REGISTRY[fix.kind].why}.")
     if fix.kind == "reassign":
         sources = sorted(set(dict(fix.params)["mapping"].values()))
         lines += ["given = inputs", fix.code]
@@ -262,26 +190,30 @@ def make_script(
     *,
     model_filename: str,
     original: Feed,
-    applied: Sequence[Fix],
     spec: ModelSpec,
+    steps: Sequence[Step] | None = None,
+    applied: Sequence[Fix] = (),
     signature: str | None = None,
+    remaining: Sequence[Mismatch] | None = None,
     embed_limit: int = 4 << 20,
 ) -> ExportedScript:
-    """Return a standalone script that runs the model on ``original`` with ``applied`` fixed.
+    """Return a standalone script that runs the model on ``original`` with the fixes applied.
 
-    ``original`` is the data as the user gave it, bound to the inputs (``bind``); ``applied``
-    the fixes in the order lite-debug applied them (``FixOutcome.applied``). The inputs are
-    embedded when their total size is at most ``embed_limit`` bytes; otherwise the result's
-    ``inputs_npz`` holds them and the script reads ``inputs.npz`` from its own folder.
+    ``original`` is the data as the user gave it, bound to the inputs (``bind``); ``steps`` the
+    fixes in the order lite-debug applied them, each with the mismatch it answered and the data
+    after it (``Workspace.steps``, ``FixOutcome.steps``). A plain list of fixes (``applied``)
+    is replayed to know the data after each. ``remaining``: the errors left after the fixes
+    (diagnosed here once when not given). The inputs are embedded when their total size is at
+    most ``embed_limit`` bytes; otherwise the result's ``inputs_npz`` holds them and the script
+    reads ``inputs.npz`` from its own folder.
 
     The script takes the model's path as its first argument (default ``model_filename``, next
     to the script) and where to save the outputs as its second (default ``outputs.npz`` next to
     the script). It uses the signature runner when ``signature`` is given, the index API
     (``resize_tensor_input``, ``set_tensor``) otherwise.
 
-    Raises ``FixError`` when a fix does not apply to the data (the fixes are replayed here, to
-    describe each step), ``KeyError`` for an unknown signature and ``ValueError`` for object
-    arrays, which cannot be saved without pickling.
+    Raises ``FixError`` when a fix of ``applied`` does not apply to the data, ``KeyError`` for an
+    unknown signature and ``ValueError`` for object arrays, which cannot be saved without pickling.
     """
     spec.io(signature)  # raises KeyError for an unknown signature, before any work
     arrays = {name: np.asarray(value) for name, value in original.arrays.items()}
@@ -293,27 +225,33 @@ def make_script(
                 "convert it to a numeric array first."
             )
     embed = total <= embed_limit
-    needs_resize = any(f.kind == "resize_image" for f in applied)
-
-    # Replay the fixes to say, for each, what it changes and which mismatch it answers.
-    steps: list[list[str]] = []
     feed = Feed(arrays=arrays, resize=dict(original.resize))
-    for number, fix in enumerate(applied, start=1):
-        mismatch = _mismatch_for(fix, diagnose(spec, feed, signature))
-        after = apply_fix(feed, fix)
-        steps.append(_fix_block(number, len(applied), fix, mismatch, feed, after))
-        feed = after
-    remaining = [m for m in diagnose(spec, feed, signature) if m.severity == "error"]
+    if steps is None:
+        replayed = []
+        for fix in applied:
+            feed = apply_fix(feed, fix)
+            replayed.append(Step(fix=fix, answered=None, feed=feed, click=0))
+        steps = replayed
+    needs_resize = any(s.fix.kind == "resize_image" for s in steps)
+    needs_pillow = any(s.fix.kind == "resize_image" and s.fix.params.get("method") == "pillow" for s in steps)
+
+    blocks: list[list[str]] = []
+    before = Feed(arrays=arrays, resize=dict(original.resize))
+    for number, step in enumerate(steps, start=1):
+        blocks.append(_fix_block(number, len(steps), step.fix, step.answered, before, step.feed))
+        before = step.feed
+    if remaining is None:
+        remaining = [m for m in diagnose(spec, before, signature) if m.severity == "error"]
 
     out: list[str] = []
     add = out.append
     add("#!/usr/bin/env python3")
     add('"""Reproduce a lite-debug run: the data as given, the fixes applied, the model run.')
     add("")
-    needs = "numpy, ai-edge-litert and Pillow" if needs_resize else "numpy and ai-edge-litert"
+    needs = "numpy, ai-edge-litert and Pillow" if needs_pillow else "numpy and ai-edge-litert"
     add(f"Generated by lite-debug; it needs only {needs}:")
     add("")
-    add("    pip install numpy ai-edge-litert" + (" pillow" if needs_resize else ""))
+    add("    pip install numpy ai-edge-litert" + (" pillow" if needs_pillow else ""))
     add("    python this_script.py [MODEL.tflite] [OUTPUTS.npz]")
     add("")
     add("The model defaults to the file named below, next to this script; the outputs are saved to")
@@ -328,8 +266,6 @@ def make_script(
     add("")
     add("import numpy as np")
     add("from ai_edge_litert.interpreter import Interpreter")
-    if needs_resize:
-        add("from PIL import Image")
     add("")
     out += _comment(f"The model lite-debug ran: {spec.size} bytes, sha256 {spec.sha256}.")
     add(f"MODEL_FILENAME = {model_filename!r}")
@@ -344,7 +280,7 @@ def make_script(
         add("")
         add("")
     if needs_resize:
-        out += _RESIZE_HELPER.strip("\n").splitlines()
+        out += _resize_helper().splitlines()
         add("")
         add("")
     out += _REPORT_HELPERS.strip("\n").splitlines()
@@ -370,10 +306,10 @@ def make_script(
     add('    print(f"given  {name!r}: shape {list(x.shape)}, dtype {x.dtype}")')
     add("")
     add("# 2. The fixes lite-debug applied, in order; each works on one input's array, called x.")
-    if not applied:
+    if not steps:
         add("# None: the model accepted the data as it was.")
-    for step in steps:
-        out += step
+    for block in blocks:
+        out += block
     if remaining:
         add("")
         out += _comment(

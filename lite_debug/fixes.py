@@ -1,46 +1,46 @@
 """Fixes: pure functions that change the data (or how it is fed) so the model accepts it.
 
-Each ``Fix`` names its kind and parameters, a label for a button, and the line of Python a user
-would write to do the same (``code``, with the input's array called ``x``). ``apply_fix``
-never modifies its argument: it returns a new ``Feed``.
+Each kind of fix is one ``FixType`` entry in ``REGISTRY``: its button label, the line of Python
+it amounts to (with the input's array called ``x``), what it does to the data, why one would
+apply it, its place in the order ``fix_all`` applies fixes in, and whether it changes how many
+samples a batch holds. A ``Fix`` is one use of a kind, with its parameters; ``apply_fix`` never
+modifies its argument: it returns a new ``Feed``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, get_args
 
 import numpy as np
-from PIL import Image
 
 from .errors import FixError
 from .quantization import dtype_range, quantize
-from .records import Feed, Fix
+from .records import Feed, Fix, FixKind
+from .resize import resize_image
 
-__all__ = ["FIX_ORDER", "apply_fix", "make_fix", "resize_bilinear"]
+__all__ = ["FIX_ORDER", "REGISTRY", "FixType", "apply_fix", "fix_type", "make_fix", "resize_image"]
 
-# The order in which fix_all applies fixes: first put arrays under the right inputs, then the
-# structure of each array (axes), then its size, then its values.
-FIX_ORDER = (
-    "reassign",
-    "generate",
-    "to_rgb",
-    "add_channel",
-    "remove_batch",
-    "add_batch",
-    "take_sample",
-    "nchw_to_nhwc",
-    "nhwc_to_nchw",
-    "reshape",
-    "drop_alpha",
-    "to_gray",
-    "resize_image",
-    "resize_input",
-    "nan_to_num",
-    "normalize",
-    "cast",
-    "quantize",
-    "dequantize",
-)
+Params = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class FixType:
+    """Everything about one kind of fix, in one place.
+
+    ``array`` changes one input's array; ``feed`` changes the whole feed (for fixes that move
+    arrays between inputs, create one, or change how the model is allocated). ``changes_samples``
+    is True for fixes that change how many samples the data holds, which make no sense applied
+    to every sample of a batch.
+    """
+
+    kind: FixKind
+    label: Callable[[Params], str]
+    code: Callable[[Params], str]
+    why: str
+    array: Callable[[np.ndarray, Params], np.ndarray] | None = None
+    feed: Callable[[Feed, Fix], Feed] | None = None
+    changes_samples: bool = False
 
 
 def _fmt(v: float) -> str:
@@ -51,7 +51,14 @@ def _dt(dtype: str) -> str:
     return f"np.{np.dtype(dtype).name}" if dtype != "bool" else "np.bool_"
 
 
-def _normalize_code(p: dict[str, Any]) -> str:
+def _range(r: Any) -> str:
+    return f"[{_fmt(r[0])}, {_fmt(r[1])}]"
+
+
+# -- what the value fixes do ----------------------------------------------------------------
+
+
+def _normalize_code(p: Params) -> str:
     (slo, shi), (dlo, dhi), dtype = p["source"], p["target"], p.get("dtype", "float32")
     if (slo, dlo) == (0, 0):
         expr = f"x / {_fmt(shi)}" if dhi == 1 else f"x * ({_fmt(dhi)} / {_fmt(shi)})"
@@ -62,7 +69,13 @@ def _normalize_code(p: dict[str, Any]) -> str:
     return f"x = ({expr}).astype({_dt(dtype)})"
 
 
-def _cast_code(p: dict[str, Any]) -> str:
+def _normalize(x: np.ndarray, p: Params) -> np.ndarray:
+    (slo, shi), (dlo, dhi) = p["source"], p["target"]
+    span = (shi - slo) or 1.0
+    return ((x.astype(np.float64) - slo) / span * (dhi - dlo) + dlo).astype(p.get("dtype", "float32"))
+
+
+def _cast_code(p: Params) -> str:
     dtype = np.dtype(p["dtype"])
     if dtype.kind in "iu":
         lo, hi = dtype_range(dtype)
@@ -70,7 +83,16 @@ def _cast_code(p: dict[str, Any]) -> str:
     return f"x = x.astype({_dt(p['dtype'])})"
 
 
-def _quantize_code(p: dict[str, Any]) -> str:
+def _cast(x: np.ndarray, p: Params) -> np.ndarray:
+    # Casting to an integer type saturates instead of wrapping: 300 into int8 is 127, not 44.
+    dtype = np.dtype(p["dtype"])
+    if dtype.kind in "iu":
+        lo, hi = dtype_range(dtype)
+        return np.clip(np.round(np.nan_to_num(x)), lo, hi).astype(dtype)
+    return x.astype(dtype)
+
+
+def _quantize_code(p: Params) -> str:
     lo, hi = dtype_range(p["dtype"])
     scale, zp = p["scale"], p["zero_point"]
     src = p.get("source")
@@ -81,112 +103,14 @@ def _quantize_code(p: dict[str, Any]) -> str:
     return f"x = np.clip(np.round({real} / {_fmt(scale)} + {zp}), {int(lo)}, {int(hi)}).astype({_dt(p['dtype'])})"
 
 
-_CODE: dict[str, Callable[[dict[str, Any]], str]] = {
-    "add_batch": lambda p: "x = np.expand_dims(x, 0)",
-    "remove_batch": lambda p: "x = np.squeeze(x, axis=0)",
-    "take_sample": lambda p: f"x = x[{p['index']}:{p['index'] + 1}]",
-    "add_channel": lambda p: "x = x[..., np.newaxis]",
-    "nchw_to_nhwc": lambda p: "x = np.transpose(x, (0, 2, 3, 1))",
-    "nhwc_to_nchw": lambda p: "x = np.transpose(x, (0, 3, 1, 2))",
-    "to_rgb": lambda p: "x = np.repeat(x[..., np.newaxis] if x.shape[-1] != 1 else x, 3, axis=-1)",
-    "drop_alpha": lambda p: "x = x[..., :3]",
-    "to_gray": lambda p: (
-        "g = x[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114]); "
-        "x = (np.round(g) if x.dtype.kind in 'iu' else g)[..., np.newaxis].astype(x.dtype)"
-    ),
-    "resize_image": lambda p: f"x = resize_bilinear(x, ({p['height']}, {p['width']}), mode={p.get('mode', 'stretch')!r})",
-    "reshape": lambda p: f"x = x.reshape({tuple(p['shape'])})",
-    "cast": lambda p: _cast_code(p),
-    "normalize": _normalize_code,
-    "quantize": _quantize_code,
-    "dequantize": lambda p: f"x = ((x.astype(np.float32) - {p['zero_point']}) * {_fmt(p['scale'])}).astype(np.float32)",
-    "nan_to_num": lambda p: "x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)",
-    "generate": lambda p: f"x = np.zeros({tuple(p['shape'])}, dtype={_dt(p['dtype'])})",
-    "resize_input": lambda p: (
-        f"interpreter.resize_tensor_input({p['index']}, {list(p['shape'])})  # then interpreter.allocate_tensors()"
-    ),
-    "reassign": lambda p: "inputs = {" + ", ".join(f"{k!r}: given[{v!r}]" for k, v in p["mapping"].items()) + "}",
-}
+def _quantize(x: np.ndarray, p: Params) -> np.ndarray:
+    from .records import Quantization
 
-_LABELS: dict[str, Callable[[dict[str, Any]], str]] = {
-    "add_batch": lambda p: "Add a batch dimension",
-    "remove_batch": lambda p: "Remove the extra leading dimension",
-    "take_sample": lambda p: f"Keep only sample {p['index']}",
-    "add_channel": lambda p: "Add a channel axis",
-    "nchw_to_nhwc": lambda p: "Transpose NCHW → NHWC",
-    "nhwc_to_nchw": lambda p: "Transpose NHWC → NCHW",
-    "to_rgb": lambda p: "Gray → RGB (repeat the channel)",
-    "drop_alpha": lambda p: "Drop the alpha channel",
-    "to_gray": lambda p: "RGB → gray (luminance)",
-    "resize_image": lambda p: f"Resize to {p['height']}×{p['width']} ({p.get('mode', 'stretch')})",
-    "reshape": lambda p: f"Reshape to {list(p['shape'])}",
-    "cast": lambda p: f"Cast to {p['dtype']}",
-    "normalize": lambda p: f"Scale {_range(p['source'])} → {_range(p['target'])} as {p.get('dtype', 'float32')}",
-    "quantize": lambda p: (
-        f"Quantize to {p['dtype']} (scale {_fmt(p['scale'])}, zero point {p['zero_point']})"
-        + (f" from {_range(p['source'])}" if p.get("source") is not None else "")
-    ),
-    "dequantize": lambda p: f"Dequantize (scale {_fmt(p['scale'])}, zero point {p['zero_point']})",
-    "nan_to_num": lambda p: "Replace NaN/Inf with 0",
-    "generate": lambda p: "Fill with zeros",
-    "resize_input": lambda p: f"Resize the model's input to {list(p['shape'])}",
-    "reassign": lambda p: "Bind the arrays to the inputs they fit",
-}
-
-
-def _range(r: Any) -> str:
-    return f"[{_fmt(r[0])}, {_fmt(r[1])}]"
-
-
-def make_fix(kind: str, input: str, **params: Any) -> Fix:
-    """Build a ``Fix`` with its button label and its line of Python."""
-    if kind not in _CODE:
-        raise FixError(f"There is no fix called {kind!r}; known fixes: {', '.join(sorted(_CODE))}.")
-    return Fix(kind=kind, input=input, label=_LABELS[kind](params), params=params, code=_CODE[kind](params))
-
-
-def resize_bilinear(x: np.ndarray, size: tuple[int, int], mode: str = "stretch") -> np.ndarray:
-    """Resize the H and W axes of an NHWC (or HWC, or HW) array with bilinear interpolation.
-
-    ``mode`` is ``stretch`` (ignore the aspect ratio), ``pad`` (keep it, pad with zeros) or
-    ``crop`` (keep it, cut the centre). The dtype is kept; integers are rounded and clipped.
-    """
-    height, width = int(size[0]), int(size[1])
-    arr = np.asarray(x)
-    squeeze_batch = arr.ndim == 3
-    squeeze_channel = arr.ndim == 2
-    if squeeze_channel:
-        arr = arr[np.newaxis, :, :, np.newaxis]
-    elif squeeze_batch:
-        arr = arr[np.newaxis]
-    if arr.ndim != 4:
-        raise FixError(f"Resizing needs an image of 2 to 4 dimensions, but the data has {arr.ndim}.")
-    n, h, w, c = arr.shape
-    if mode == "stretch":
-        th, tw = height, width
-    else:
-        ratio = min(height / h, width / w) if mode == "pad" else max(height / h, width / w)
-        th, tw = max(1, round(h * ratio)), max(1, round(w * ratio))
-    out = np.empty((n, th, tw, c), dtype=np.float32)
-    for i in range(n):
-        for ch in range(c):
-            plane = Image.fromarray(arr[i, :, :, ch].astype(np.float32), mode="F")
-            out[i, :, :, ch] = np.asarray(plane.resize((tw, th), Image.Resampling.BILINEAR))
-    if mode == "pad":
-        padded = np.zeros((n, height, width, c), dtype=np.float32)
-        top, left = (height - th) // 2, (width - tw) // 2
-        padded[:, top : top + th, left : left + tw] = out
-        out = padded
-    elif mode == "crop":
-        top, left = (th - height) // 2, (tw - width) // 2
-        out = out[:, top : top + height, left : left + width]
-    if arr.dtype.kind in "iub":
-        lo, hi = dtype_range(arr.dtype)
-        out = np.clip(np.round(out), lo, hi)
-    result = out.astype(arr.dtype)
-    if squeeze_channel:
-        return result[0, :, :, 0]
-    return result[0] if squeeze_batch else result
+    real = x.astype(np.float64)
+    if p.get("source") is not None:
+        real = _normalize(real, {"source": p["source"], "target": p["target"], "dtype": "float64"})
+    q = Quantization(scale=(float(p["scale"]),), zero_point=(int(p["zero_point"]),))
+    return quantize(real, q, p["dtype"])
 
 
 def _to_rgb(x: np.ndarray) -> np.ndarray:
@@ -202,49 +126,222 @@ def _to_gray(x: np.ndarray) -> np.ndarray:
     return gray[..., np.newaxis].astype(x.dtype)
 
 
-def _normalize(x: np.ndarray, p: dict[str, Any]) -> np.ndarray:
-    (slo, shi), (dlo, dhi) = p["source"], p["target"]
-    span = (shi - slo) or 1.0
-    return ((x.astype(np.float64) - slo) / span * (dhi - dlo) + dlo).astype(p.get("dtype", "float32"))
+_RESIZE_NAMES = {"tf": "tf.image.resize", "pillow": "Pillow", "opencv": "OpenCV"}
 
 
-def _quantize(x: np.ndarray, p: dict[str, Any]) -> np.ndarray:
-    from .records import Quantization
-
-    real = x.astype(np.float64)
-    if p.get("source") is not None:
-        real = _normalize(real, {"source": p["source"], "target": p["target"], "dtype": "float64"})
-    q = Quantization(scale=(float(p["scale"]),), zero_point=(int(p["zero_point"]),))
-    return quantize(real, q, p["dtype"])
+def _resize_label(p: Params) -> str:
+    method = p.get("method", "tf")
+    return f"Resize to {p['height']}×{p['width']} ({p.get('mode', 'stretch')}, {_RESIZE_NAMES.get(method, method)})"
 
 
-def _cast(x: np.ndarray, p: dict[str, Any]) -> np.ndarray:
-    # Casting to an integer type saturates instead of wrapping: 300 into int8 is 127, not 44.
-    dtype = np.dtype(p["dtype"])
-    if dtype.kind in "iu":
-        lo, hi = dtype_range(dtype)
-        return np.clip(np.round(np.nan_to_num(x)), lo, hi).astype(dtype)
-    return x.astype(dtype)
+def _resize_code(p: Params) -> str:
+    return (
+        f"x = resize_image(x, ({p['height']}, {p['width']}), mode={p.get('mode', 'stretch')!r}, "
+        f"method={p.get('method', 'tf')!r})"
+    )
 
 
-_ARRAY_FIXES: dict[str, Callable[[np.ndarray, dict[str, Any]], np.ndarray]] = {
-    "add_batch": lambda x, p: np.expand_dims(x, 0),
-    "remove_batch": lambda x, p: np.squeeze(x, axis=0),
-    "take_sample": lambda x, p: x[p["index"] : p["index"] + 1],
-    "add_channel": lambda x, p: x[..., np.newaxis],
-    "nchw_to_nhwc": lambda x, p: np.ascontiguousarray(np.transpose(x, (0, 2, 3, 1))),
-    "nhwc_to_nchw": lambda x, p: np.ascontiguousarray(np.transpose(x, (0, 3, 1, 2))),
-    "to_rgb": lambda x, p: _to_rgb(x),
-    "drop_alpha": lambda x, p: np.ascontiguousarray(x[..., :3]),
-    "to_gray": lambda x, p: _to_gray(x),
-    "resize_image": lambda x, p: resize_bilinear(x, (p["height"], p["width"]), p.get("mode", "stretch")),
-    "reshape": lambda x, p: x.reshape(tuple(p["shape"])),
-    "cast": _cast,
-    "normalize": _normalize,
-    "quantize": _quantize,
-    "dequantize": lambda x, p: ((x.astype(np.float32) - p["zero_point"]) * p["scale"]).astype(np.float32),
-    "nan_to_num": lambda x, p: np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0),
-}
+# -- what the feed-level fixes do -----------------------------------------------------------
+
+
+def _reassign(feed: Feed, fix: Fix) -> Feed:
+    mapping: dict[str, str] = dict(fix.params)["mapping"]
+    missing = [src for src in mapping.values() if src not in feed.arrays]
+    if missing:
+        raise FixError(f"Cannot reassign: there is no array called {missing[0]!r} in the data.")
+    arrays = {target: feed.arrays[src] for target, src in mapping.items()}
+    arrays.update({k: v for k, v in feed.arrays.items() if k not in arrays and k not in mapping.values()})
+    return feed.replace(arrays=arrays)
+
+
+def _resize_input(feed: Feed, fix: Fix) -> Feed:
+    return feed.replace(resize={**feed.resize, fix.input: tuple(int(d) for d in fix.params["shape"])})
+
+
+def _generate(feed: Feed, fix: Fix) -> Feed:
+    arrays = dict(feed.arrays)
+    arrays[fix.input] = np.zeros(tuple(fix.params["shape"]), dtype=fix.params["dtype"])
+    return feed.replace(arrays=arrays)
+
+
+# -- the registry: one entry per kind, in the order fix_all applies them ----------------------
+# First put arrays under the right inputs, then the structure of each array (axes), then its
+# size, then its values.
+
+_ENTRIES = (
+    FixType(
+        "reassign",
+        label=lambda p: "Bind the arrays to the inputs they fit",
+        code=lambda p: "inputs = {" + ", ".join(f"{k!r}: given[{v!r}]" for k, v in p["mapping"].items()) + "}",
+        why="the arrays were bound to the wrong inputs",
+        feed=_reassign,
+        changes_samples=True,
+    ),
+    FixType(
+        "generate",
+        label=lambda p: "Fill with zeros",
+        code=lambda p: f"x = np.zeros({tuple(p['shape'])}, dtype={_dt(p['dtype'])})",
+        why="the input was given no data",
+        feed=_generate,
+        changes_samples=True,
+    ),
+    FixType(
+        "to_rgb",
+        label=lambda p: "Gray → RGB (repeat the channel)",
+        code=lambda p: "x = np.repeat(x[..., np.newaxis] if x.shape[-1] != 1 else x, 3, axis=-1)",
+        why="the model expects RGB, the data is grayscale",
+        array=lambda x, p: _to_rgb(x),
+    ),
+    FixType(
+        "add_channel",
+        label=lambda p: "Add a channel axis",
+        code=lambda p: "x = x[..., np.newaxis]",
+        why="the model expects a channel axis, the data has none",
+        array=lambda x, p: x[..., np.newaxis],
+    ),
+    FixType(
+        "remove_batch",
+        label=lambda p: "Remove the extra leading dimension",
+        code=lambda p: "x = np.squeeze(x, axis=0)",
+        why="the data has an extra leading dimension",
+        array=lambda x, p: np.squeeze(x, axis=0),
+        changes_samples=True,
+    ),
+    FixType(
+        "add_batch",
+        label=lambda p: "Add a batch dimension",
+        code=lambda p: "x = np.expand_dims(x, 0)",
+        why="the batch dimension is missing",
+        array=lambda x, p: np.expand_dims(x, 0),
+        changes_samples=True,
+    ),
+    FixType(
+        "take_sample",
+        label=lambda p: f"Keep only sample {p['index']}",
+        code=lambda p: f"x = x[{p['index']}:{p['index'] + 1}]",
+        why="the model takes a fixed batch size",
+        array=lambda x, p: x[p["index"] : p["index"] + 1],
+        changes_samples=True,
+    ),
+    FixType(
+        "nchw_to_nhwc",
+        label=lambda p: "Transpose NCHW → NHWC",
+        code=lambda p: "x = np.transpose(x, (0, 2, 3, 1))",
+        why="the model is channels-last (NHWC), the data channels-first (NCHW)",
+        array=lambda x, p: np.ascontiguousarray(np.transpose(x, (0, 2, 3, 1))),
+    ),
+    FixType(
+        "nhwc_to_nchw",
+        label=lambda p: "Transpose NHWC → NCHW",
+        code=lambda p: "x = np.transpose(x, (0, 3, 1, 2))",
+        why="the model is channels-first (NCHW), the data channels-last (NHWC)",
+        array=lambda x, p: np.ascontiguousarray(np.transpose(x, (0, 3, 1, 2))),
+    ),
+    FixType(
+        "reshape",
+        label=lambda p: f"Reshape to {list(p['shape'])}",
+        code=lambda p: f"x = x.reshape({tuple(p['shape'])})",
+        why="the data has the right number of values in the wrong shape",
+        array=lambda x, p: x.reshape(tuple(p["shape"])),
+    ),
+    FixType(
+        "drop_alpha",
+        label=lambda p: "Drop the alpha channel",
+        code=lambda p: "x = x[..., :3]",
+        why="the model expects RGB, the data is RGBA",
+        array=lambda x, p: np.ascontiguousarray(x[..., :3]),
+    ),
+    FixType(
+        "to_gray",
+        label=lambda p: "RGB → gray (luminance)",
+        code=lambda p: (
+            "g = x[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114]); "
+            "x = (np.round(g) if x.dtype.kind in 'iu' else g)[..., np.newaxis].astype(x.dtype)"
+        ),
+        why="the model expects grayscale, the data is RGB",
+        array=lambda x, p: _to_gray(x),
+    ),
+    FixType(
+        "swap_rgb_bgr",
+        label=lambda p: "Swap RGB ↔ BGR",
+        code=lambda p: "x = x[..., ::-1].copy()",
+        why="the model was trained on images in the other channel order (OpenCV loads BGR)",
+        array=lambda x, p: np.ascontiguousarray(x[..., ::-1]),
+    ),
+    FixType(
+        "resize_image",
+        label=_resize_label,
+        code=_resize_code,
+        why="the image is not the size the model expects",
+        array=lambda x, p: resize_image(x, (p["height"], p["width"]), p.get("mode", "stretch"), p.get("method", "tf")),
+    ),
+    FixType(
+        "resize_input",
+        label=lambda p: f"Resize the model's input to {list(p['shape'])}",
+        code=lambda p: (
+            f"interpreter.resize_tensor_input({p['index']}, {list(p['shape'])})  # then interpreter.allocate_tensors()"
+        ),
+        why="the input accepts other sizes, but the interpreter is allocated for one",
+        feed=_resize_input,
+        changes_samples=True,
+    ),
+    FixType(
+        "nan_to_num",
+        label=lambda p: "Replace NaN/Inf with 0",
+        code=lambda p: "x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)",
+        why="the data holds NaN or infinite values",
+        array=lambda x, p: np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0),
+    ),
+    FixType(
+        "normalize",
+        label=lambda p: f"Scale {_range(p['source'])} → {_range(p['target'])} as {p.get('dtype', 'float32')}",
+        code=_normalize_code,
+        why="the values are not in the range the model expects",
+        array=_normalize,
+    ),
+    FixType(
+        "cast",
+        label=lambda p: f"Cast to {p['dtype']}",
+        code=_cast_code,
+        why="the data's dtype is not the input's",
+        array=_cast,
+    ),
+    FixType(
+        "quantize",
+        label=lambda p: (
+            f"Quantize to {p['dtype']} (scale {_fmt(p['scale'])}, zero point {p['zero_point']})"
+            + (f" from {_range(p['source'])}" if p.get("source") is not None else "")
+        ),
+        code=_quantize_code,
+        why="the input is quantized, the data is real values",
+        array=_quantize,
+    ),
+    FixType(
+        "dequantize",
+        label=lambda p: f"Dequantize (scale {_fmt(p['scale'])}, zero point {p['zero_point']})",
+        code=lambda p: f"x = ((x.astype(np.float32) - {p['zero_point']}) * {_fmt(p['scale'])}).astype(np.float32)",
+        why="the input is float, the data is quantized",
+        array=lambda x, p: ((x.astype(np.float32) - p["zero_point"]) * p["scale"]).astype(np.float32),
+    ),
+)
+
+REGISTRY: dict[str, FixType] = {entry.kind: entry for entry in _ENTRIES}
+FIX_ORDER: tuple[str, ...] = tuple(REGISTRY)
+assert set(FIX_ORDER) == set(get_args(FixKind)), "every FixKind needs exactly one registry entry"
+
+
+def fix_type(kind: str) -> FixType:
+    """The registry entry of a fix kind. Raises ``FixError`` for an unknown kind."""
+    try:
+        return REGISTRY[kind]
+    except KeyError:
+        raise FixError(f"There is no fix called {kind!r}; known fixes: {', '.join(sorted(REGISTRY))}.") from None
+
+
+def make_fix(kind: str, input: str, **params: Any) -> Fix:
+    """Build a ``Fix`` with its button label and its line of Python. Raises ``FixError`` for an unknown kind."""
+    entry = fix_type(kind)
+    return Fix(kind=entry.kind, input=input, label=entry.label(params), params=params, code=entry.code(params))
 
 
 def apply_fix(feed: Feed, fix: Fix) -> Feed:
@@ -253,28 +350,14 @@ def apply_fix(feed: Feed, fix: Fix) -> Feed:
     Raises ``FixError`` when the fix does not apply (an unknown input, or an array whose
     shape the fix cannot handle).
     """
-    p = dict(fix.params)
-    if fix.kind == "reassign":
-        mapping: dict[str, str] = p["mapping"]
-        missing = [src for src in mapping.values() if src not in feed.arrays]
-        if missing:
-            raise FixError(f"Cannot reassign: there is no array called {missing[0]!r} in the data.")
-        arrays = {target: feed.arrays[src] for target, src in mapping.items()}
-        arrays.update({k: v for k, v in feed.arrays.items() if k not in arrays and k not in mapping.values()})
-        return feed.replace(arrays=arrays)
-    if fix.kind == "resize_input":
-        return feed.replace(resize={**feed.resize, fix.input: tuple(int(d) for d in p["shape"])})
-    if fix.kind == "generate":
-        arrays = dict(feed.arrays)
-        arrays[fix.input] = np.zeros(tuple(p["shape"]), dtype=p["dtype"])
-        return feed.replace(arrays=arrays)
+    entry = fix_type(fix.kind)
+    if entry.feed is not None:
+        return entry.feed(feed, fix)
     if fix.input not in feed.arrays:
         raise FixError(f"Cannot apply “{fix.label}”: there is no data for input {fix.input!r}.")
-    func = _ARRAY_FIXES.get(fix.kind)
-    if func is None:
-        raise FixError(f"There is no fix called {fix.kind!r}.")
+    assert entry.array is not None
     try:
-        new = func(feed.arrays[fix.input], p)
+        new = entry.array(feed.arrays[fix.input], dict(fix.params))
     except FixError:
         raise
     except (ValueError, IndexError, TypeError) as exc:

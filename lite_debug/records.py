@@ -15,10 +15,13 @@ if TYPE_CHECKING:  # numpy is imported where it is used: the dashboard's first p
     import numpy as np
 
 __all__ = [
+    "Choice",
     "Explanation",
     "Feed",
     "Fix",
+    "FixKind",
     "Mismatch",
+    "MismatchKind",
     "ModelDetails",
     "ModelSpec",
     "OpInfo",
@@ -27,10 +30,24 @@ __all__ = [
     "Quantization",
     "RunResult",
     "SignatureSpec",
+    "Step",
     "TensorSpec",
 ]
 
 Severity = Literal["error", "warning"]
+
+# Every kind of fix (one entry each in fixes.REGISTRY, which a test checks against this list).
+FixKind = Literal[
+    "reassign", "generate", "to_rgb", "add_channel", "remove_batch", "add_batch", "take_sample",
+    "nchw_to_nhwc", "nhwc_to_nchw", "reshape", "drop_alpha", "to_gray", "swap_rgb_bgr", "resize_image",
+    "resize_input", "nan_to_num", "normalize", "cast", "quantize", "dequantize",
+]
+# Every kind of mismatch the diagnosis reports. The last four come from loading the model in a
+# worker (ops the runtime lacks, a kernel's Prepare, a delegate, anything else that stops it).
+MismatchKind = Literal[
+    "association", "missing", "batch", "rank", "layout", "channels", "shape", "dynamic", "dtype",
+    "quantization", "range", "nan", "extra", "unsupported_op", "prepare", "delegate", "load",
+]
 
 # Custom ops the default XNNPACK delegate implements (MediaPipe's), so models using them run.
 XNNPACK_CUSTOM_OPS = frozenset({"Convolution2DTransposeBias", "MaxPoolingWithArgmax2D", "MaxUnpooling2D"})
@@ -251,7 +268,7 @@ class Fix:
     write to do the same, with the input's array called ``x``.
     """
 
-    kind: str
+    kind: FixKind
     input: str
     label: str
     params: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=True)
@@ -267,13 +284,14 @@ class Mismatch:
 
     input_index: int
     input_name: str
-    kind: str
+    kind: MismatchKind
     severity: Severity
     expected: str
     got: str
     message: str
     fixes: tuple[Fix, ...] = ()
     dimension: int | None = None
+    choice: str | None = None  # the key of the Choice that ordered the fixes, when one did
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -285,6 +303,43 @@ class Mismatch:
             "dimension": self.dimension,
             "message": self.message,
             "fixes": [f.to_dict() for f in self.fixes],
+            "choice": self.choice,
+        }
+
+
+ChoiceTopic = Literal["value range", "resize method", "resize mode", "channel order"]
+ChoiceSource = Literal["preference", "metadata", "graph", "quantization", "guess"]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A decision the data alone cannot settle, which fixing the data needs: which value range
+    the model expects, which resize filter and mode, which channel order.
+
+    ``options`` are ``(key, label)`` pairs; ``chosen`` is the key taken and ``reason`` says why:
+    the evidence (the model's metadata, its first ops, its quantization), the user's pick, or
+    that it is a guess. ``key`` is stable for an input and topic, so a pick survives reruns.
+    """
+
+    key: str
+    input: str
+    topic: ChoiceTopic
+    options: tuple[tuple[str, str], ...]
+    chosen: str
+    reason: str
+    source: ChoiceSource
+
+    @property
+    def guess(self) -> bool:
+        return self.source == "guess"
+
+    def label_of(self, option: str) -> str:
+        return dict(self.options).get(option, option)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key, "input": self.input, "topic": self.topic, "chosen": self.chosen,
+            "options": [k for k, _ in self.options], "reason": self.reason, "source": self.source, "guess": self.guess,
         }
 
 
@@ -334,6 +389,18 @@ class Feed:
 
     def replace(self, **changes: Any) -> "Feed":
         return Feed(arrays=changes.get("arrays", self.arrays), resize=changes.get("resize", self.resize))
+
+
+@dataclass(frozen=True, eq=False)
+class Step:
+    """One fix applied to the data: the fix, the mismatch it answered (if one of the diagnosis
+    did), and the data after it. ``click`` numbers the user's actions: "apply all" applies
+    several fixes in one click, and undo takes back a whole click."""
+
+    fix: Fix
+    answered: Mismatch | None
+    feed: Feed
+    click: int
 
 
 @dataclass(frozen=True, eq=False)

@@ -14,8 +14,8 @@ from PIL import Image
 
 from lite_debug.binding import bind
 from lite_debug.diagnosis import diagnose, fix_all
-from lite_debug.export import _RESIZE_HELPER, ExportedScript, make_script, npz_bytes
-from lite_debug.fixes import apply_fix, make_fix, resize_bilinear
+from lite_debug.export import ExportedScript, _resize_helper, make_script, npz_bytes
+from lite_debug.fixes import apply_fix, make_fix, resize_image
 from lite_debug.gallery import example, examples
 from lite_debug.inspection import inspect_model
 from lite_debug.records import Feed
@@ -280,12 +280,13 @@ def test_npz_bytes_keys_by_exact_names():
     ],
     ids=["uint8-nhwc", "int8-hwc", "float32-hw", "float64-batch2"],
 )
-def test_embedded_resize_helper_matches_lite_debug(x, mode):
-    namespace = {"np": np, "Image": Image}
-    exec(_RESIZE_HELPER, namespace)
+@pytest.mark.parametrize("method", ["tf", "pillow", "opencv"])
+def test_embedded_resize_helper_matches_lite_debug(x, mode, method):
+    namespace = {"np": np}
+    exec(_resize_helper(), namespace)  # the script's own copy: numpy only (Pillow imported when used)
     for size in ((4, 4), (8, 3), (20, 11)):
-        got = namespace["resize_bilinear"](x, size, mode=mode)
-        want = resize_bilinear(x, size, mode=mode)
+        got = namespace["resize_image"](x, size, mode=mode, method=method)
+        want = resize_image(x, size, mode=mode, method=method)
         assert got.dtype == want.dtype and np.array_equal(got, want)
 
 

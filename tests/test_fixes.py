@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 
 from lite_debug.errors import FixError
-from lite_debug.fixes import FIX_ORDER, apply_fix, make_fix, resize_bilinear
+from lite_debug.fixes import FIX_ORDER, REGISTRY, apply_fix, make_fix, resize_image
+from lite_debug.records import FixKind
 from lite_debug.records import Feed
 
 
 def run_code(fix, x):
     """Execute the fix's own line of Python, as an exported script would."""
-    scope = {"np": np, "x": x.copy(), "resize_bilinear": resize_bilinear}
+    scope = {"np": np, "x": x.copy(), "resize_image": resize_image}
     exec(fix.code, scope)
     return scope["x"]
 
@@ -28,6 +29,9 @@ CASES = [
     ("drop_alpha", {}, np.ones((1, 4, 4, 4), np.uint8), (1, 4, 4, 3)),
     ("to_gray", {}, np.full((1, 4, 4, 3), 100, np.uint8), (1, 4, 4, 1)),
     ("resize_image", {"height": 3, "width": 5, "mode": "stretch"}, np.ones((1, 6, 10, 3), np.float32), (1, 3, 5, 3)),
+    ("resize_image", {"height": 3, "width": 5, "mode": "crop", "method": "pillow"}, np.ones((1, 6, 10, 3), np.float32), (1, 3, 5, 3)),
+    ("resize_image", {"height": 3, "width": 5, "mode": "pad", "method": "opencv"}, np.ones((1, 6, 10, 3), np.uint8), (1, 3, 5, 3)),
+    ("swap_rgb_bgr", {}, np.arange(12, dtype=np.uint8).reshape(1, 2, 2, 3), (1, 2, 2, 3)),
     ("reshape", {"shape": [1, 12]}, np.ones((1, 3, 4), np.float32), (1, 12)),
     ("cast", {"dtype": "float32"}, np.ones((2,), np.float64), (2,)),
     ("normalize", {"source": [0, 255], "target": [-1, 1], "dtype": "float32"}, np.array([0, 255], np.uint8), (2,)),
@@ -63,17 +67,17 @@ def test_values_of_the_value_fixes():
 
 def test_resize_modes_keep_aspect():
     x = np.ones((1, 100, 200, 3), np.float32)
-    assert resize_bilinear(x, (50, 50), "stretch").shape == (1, 50, 50, 3)
-    padded = resize_bilinear(x, (50, 50), "pad")
+    assert resize_image(x, (50, 50), "stretch").shape == (1, 50, 50, 3)
+    padded = resize_image(x, (50, 50), "pad")
     assert padded.shape == (1, 50, 50, 3)
     assert padded[0, 0, 0, 0] == 0 and padded[0, 25, 25, 0] == pytest.approx(1)
-    cropped = resize_bilinear(x, (50, 50), "crop")
+    cropped = resize_image(x, (50, 50), "crop")
     assert cropped.shape == (1, 50, 50, 3) and np.allclose(cropped, 1)
 
 
 def test_resize_is_bilinear_and_keeps_integer_dtype():
     x = np.array([[0, 255]], np.uint8)
-    out = resize_bilinear(x, (1, 4))
+    out = resize_image(x, (1, 4))
     assert out.dtype == np.uint8 and out[0, 0] == 0 and out[0, -1] == 255 and 0 < out[0, 1] < out[0, 2] < 255
 
 
@@ -96,6 +100,49 @@ def test_fix_errors_are_sentences():
         make_fix("teleport", "a")
 
 
-def test_every_fix_kind_has_a_place_in_the_order():
+def test_every_fix_kind_has_one_registry_entry_and_a_place_in_the_order():
+    from typing import get_args
+
     kinds = {c[0] for c in CASES} | {"reassign", "resize_input", "generate"}
-    assert kinds <= set(FIX_ORDER)
+    assert kinds == set(get_args(FixKind)) == set(REGISTRY) == set(FIX_ORDER)
+    for kind, entry in REGISTRY.items():
+        assert entry.why and (entry.array is None) != (entry.feed is None), kind
+    # Only fixes that change how many samples the data holds are skipped for a batch.
+    assert {k for k, e in REGISTRY.items() if e.changes_samples} == {
+        "reassign", "generate", "remove_batch", "add_batch", "take_sample", "resize_input"
+    }
+
+
+def test_tf_resize_matches_tensorflow():
+    """The default filter is tf.image.resize's (bilinear, half-pixel centres, no antialiasing)."""
+    tf = pytest.importorskip("tensorflow")
+    rng = np.random.default_rng(0)
+    for h, w, th, tw in [(16, 16, 4, 4), (256, 256, 224, 224), (480, 640, 128, 128), (7, 5, 20, 13), (100, 60, 33, 77)]:
+        x = (rng.random((2, h, w, 3)) * 255).astype(np.float32)
+        want = tf.image.resize(x, (th, tw), method="bilinear", antialias=False).numpy()
+        assert np.abs(resize_image(x, (th, tw), method="tf") - want).max() <= 1e-5
+
+
+def test_pillow_antialiases_and_tf_does_not():
+    row = np.zeros((1, 1, 16, 1), np.float32)
+    row[0, 0, 5, 0] = 1
+    assert resize_image(row, (1, 4), method="tf").ravel().tolist() == [0, 0.5, 0, 0]
+    assert np.allclose(resize_image(row, (1, 4), method="pillow").ravel(), [0.0357, 0.2188, 0, 0], atol=1e-3)
+
+
+def test_opencv_resize_matches_opencv():
+    cv2 = pytest.importorskip("cv2")
+    rng = np.random.default_rng(1)
+    for h, w, th, tw in [(256, 256, 224, 224), (480, 640, 128, 128), (100, 60, 33, 77)]:
+        x = (rng.random((h, w, 3)) * 255).astype(np.float32)
+        want = cv2.resize(x, (tw, th), interpolation=cv2.INTER_LINEAR)
+        assert np.abs(resize_image(x, (th, tw), method="opencv") - want).max() <= 1e-4
+        u = x.astype(np.uint8)
+        got = resize_image(u, (th, tw), method="opencv").astype(int)
+        assert np.abs(got - cv2.resize(u, (tw, th), interpolation=cv2.INTER_LINEAR).astype(int)).max() <= 1
+
+
+def test_resize_label_and_code_name_the_filter():
+    fix = make_fix("resize_image", "x", height=2, width=3, mode="crop", method="pillow")
+    assert "Pillow" in fix.label and "method='pillow'" in fix.code and "mode='crop'" in fix.code
+    assert "tf.image.resize" in make_fix("resize_image", "x", height=2, width=3).label
