@@ -18,7 +18,7 @@ from .binding import bind
 from .records import Explanation, Feed, ModelSpec
 from .running import WorkerPool, _output, default_pool
 
-__all__ = ["BatchResult", "batch_plan", "fix_batch", "run_batch", "sample"]
+__all__ = ["BatchResult", "batch_plan", "fix_batch", "run_batch", "sample", "stacked_samples"]
 
 Progress = Callable[[int, int], None]
 
@@ -56,7 +56,12 @@ class BatchResult:
         return [self.errors.get(i - i % self.chunk, "ok") for i in range(self.count)]
 
     def summary(self) -> list[dict[str, Any]]:
-        """Per output: shape per sample and statistics over the samples that ran."""
+        """Per output: shape per sample and statistics over the samples that ran.
+
+        Statistics are over finite values; how many were NaN or infinite is counted. The most
+        frequent class is given only for outputs whose rows read as probabilities (non-negative,
+        summing to 1), where "class" means something.
+        """
         rows = []
         failed = sorted(self.errors)
         for name, values in self.outputs.items():
@@ -67,19 +72,27 @@ class BatchResult:
             row: dict[str, Any] = {"output": name, "per sample": list(values.shape[1:]), "samples": int(keep.sum())}
             if v is not None and v.size:
                 finite = v[np.isfinite(v)]
-                row.update(min=float(finite.min()), max=float(finite.max()), mean=float(finite.mean()), std=float(finite.std()))
-                if values.ndim == 2 and values.shape[1] > 1:
-                    classes = np.argmax(values[keep], axis=1)
-                    row["most frequent class"] = int(np.bincount(classes).argmax())
+                if finite.size:
+                    row.update(min=float(finite.min()), max=float(finite.max()), mean=float(finite.mean()), std=float(finite.std()))
+                if finite.size < v.size:
+                    row["NaN/Inf"] = int(v.size - finite.size)
+                if v.ndim == 2 and v.shape[1] > 1 and finite.size == v.size and _probabilities(v):
+                    row["most frequent class"] = int(np.bincount(np.argmax(v, axis=1)).argmax())
             rows.append(row)
         return rows
 
 
-def batch_plan(spec: ModelSpec, data: Feed | Mapping[str, np.ndarray] | Sequence[np.ndarray], signature: str | None = None) -> tuple[int, int] | None:
-    """``(samples, chunk)`` when ``data`` is a batch for this model, else ``None``.
+def _probabilities(rows: np.ndarray) -> bool:
+    return bool(rows.min() >= 0 and np.allclose(rows.sum(axis=1), 1.0, atol=1e-3))
 
-    Every input must have data whose leading dimension is a multiple (above 1) of the model's
-    batch dimension, with the rest of the shape matching the model's.
+
+def batch_plan(spec: ModelSpec, data: Feed | Mapping[str, np.ndarray] | Sequence[np.ndarray], signature: str | None = None) -> tuple[int, int] | None:
+    """``(samples, chunk)`` when ``data`` is a batch the model can run as it is, else ``None``.
+
+    Every input (of rank 2 or more: a rank-1 input has no batch axis) must have data of the
+    input's rank whose leading dimension is a multiple (above 1) of the model's batch dimension,
+    with the rest of the shape matching the model's. A dynamic input resized to the data's
+    leading dimension (``Feed.resize``) takes the whole stack in one run: that is no batch.
     """
     feed = bind(spec, data, signature)
     inputs, _ = spec.io(signature)
@@ -89,9 +102,10 @@ def batch_plan(spec: ModelSpec, data: Feed | Mapping[str, np.ndarray] | Sequence
     chunk = None
     for t in inputs:
         x = np.asarray(feed.arrays[t.name])
-        if t.rank == 0 or x.ndim != t.rank or tuple(x.shape[1:]) != tuple(t.shape[1:]):
+        expected = tuple(int(d) for d in feed.resize.get(t.name, t.shape))
+        if len(expected) < 2 or x.ndim != len(expected) or tuple(x.shape[1:]) != expected[1:]:
             return None
-        b = max(1, int(t.shape[0]))
+        b = max(1, expected[0])
         if x.shape[0] <= b or x.shape[0] % b:
             return None
         counts.add(int(x.shape[0]))
@@ -179,46 +193,99 @@ def run_batch(
 
 
 
-# Fixes that change the number of samples: meaningless for one sample of a batch.
-_PER_BATCH = {"take_sample", "add_batch", "remove_batch", "resize_input", "reassign", "generate"}
-
-
 def sample(feed: Feed, index: int, chunk: int = 1) -> Feed:
     """One sample (``chunk`` rows from ``index``) of a batch, as a feed the model takes as is."""
     return Feed({k: np.asarray(v)[index : index + chunk] for k, v in feed.arrays.items()}, resize=dict(feed.resize))
 
 
-def fix_batch(spec: ModelSpec, data: Feed | Mapping[str, np.ndarray] | Sequence[np.ndarray], signature: str | None = None):
+def fix_batch(
+    spec: ModelSpec,
+    data: Feed | Mapping[str, np.ndarray] | Sequence[np.ndarray],
+    signature: str | None = None,
+    *,
+    choices=None,
+    click: int = 0,
+):
     """Fix every sample of a batch the way ``fix_all`` fixes its first one.
 
     The first sample is diagnosed and fixed; the same fixes (those that do not change how many
-    samples there are) are then applied to the whole stack at once. Returns a ``FixOutcome``
-    whose ``remaining`` is the diagnosis of the fixed first sample. Raises ``ValueError`` when
-    the data is not a batch for the model.
+    samples there are) are then applied to the whole stack at once. A stack with one axis more
+    than the input (``[n, 1, H, W, C]`` for ``[1, H, W, C]``) is first folded into one of the
+    input's rank. Returns a ``FixOutcome`` whose ``remaining`` is the diagnosis of the fixed
+    first sample. Raises ``ValueError`` when the data is not a batch for the model.
     """
     from .diagnosis import FixOutcome, diagnose, fix_all
-    from .fixes import apply_fix
+    from .fixes import REGISTRY, apply_fix, make_fix
+    from .records import Step
 
     feed = bind(spec, data, signature)
-    plan = batch_plan(spec, feed, signature) or _loose_plan(spec, feed, signature)
-    if plan is None:
-        raise ValueError("The data is not a batch for this model: its inputs do not share a leading number of samples.")
-    _, chunk = plan
-    first = fix_all(spec, sample(feed, 0, chunk), signature)
-    applied = []
-    for fix in first.applied:
-        if fix.kind in _PER_BATCH:
-            continue
-        feed = apply_fix(feed, fix)
-        applied.append(fix)
-    return FixOutcome(feed=feed, applied=tuple(applied), remaining=tuple(diagnose(spec, sample(feed, 0, chunk), signature)))
-
-
-def _loose_plan(spec: ModelSpec, feed: Feed, signature: str | None) -> tuple[int, int] | None:
-    """Samples stacked on the first axis, whatever else is wrong with them (for fixing)."""
+    found = stacked_samples(spec, feed, signature, choices=choices)
+    if found is None:
+        raise ValueError(
+            "The data is not a batch for this model: a batch stacks samples on a first axis of its own, and each "
+            "sample must fit the input once fixed."
+        )
+    _, chunk, fold = found
+    steps: list[Step] = []
     inputs, _ = spec.io(signature)
-    counts = {np.asarray(feed.arrays[t.name]).shape[0] for t in inputs if t.name in feed.arrays and np.asarray(feed.arrays[t.name]).ndim}
-    if len(counts) != 1 or len(inputs) != len([t for t in inputs if t.name in feed.arrays]):
+    if fold:
+        for t in inputs:
+            x = np.asarray(feed.arrays[t.name])
+            fix = make_fix("reshape", t.name, shape=[x.shape[0] * x.shape[1], *x.shape[2:]])
+            feed = apply_fix(feed, fix)
+            steps.append(Step(fix=fix, answered=None, feed=feed, click=click))
+    first = fix_all(spec, sample(feed, 0, chunk), signature, choices=choices, click=click)
+    for step in first.steps:
+        if REGISTRY[step.fix.kind].changes_samples:
+            continue
+        feed = apply_fix(feed, step.fix)
+        steps.append(Step(fix=step.fix, answered=step.answered, feed=feed, click=click))
+    return FixOutcome(feed=feed, steps=tuple(steps), remaining=tuple(diagnose(spec, sample(feed, 0, chunk), signature, choices=choices)))
+
+
+def stacked_samples(
+    spec: ModelSpec, feed: Feed, signature: str | None = None, *, choices=None
+) -> tuple[int, int, bool] | None:
+    """``(samples, chunk, fold)`` when the data stacks several samples on a first axis of its
+    own, whatever else still needs fixing in each; ``None`` otherwise.
+
+    The rule, so that a photo is never read as a batch of its rows: every input's data has the
+    input's rank (samples on the batch axis, ``fold`` False) or one more (a sample axis in front
+    of samples of the input's own shape, ``fold`` True), with a leading dimension above the
+    model's batch size, the same for every input; and its first sample fits the input once the
+    usual fixes are applied. Data of one rank less than the input is one sample missing its
+    batch axis, not a batch. An input whose batch axis was resized to the data's takes it whole.
+    """
+    from .diagnosis import fix_all
+
+    inputs, _ = spec.io(signature)
+    if not inputs or any(t.name not in feed.arrays for t in inputs):
         return None
-    n = counts.pop()
-    return (n, 1) if n > 1 else None
+    counts, folds = set(), set()
+    for t in inputs:
+        x = np.asarray(feed.arrays[t.name])
+        expected = tuple(int(d) for d in feed.resize.get(t.name, t.shape))
+        if len(expected) < 2 or x.ndim not in (len(expected), len(expected) + 1):
+            return None
+        fold = x.ndim == len(expected) + 1
+        if fold and x.shape[1] != expected[0]:
+            return None
+        b = max(1, expected[0])
+        if fold and x.shape[0] < 2:
+            return None
+        if not fold and (x.shape[0] <= b or x.shape[0] % b):
+            return None
+        counts.add(int(x.shape[0]))
+        folds.add(fold)
+    if len(counts) != 1 or len(folds) != 1:
+        return None
+    count, fold = counts.pop(), folds.pop()
+    chunk = max(1, int(inputs[0].shape[0]))
+    first = Feed(
+        {t.name: np.asarray(feed.arrays[t.name])[0] if fold else np.asarray(feed.arrays[t.name])[0:chunk] for t in inputs},
+        resize=dict(feed.resize),
+    )
+    outcome = fix_all(spec, first, signature, choices=choices)
+    if any(m.severity == "error" for m in outcome.remaining):
+        return None
+    return (count * chunk if fold else count), chunk, fold

@@ -14,11 +14,13 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .binding import bind
+from .errors import FixError
+from .choices import by_input, choices as find_choices, parse_range
 from .fixes import FIX_ORDER, apply_fix, make_fix
 from .quantization import dtype_range, real_range
-from .records import Feed, Fix, Mismatch, ModelSpec, TensorSpec
+from .records import Choice, Feed, Fix, Mismatch, ModelSpec, Step, TensorSpec
 
-__all__ = ["FixOutcome", "diagnose", "fix_all"]
+__all__ = ["FixOutcome", "diagnose", "fix_all", "signatures_that_fit"]
 
 _IMAGE_CHANNELS = (1, 3, 4)
 _CHANNEL_WORDS = {1: "grayscale", 3: "RGB", 4: "RGBA"}
@@ -48,22 +50,30 @@ def _dim_name(t: TensorSpec, d: int) -> str:
 class _Checker:
     """Collects the mismatches of one input."""
 
-    def __init__(self, position: int, tensor: TensorSpec, x: np.ndarray, expected: tuple[int, ...], signature: str | None):
+    def __init__(
+        self, position: int, tensor: TensorSpec, x: np.ndarray, expected: tuple[int, ...], signature: str | None,
+        choices: Mapping[str, Choice] | None = None,
+    ):
         self.pos, self.t, self.x, self.expected, self.signature = position, tensor, x, expected, signature
+        self.choices = dict(choices or {})  # by topic, for this input
         self.found: list[Mismatch] = []
 
-    def add(self, kind: str, severity: str, expected: str, got: str, message: str, fixes: Sequence[Fix] = (), dimension: int | None = None) -> None:
+    def add(
+        self, kind: str, severity: str, expected: str, got: str, message: str, fixes: Sequence[Fix] = (),
+        dimension: int | None = None, choice: Choice | None = None,
+    ) -> None:
         self.found.append(
             Mismatch(
                 input_index=self.pos,
                 input_name=self.t.name,
-                kind=kind,
+                kind=kind,  # type: ignore[arg-type]
                 severity=severity,  # type: ignore[arg-type]
                 expected=expected,
                 got=got,
                 message=message,
                 fixes=tuple(fixes),
                 dimension=dimension,
+                choice=choice.key if choice is not None else None,
             )
         )
 
@@ -178,12 +188,18 @@ class _Checker:
                 h, w = exp[1], exp[2]
                 which = [k for k in (1, 2) if got[k] != exp[k]]
                 dims = " and ".join(_dim_name(self.t, k) for k in which)
+                method_choice, mode_choice = self.choices.get("resize method"), self.choices.get("resize mode")
+                method = method_choice.chosen if method_choice else "tf"
+                modes = ["stretch", "crop", "pad"]
+                if mode_choice is not None and mode_choice.chosen in modes:
+                    modes.remove(mode_choice.chosen)
+                    modes.insert(0, mode_choice.chosen)
                 self.add(
                     "shape", "error", f"{h}×{w}", f"{got[1]}×{got[2]}",
                     f"{_cap(name)} expects {h}×{w} images, but the data is {got[1]}×{got[2]} ({dims} differ); "
-                    f"resize the image, which is what the model was trained on.",
-                    [self.fix("resize_image", height=h, width=w, mode=m) for m in ("stretch", "crop", "pad")],
-                    dimension=which[0],
+                    f"resize the image to the size the model was trained on.",
+                    [self.fix("resize_image", height=h, width=w, mode=m, method=method) for m in modes],
+                    dimension=which[0], choice=mode_choice,
                 )
             else:
                 fixes = [self.fix("reshape", shape=list(exp))] if int(np.prod(got)) == int(np.prod(exp)) else []
@@ -242,8 +258,10 @@ class _Checker:
             elif want.kind in "iu" and q.is_quantized and got.kind in "iu" and rr is not None:
                 scale, zp = q.scale[0], (q.zero_point[0] if q.zero_point else 0)
                 src = (0.0, 255.0) if got == np.uint8 else (lo, hi)
+                chosen = self.choices.get("value range")
+                target = list(parse_range(chosen.chosen)) if chosen is not None else [rr[0], rr[1]]
                 fixes = [
-                    self.fix("quantize", dtype=want.name, scale=scale, zero_point=zp, source=list(src), target=[rr[0], rr[1]]),
+                    self.fix("quantize", dtype=want.name, scale=scale, zero_point=zp, source=list(src), target=target),
                     self.fix("cast", dtype=want.name),
                 ]
                 self.add(
@@ -251,19 +269,19 @@ class _Checker:
                     f"{_cap(name)} expects {want.name} (quantized: scale {scale:.6g}, zero point {zp}, real values "
                     f"{rr[0]:.3g}…{rr[1]:.3g}), but the data is {got.name}; map the data to that real range and quantize, "
                     f"rather than cast.",
-                    fixes,
+                    fixes, choice=chosen,
                 )
             elif want.kind == "f" and got == np.uint8:
-                fixes = [
-                    self.fix("normalize", source=[0, 255], target=[0, 1], dtype=want.name),
-                    self.fix("normalize", source=[0, 255], target=[-1, 1], dtype=want.name),
-                    self.fix("cast", dtype=want.name),
-                ]
+                chosen = self.choices.get("value range")
+                fixes = self._range_fixes(chosen, want.name, cast_too=True)
                 self.add(
                     "dtype", "error", want.name, got.name,
                     f"{_cap(name)} expects {want.name}, but the data is {got.name} (pixels 0–255, like a decoded image); "
-                    f"float image models usually expect [0, 1] or [-1, 1].",
-                    fixes,
+                    + (
+                        f"it must be scaled to the range the model was trained on ({_range_note(chosen)})."
+                        if chosen is not None else "float image models usually expect [0, 1] or [-1, 1]."
+                    ),
+                    fixes, choice=chosen,
                 )
             else:
                 self.add(
@@ -301,15 +319,36 @@ class _Checker:
                     [self.fix("normalize", source=[lo, hi], target=[rr[0], rr[1]], dtype="float32")] if hi > lo else [],
                 )
         elif want.kind == "f" and got.kind in "f" and hi > 1.5 and lo >= 0 and hi <= 255 and _looks_nhwc(t.shape):
-            self.add(
-                "range", "warning", "[0, 1] or [-1, 1]", f"{lo:g}…{hi:g}",
-                f"{_cap(name)}: the values span {lo:g}…{hi:g}, like raw pixels, but float image models are usually fed "
-                f"[0, 1] or [-1, 1]; check the preprocessing the model was trained with.",
-                [
-                    self.fix("normalize", source=[0, 255], target=[0, 1], dtype=want.name),
-                    self.fix("normalize", source=[0, 255], target=[-1, 1], dtype=want.name),
-                ],
-            )
+            chosen = self.choices.get("value range")
+            if chosen is None or chosen.chosen != "[0, 255]":
+                self.add(
+                    "range", "warning", chosen.chosen if chosen is not None else "[0, 1] or [-1, 1]", f"{lo:g}…{hi:g}",
+                    f"{_cap(name)}: the values span {lo:g}…{hi:g}, like raw pixels, but "
+                    + (
+                        f"the model takes {chosen.chosen} ({_range_note(chosen)})."
+                        if chosen is not None
+                        else "float image models are usually fed [0, 1] or [-1, 1]; check the preprocessing the model was trained with."
+                    ),
+                    [f for f in self._range_fixes(chosen, want.name, cast_too=False) if f.kind == "normalize"],
+                    choice=chosen,
+                )
+
+    def _range_fixes(self, chosen: Choice | None, dtype: str, cast_too: bool) -> list[Fix]:
+        """Scaling fixes from pixels (0–255) to each range on offer, the chosen one first."""
+        keys = [k for k, _ in chosen.options] if chosen is not None else ["[0, 1]", "[-1, 1]", "[0, 255]"]
+        if chosen is not None:
+            keys.remove(chosen.chosen)
+            keys.insert(0, chosen.chosen)
+        fixes = []
+        for key in keys:
+            if key == "[0, 255]":
+                if cast_too:
+                    fixes.append(self.fix("cast", dtype=dtype, from_pixels=True))
+                continue
+            fixes.append(self.fix("normalize", source=[0, 255], target=list(parse_range(key)), dtype=dtype))
+        if cast_too and not any(f.kind == "cast" for f in fixes):
+            fixes.append(self.fix("cast", dtype=dtype))
+        return fixes
 
 
 def _value_range(x: np.ndarray) -> tuple[float, float, int]:
@@ -329,6 +368,14 @@ def _value_range(x: np.ndarray) -> tuple[float, float, int]:
     if not finite.size:
         return 0.0, 0.0, bad
     return float(np.real(finite.min())), float(np.real(finite.max())), bad
+
+
+def _range_note(choice: Choice) -> str:
+    if choice.source == "guess":
+        return f"{choice.chosen} is a guess: the model does not say; change it in the value-range choice"
+    if choice.source == "preference":
+        return f"{choice.chosen}, as you chose"
+    return f"{choice.chosen}: {choice.reason[:1].lower() + choice.reason[1:].rstrip('.')}"
 
 
 def _compatible(got: Sequence[int], exp: Sequence[int], sig: Sequence[int]) -> bool:
@@ -408,14 +455,21 @@ def diagnose(
     spec: ModelSpec,
     data: Feed | Mapping[str, np.ndarray] | Sequence[np.ndarray] | np.ndarray,
     signature: str | None = None,
+    *,
+    choices: Sequence[Choice] | None = None,
 ) -> list[Mismatch]:
     """List every mismatch between ``data`` and the inputs of ``spec`` (or of one signature).
 
     Errors are what the interpreter will refuse; warnings run but are likely wrong. An empty
-    list means the data can be fed as it is. Never raises for odd data: that is what it reports.
+    list means the data can be fed as it is. ``choices`` (see ``lite_debug.choices``) order the
+    fixes where the data alone cannot say which is right; by default they are made on ``data``
+    itself, taken as the data the user gave. Never raises for odd data: that is what it reports.
     """
     feed = bind(spec, data, signature)
     inputs, _ = spec.io(signature)
+    if choices is None:
+        choices = find_choices(spec, feed, signature)
+    choice_map = by_input(choices)
     found, moved = _association(inputs, feed)
     for pos, t in enumerate(inputs):
         if t.name in moved:
@@ -444,32 +498,64 @@ def diagnose(
             )
             continue
         expected = tuple(int(d) for d in feed.resize.get(t.name, t.shape))
-        checker = _Checker(pos, t, x, expected, signature)
+        checker = _Checker(pos, t, x, expected, signature, choice_map.get(t.name))
         checker.structure()
         checker.values()
         found.extend(checker.found)
-    names = {t.name for t in inputs}
-    for key, x in feed.arrays.items():
-        if key not in names:
-            found.append(
-                Mismatch(
-                    input_index=-1, input_name=key, kind="extra", severity="warning", expected="no such input",
-                    got=f"{np.asarray(x).dtype} {_shape(np.asarray(x).shape)}",
-                    message=f"The array {key!r} matches none of the model's {len(inputs)} inputs and will be ignored.",
-                )
-            )
-    order = {k: i for i, k in enumerate(("association", "missing", "batch", "rank", "layout", "channels", "shape", "dynamic", "dtype", "quantization", "range", "nan", "extra"))}
-    found.sort(key=lambda m: (m.input_index if m.input_index >= 0 else 10**6, order.get(m.kind, 99)))
+    found.extend(_extras(inputs, feed))
+    found.sort(key=lambda m: (m.input_index if m.input_index >= 0 else 10**6, _KIND_ORDER.get(m.kind, 99)))
     return found
+
+
+_KIND_ORDER = {
+    k: i
+    for i, k in enumerate(
+        (
+            "unsupported_op", "load", "delegate", "prepare", "association", "missing", "batch", "rank", "layout",
+            "channels", "shape", "dynamic", "dtype", "quantization", "range", "nan", "extra",
+        )
+    )
+}
+_EXTRAS_NAMED = 8  # a file with 20,000 stray keys is one warning naming the first few, not 20,000
+
+
+def _extras(inputs: Sequence[TensorSpec], feed: Feed) -> list[Mismatch]:
+    names = {t.name for t in inputs}
+    extra = [(key, x) for key, x in feed.arrays.items() if key not in names]
+    if len(extra) <= 3:
+        return [
+            Mismatch(
+                input_index=-1, input_name=key, kind="extra", severity="warning", expected="no such input",
+                got=f"{np.asarray(x).dtype} {_shape(np.asarray(x).shape)}",
+                message=f"The array {key!r} matches none of the model's {len(inputs)} inputs and will be ignored.",
+            )
+            for key, x in extra
+        ]
+    named = ", ".join(repr(k) for k, _ in extra[:_EXTRAS_NAMED]) + (", …" if len(extra) > _EXTRAS_NAMED else "")
+    return [
+        Mismatch(
+            input_index=-1, input_name=extra[0][0], kind="extra", severity="warning", expected="no such input",
+            got=f"{len(extra):,} arrays",
+            message=(
+                f"{len(extra):,} arrays match none of the model's {len(inputs)} inputs and will be ignored: {named} "
+                f"(the inputs are {', '.join(repr(n) for n in list(names)[:_EXTRAS_NAMED])})."
+            ),
+        )
+    ]
 
 
 @dataclass(frozen=True, eq=False)
 class FixOutcome:
-    """What ``fix_all`` did: the fixed data, the fixes in the order applied, what is left."""
+    """What ``fix_all`` did: the fixed data, each fix in the order applied with the mismatch it
+    answered and the data after it, and what is left."""
 
     feed: Feed
-    applied: tuple[Fix, ...]
+    steps: tuple[Step, ...]
     remaining: tuple[Mismatch, ...]
+
+    @property
+    def applied(self) -> tuple[Fix, ...]:
+        return tuple(s.fix for s in self.steps)
 
 
 def _rank(fix: Fix) -> int:
@@ -481,30 +567,73 @@ def fix_all(
     data: Feed | Mapping[str, np.ndarray] | Sequence[np.ndarray] | np.ndarray,
     signature: str | None = None,
     *,
+    choices: Sequence[Choice] | None = None,
     include_warnings: bool = False,
+    extra: Sequence[Fix] = (),
+    click: int = 0,
     max_rounds: int = 12,
 ) -> FixOutcome:
     """Apply the first suggested fix of each error (and, if asked, warning) until none is left.
 
     Fixes are applied one at a time in ``FIX_ORDER`` (arrays to inputs, then axes, sizes, values)
     and the data is diagnosed again after each, since one fix changes what the next must do.
-    NaN warnings are always fixed; other warnings only with ``include_warnings``.
+    NaN warnings are always fixed, and so are value-range warnings that a choice settled (the
+    choice is shown to the user with its reason); other warnings only with ``include_warnings``.
+    ``extra`` fixes no mismatch asks for (a channel swap the user chose, see
+    ``choices.pending_fixes``) are applied in their turn too. ``choices`` are as ``diagnose``
+    takes them, made on ``data`` by default. Never raises for odd data; a fix that fails is
+    not applied.
     """
     feed = bind(spec, data, signature)
-    applied: list[Fix] = []
+    if choices is None:
+        choices = find_choices(spec, feed, signature)
+    steps: list[Step] = []
     seen: set[tuple[str, str, str]] = set()
+    pending = list(extra)
     for _ in range(max_rounds):
-        mismatches = diagnose(spec, feed, signature)
-        candidates = [
-            m.fixes[0]
+        mismatches = diagnose(spec, feed, signature, choices=choices)
+        candidates: list[tuple[Fix, Mismatch | None]] = [
+            (m.fixes[0], m)
             for m in mismatches
-            if m.fixes and (m.severity == "error" or include_warnings or m.kind == "nan")
+            if m.fixes and (m.severity == "error" or include_warnings or m.kind == "nan" or (m.kind == "range" and m.choice))
         ]
-        candidates = [f for f in candidates if (f.kind, f.input, f.code) not in seen]
+        candidates += [(f, None) for f in pending]
+        candidates = [(f, m) for f, m in candidates if (f.kind, f.input, f.code) not in seen]
         if not candidates:
-            return FixOutcome(feed=feed, applied=tuple(applied), remaining=tuple(mismatches))
-        fix = min(candidates, key=_rank)
+            return FixOutcome(feed=feed, steps=tuple(steps), remaining=tuple(mismatches))
+        fix, answered = min(candidates, key=lambda c: _rank(c[0]))
         seen.add((fix.kind, fix.input, fix.code))
-        feed = apply_fix(feed, fix)
-        applied.append(fix)
-    return FixOutcome(feed=feed, applied=tuple(applied), remaining=tuple(diagnose(spec, feed, signature)))
+        if answered is None:
+            pending.remove(fix)
+        try:
+            feed = apply_fix(feed, fix)
+        except FixError:  # a fix that does not apply is left out; the diagnosis still says why
+            continue
+        steps.append(Step(fix=fix, answered=answered, feed=feed, click=click))
+    return FixOutcome(feed=feed, steps=tuple(steps), remaining=tuple(diagnose(spec, feed, signature, choices=choices)))
+
+
+def signatures_that_fit(
+    spec: ModelSpec,
+    data: Feed | Mapping[str, np.ndarray] | Sequence[np.ndarray] | np.ndarray,
+    signature: str | None = None,
+) -> list[str | None]:
+    """The other entry points (signature keys, ``None`` for the main graph) that take ``data``
+    as it is, with no error: a user who ran the wrong signature is told which one fits.
+
+    The arrays are bound again by position, as they would be for that entry point.
+    """
+    if not spec.signatures:
+        return []
+    arrays = list(bind(spec, data, signature).arrays.values())
+    fits: list[str | None] = []
+    for key in [None, *(s.key for s in spec.signatures)]:
+        if key == signature:
+            continue
+        try:
+            found = diagnose(spec, arrays, key)
+        except (KeyError, ValueError):
+            continue
+        if not any(m.severity == "error" for m in found):
+            fits.append(key)
+    return fits

@@ -15,13 +15,14 @@ import numpy as np
 
 from .binding import bind, bind_mixed
 from .bundle import is_bundle, read_bundle, write_bundle
+from .choices import choices as find_choices, option_of, pending_fixes
 from .diagnosis import diagnose, fix_all
 from .errors import DataLoadError, FixError
 from .fixes import apply_fix
 from .generate import generate_feed
 from .inspection import inspect_model, packed_file
 from .loading import load_data
-from .records import Feed, Fix, Mismatch, ModelSpec, RunResult, TensorSpec
+from .records import Choice, Feed, Fix, Mismatch, ModelSpec, RunResult, Step, TensorSpec
 from .running import WorkerPool, default_pool
 
 __all__ = ["Workspace"]
@@ -29,7 +30,14 @@ __all__ = ["Workspace"]
 
 @dataclass
 class Workspace:
-    """A model, the user's data for it, the fixes applied so far, and the last run."""
+    """A model, the user's data for it, the fixes applied so far, and the last run.
+
+    The data as given stays in ``original``; every fix applied since is a ``Step`` in ``steps``
+    (the fix, the mismatch it answered, the data after it), numbered by the click that applied
+    it, so undo takes back a click and an export replays the steps without diagnosing again.
+    ``preferences`` holds the user's picks for the choices (value range, resize filter and
+    mode, channel order); changing one after applying replays the fixes with the new pick.
+    """
 
     model_name: str
     model_bytes: bytes | memoryview  # a view of an upload is kept as it is: no copy
@@ -37,15 +45,16 @@ class Workspace:
     signature: str | None = None
     original: Feed = field(default_factory=lambda: Feed({}))
     data_source: str = ""
-    history: list[Feed] = field(default_factory=list)
-    applied: list[Fix] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    clicks: list[tuple[str, object]] = field(default_factory=list)  # ("all", None), ("fix", Fix), ("batch", None), ("sample", i)
+    preferences: dict[str, str] = field(default_factory=dict)
     result: RunResult | None = None
     result_stale: bool = False
     example_id: str | None = None
     labels: list[str] | None = None
-    steps: list[int] = field(default_factory=list)  # fixes per click, for undo
     batch_result: object | None = None
-    _diagnosis: tuple[int, list[Mismatch]] | None = field(default=None, repr=False)
+    sweep: list | None = None  # the last preprocessing sweep's candidates (lite_debug.sweep)
+    _cache: dict = field(default_factory=dict, repr=False)
 
     # -- loading -------------------------------------------------------------------------
     @classmethod
@@ -127,64 +136,190 @@ class Workspace:
     def set_feed(self, feed: Feed, source: str) -> None:
         self.original = feed
         self.data_source = source
-        self.history = [feed]
-        self.applied = []
         self.steps = []
+        self.clicks = []
+        self.preferences = {}
         self.batch_result = None
+        self.sweep = None
         self.result = None
-        self._diagnosis = None
+        self._cache.clear()
 
-    # -- diagnosis and fixes -------------------------------------------------------------
+    # -- diagnosis, choices and fixes ----------------------------------------------------
     @property
     def feed(self) -> Feed:
-        return self.history[-1] if self.history else self.original
+        return self.steps[-1].feed if self.steps else self.original
+
+    @property
+    def applied(self) -> list[Fix]:
+        return [s.fix for s in self.steps]
 
     @property
     def has_data(self) -> bool:
         return bool(self.feed.arrays)
 
+    def _cached(self, name: str, compute):
+        # Keyed on the feed object itself (held here, so it cannot be freed and its id reused)
+        # and the preferences: an id() key once served a stale diagnosis after apply-undo-apply.
+        key = (self.feed, tuple(sorted(self.preferences.items())), self.signature)
+        hit = self._cache.get(name)
+        if hit is None or hit[0][0] is not key[0] or hit[0][1:] != key[1:]:
+            hit = (key, compute())
+            self._cache[name] = hit
+        return hit[1]
+
+    @property
+    def choices(self) -> list[Choice]:
+        """The choices fixing this data involves (see ``lite_debug.choices``), made on the data as given."""
+        return self._cached(
+            "choices", lambda: find_choices(self.spec, self.original, self.signature, self.preferences) if self.has_data else []
+        )
+
     @property
     def mismatches(self) -> list[Mismatch]:
-        """The diagnosis of the current data, computed once per data state."""
-        key = id(self.feed)
-        if self._diagnosis is None or self._diagnosis[0] != key:
-            found = diagnose(self.spec, self.feed, self.signature) if self.has_data else []
-            self._diagnosis = (key, found)
-        return self._diagnosis[1]
+        """The diagnosis of the current data, computed once per data state and set of picks."""
+
+        def compute() -> list[Mismatch]:
+            if not self.has_data:
+                return []
+            found = diagnose(self.spec, self.feed, self.signature, choices=self.choices)
+            for fix in pending_fixes(self.choices, self.applied):
+                pos = next((i for i, t in enumerate(self.inputs) if t.name == fix.input), -1)
+                found.append(
+                    Mismatch(
+                        input_index=pos, input_name=fix.input, kind="channels", severity="warning",
+                        expected="BGR (your pick)", got="RGB (as loaded)",
+                        message=f"You chose BGR channel order for input {pos} ({fix.input!r}); the data is in the order it "
+                        "was loaded in (RGB for an image file): swap the channels.",
+                        fixes=(fix,), choice=f"channel order:{fix.input}",
+                    )
+                )
+            return found
+
+        return self._cached("mismatches", compute)
 
     @property
     def errors(self) -> list[Mismatch]:
         return [m for m in self.mismatches if m.severity == "error"]
 
+    def _answered(self, fix: Fix) -> Mismatch | None:
+        mismatches = self.mismatches
+        return next((m for m in mismatches if fix in m.fixes), None) or next(
+            (m for m in mismatches if any(f.kind == fix.kind and f.input == fix.input for f in m.fixes)), None
+        )
+
     def apply(self, fix: Fix) -> None:
         """Apply one fix on top of the current data. Raises ``FixError`` if it does not apply."""
-        self._push(apply_fix(self.feed, fix), [fix])
+        feed = apply_fix(self.feed, fix)
+        self._push(("fix", fix), [Step(fix=fix, answered=self._answered(fix), feed=feed, click=len(self.clicks))])
 
     def apply_all(self, include_warnings: bool = False) -> list[Fix]:
         """Apply every suggested fix in order; returns the fixes applied (maybe none)."""
-        outcome = fix_all(self.spec, self.feed, self.signature, include_warnings=include_warnings)
-        if outcome.applied:
-            self._push(outcome.feed, list(outcome.applied))
+        outcome = fix_all(
+            self.spec, self.feed, self.signature, choices=self.choices, include_warnings=include_warnings,
+            extra=pending_fixes(self.choices, self.applied), click=len(self.clicks),
+        )
+        if outcome.steps:
+            self._push(("all", include_warnings), list(outcome.steps))
         return list(outcome.applied)
 
-    def _push(self, feed: Feed, fixes: list[Fix]) -> None:
-        self.history.append(feed)
-        self.applied.extend(fixes)
-        self.steps.append(len(fixes))
+    def _push(self, click: tuple[str, object], steps: list[Step]) -> None:
+        self.clicks.append(click)
+        self.steps.extend(steps)
         self.result_stale = self.result is not None
 
     @property
     def can_undo(self) -> bool:
-        return len(self.history) > 1
+        return bool(self.steps)
 
     def undo(self) -> None:
         """Take back the last click (one fix, or all that “apply all” applied)."""
         if not self.can_undo:
             raise FixError("There is nothing to undo.")
-        self.history.pop()
-        n = self.steps.pop() if self.steps else 1
-        del self.applied[len(self.applied) - n :]
+        last = self.steps[-1].click
+        while self.steps and self.steps[-1].click == last:
+            self.steps.pop()
+        del self.clicks[last:]
         self.result_stale = self.result is not None
+
+    def choose(self, key: str, option: str) -> None:
+        """Pick an option of a choice. When fixes made under the old pick were applied, every
+        click since the first of them is done again with the new pick (and a fix picked by hand
+        from the same choice becomes its counterpart). Raises ``FixError`` when the new pick
+        cannot be replayed; the workspace is then left as it was."""
+        choice = next((c for c in self.choices if c.key == key), None)
+        if choice is None:
+            raise FixError(f"There is no choice {key!r} for this data.")
+        if option not in {k for k, _ in choice.options}:
+            raise FixError(f"{option!r} is not an option of the {choice.topic} choice; the options are "
+                           f"{', '.join(k for k, _ in choice.options)}.")
+        before = dict(self.preferences)
+        self.preferences[key] = option
+        self._cache.clear()
+        first = next((s.click for s in self.steps if any(k == key for k, _ in option_of(s.fix))), None)
+        if first is None:
+            if self.steps:
+                # Data already fixed, and the pick asks for a fix no mismatch does (a channel
+                # swap): apply it now, as its own click, rather than leave the data as it was.
+                for fix in pending_fixes([c for c in self.choices if c.key == key], self.applied):
+                    self.apply(fix)
+            return
+        try:
+            self._replay(first)
+        except FixError:
+            self.preferences = before
+            self._cache.clear()
+            raise
+
+    def choose_all(self, picks: dict[str, str]) -> None:
+        """Pick several options at once (a sweep candidate's picks); same rules as ``choose``."""
+        for key, option in picks.items():
+            self.choose(key, option)
+
+    def run_sweep(self, pool: WorkerPool | None = None, progress=None) -> list:
+        """Run the preprocessing sweep on the data as given (see ``lite_debug.sweep``); kept as ``sweep``."""
+        from .sweep import run_sweep
+
+        self.sweep = run_sweep(
+            self.model_bytes, self.spec, self.original, self.signature, pool=pool or default_pool(),
+            choices=self.choices, progress=progress,
+        )
+        return self.sweep
+
+    def _replay(self, first: int) -> None:
+        """Redo every click from ``first`` on the data before it, with the current picks."""
+        clicks, old_steps = self.clicks[first:], self.steps
+        self.steps = [s for s in self.steps if s.click < first]
+        self.clicks = self.clicks[:first]
+        self._cache.clear()
+        try:
+            for action, arg in clicks:
+                if action == "all":
+                    self.apply_all(include_warnings=bool(arg))
+                elif action == "batch":
+                    self.fix_batch()
+                elif action == "sample":
+                    self.open_sample(int(arg))  # type: ignore[arg-type]
+                else:
+                    fix = self._counterpart(arg)  # type: ignore[arg-type]
+                    if fix is not None:
+                        self.apply(fix)
+        except FixError:
+            self.steps, self.clicks = old_steps, self.clicks[:first] + clicks
+            self._cache.clear()
+            raise
+
+    def _counterpart(self, fix: Fix) -> Fix | None:
+        """A hand-picked fix under the current picks: the same fix, unless it answered a choice
+        that changed, in which case the fix the diagnosis now offers in its place (None when
+        the new pick needs none: a channel swap taken back)."""
+        picks = option_of(fix)
+        if not picks or all(self.preferences.get(k, opt) == opt for k, opt in picks):
+            return fix
+        keys = {k for k, _ in picks}
+        for m in self.mismatches:
+            if m.input_name == fix.input and m.fixes and (m.choice in keys or any(f.kind == fix.kind for f in m.fixes)):
+                return m.fixes[0]
+        return None
 
     def code(self) -> str:
         """The lines of Python that the applied fixes amount to, grouped by input."""
@@ -199,12 +334,21 @@ class Workspace:
     # -- batches ---------------------------------------------------------------------------
     @property
     def batch(self) -> tuple[int, int] | None:
-        """``(samples, chunk)`` when the data stacks several samples on its first axis."""
-        from .batch import _loose_plan, batch_plan
+        """``(samples, chunk)`` when the data stacks several samples on a first axis of their own
+        (see ``batch.stacked_samples``: a photo is never a batch of its rows)."""
+        from .batch import batch_plan, stacked_samples
 
         if not self.has_data:
             return None
-        return batch_plan(self.spec, self.feed, self.signature) or _loose_plan(self.spec, self.feed, self.signature)
+
+        def compute():
+            plan = batch_plan(self.spec, self.feed, self.signature)
+            if plan is not None:
+                return plan
+            found = stacked_samples(self.spec, self.feed, self.signature, choices=self.choices)
+            return None if found is None else found[:2]
+
+        return self._cached("batch", compute)
 
     @property
     def batch_ready(self) -> bool:
@@ -218,15 +362,15 @@ class Workspace:
         """The data is a batch ready to run sample by sample, and the only errors left say that
         it holds several samples: nothing to fix before running them one by one."""
         errors = self.errors
-        return bool(errors) and all(m.kind == "batch" for m in errors) and self.batch_ready
+        return bool(errors) and all(m.kind in ("batch", "dynamic") for m in errors) and self.batch_ready
 
     def fix_batch(self) -> list[Fix]:
         """Fix every sample the way the first one needs; one undo step."""
         from .batch import fix_batch
 
-        outcome = fix_batch(self.spec, self.feed, self.signature)
-        if outcome.applied:
-            self._push(outcome.feed, list(outcome.applied))
+        outcome = fix_batch(self.spec, self.feed, self.signature, choices=self.choices, click=len(self.clicks))
+        if outcome.steps:
+            self._push(("batch", None), list(outcome.steps))
         return list(outcome.applied)
 
     def open_sample(self, index: int) -> None:
@@ -239,11 +383,16 @@ class Workspace:
         n, chunk = plan
         if not 0 <= index < n:
             raise FixError(f"There is no sample {index}: the batch holds samples 0 to {n - 1}.")
-        feed = self.feed
-        fixes = [make_fix("take_sample", t.name, index=index) for t in self.inputs if t.name in feed.arrays]
-        for fix in fixes:
-            feed = apply_fix(feed, fix)
-        self._push(feed, fixes)
+        feed, steps, click = self.feed, [], len(self.clicks)
+        if any(np.asarray(feed.arrays[t.name]).ndim == t.rank + 1 for t in self.inputs if t.name in feed.arrays):
+            self.fix_batch()  # fold the sample axis first, so a sample is a slice of the batch axis
+            feed, click = self.feed, len(self.clicks)
+        for t in self.inputs:
+            if t.name in feed.arrays:
+                fix = make_fix("take_sample", t.name, index=index)
+                feed = apply_fix(feed, fix)
+                steps.append(Step(fix=fix, answered=None, feed=feed, click=click))
+        self._push(("sample", index), steps)
 
     def run_batch(self, pool: WorkerPool | None = None, progress=None):
         """Run every sample in a worker; the result is kept as ``batch_result``."""
@@ -268,9 +417,10 @@ class Workspace:
         return make_script(
             model_filename=Path(self.model_name).name,
             original=self.original,
-            applied=self.applied,
+            steps=self.steps,
             spec=self.spec,
             signature=self.signature,
+            remaining=self.errors,
         )
 
     def bundle(self) -> bytes:
