@@ -19,7 +19,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import LiteDebugError
-from .records import Feed, Fix, Mismatch, ModelSpec, RunResult
+from .records import Choice, Feed, Fix, Mismatch, ModelSpec, RunResult
+from .report import printable
 
 __all__ = ["main"]
 
@@ -28,6 +29,14 @@ EXIT_OK, EXIT_PROBLEMS, EXIT_UNUSABLE = 0, 1, 2
 
 class UsageError(Exception):
     """An argument or file the command cannot use; its message is shown as is."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises ``UsageError`` instead of printing and exiting, so that ``--json``
+    can still answer with one JSON object."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(f"{message[:1].upper() + message[1:]} (see 'lite-debug {self.prog.split()[-1]} --help').")
 
 
 def _read(path: str, what: str) -> bytes:
@@ -49,6 +58,10 @@ class _Check:
     feed: Feed
     signature: str | None
     generated: str | None = None
+    model_name: str = ""
+    bundle_name: str | None = None
+    choices: list[Choice] = field(default_factory=list)
+    fits_elsewhere: list[str | None] = field(default_factory=list)
     mismatches: list[Mismatch] = field(default_factory=list)
     applied: tuple[Fix, ...] = ()
     remaining: list[Mismatch] = field(default_factory=list)
@@ -79,7 +92,15 @@ def _load_inputs(spec: ModelSpec, signature: str | None, files: Sequence[str], n
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
             raise UsageError(f"--input takes NAME=FILE, not {item!r}.")
-        target = next((t for t in inputs if t.name == name), None)
+        from .binding import normalise_name
+
+        target = next((t for t in inputs if t.name == name), None) or next(
+            (t for t in inputs if normalise_name(t.name) == normalise_name(name)), None
+        )
+        if target is None:
+            known = ", ".join(repr(t.name) for t in inputs)
+            raise UsageError(f"--input names {name!r}, which is none of the model's inputs; its inputs are {known}.")
+        name = target.name
         loaded = load_data(
             Path(path).name,
             _read(path, "data"),
@@ -101,19 +122,27 @@ def _prepare(args: argparse.Namespace) -> _Check:
     from .generate import generate_feed
     from .inspection import inspect_model
 
+    if not args.model:
+        raise UsageError(
+            "lite-debug check needs a model: lite-debug check MODEL.tflite [DATA ...]; data is optional "
+            "(without it, the model runs on generated zeros)."
+        )
     raw = _read(args.model, "model")
     signature = args.signature
     feed: Feed | None = None
+    model_name = Path(args.model).name
+    bundle_name = None
     if is_bundle(raw):
         bundle = read_bundle(raw)
         model = bundle.model
         signature = signature or bundle.signature
         feed = bundle.feed
+        bundle_name, model_name = model_name, bundle.model_name
     else:
         model = raw
-    spec = inspect_model(model, name=f"the model file {Path(args.model).name!r}")
+    spec = inspect_model(model, name=f"the model file {model_name!r}")
     if signature is not None and signature not in {s.key for s in spec.signatures}:
-        known = ", ".join(s.key for s in spec.signatures) or "none"
+        known = ", ".join(repr(s.key) for s in spec.signatures) or "none"
         raise UsageError(f"The model has no signature {signature!r}; its signatures are: {known}.")
     generated = None
     if args.data or args.input:
@@ -121,49 +150,64 @@ def _prepare(args: argparse.Namespace) -> _Check:
     elif feed is None:
         generated = args.generate
         feed = generate_feed(spec, args.generate, signature)
-    return _Check(spec=spec, model=model, feed=feed, signature=signature, generated=generated)
+    return _Check(spec=spec, model=model, feed=feed, signature=signature, generated=generated,
+                  model_name=model_name, bundle_name=bundle_name)
+
+
+def _limits(args: argparse.Namespace):
+    """The worker's limits: the environment's (LITE_DEBUG_*), then the options actually given."""
+    from .running import Limits
+
+    try:
+        limits = Limits.from_env()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.timeout is not None:
+        seconds = args.timeout if args.timeout > 0 else 10**9  # 0: no limit, as in the environment
+        limits = replace(limits, run_seconds=seconds, load_seconds=max(seconds, Limits.load_seconds) if args.timeout > 0 else 10**9)
+    if args.memory_limit is not None:
+        limits = replace(limits, memory_bytes=int(args.memory_limit * (1 << 30)) if args.memory_limit > 0 else None)
+    return limits
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .diagnosis import diagnose, fix_all
-    from .running import Limits, WorkerPool
+    from .choices import choices as find_choices, pending_fixes
+    from .diagnosis import diagnose, fix_all, signatures_that_fit
+    from .running import WorkerPool
 
     state = _prepare(args)
-    state.mismatches = diagnose(state.spec, state.feed, state.signature)
+    limits = _limits(args)
+    state.choices = find_choices(state.spec, state.feed, state.signature, _picks(args, state))
+    state.mismatches = diagnose(state.spec, state.feed, state.signature, choices=state.choices)
     state.remaining = list(state.mismatches)
+    if any(m.severity == "error" for m in state.mismatches):
+        state.fits_elsewhere = signatures_that_fit(state.spec, state.feed, state.signature)
     feed = state.feed
     if args.fix:
         if args.batch:
             from .batch import fix_batch
 
             try:
-                outcome = fix_batch(state.spec, state.feed, state.signature)
+                outcome = fix_batch(state.spec, state.feed, state.signature, choices=state.choices)
             except ValueError as exc:
-                raise UsageError(str(exc)) from None
+                raise UsageError(f"{str(exc)[:-1]}; the data is {_shapes(state.feed)}.") from None
         else:
-            outcome = fix_all(state.spec, state.feed, state.signature)
+            outcome = fix_all(state.spec, state.feed, state.signature, choices=state.choices,
+                              extra=pending_fixes(state.choices, ()))
         feed, state.applied, state.remaining = outcome.feed, outcome.applied, list(outcome.remaining)
     state.feed_to_run = feed
-    try:
-        env_limits = Limits.from_env()
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    limits = replace(
-        env_limits,
-        run_seconds=args.timeout,
-        load_seconds=args.timeout,
-        memory_bytes=int(args.memory_limit * (1 << 30)) if args.memory_limit else None,
-    )
     pool = WorkerPool(size=1, limits=limits)
     try:
+        if args.sweep:
+            return _check_sweep(args, state, pool)
         if args.batch:
             return _check_batch(args, state, pool)
-        state.result = pool.run(state.model, state.spec, feed, state.signature)
+        state.result = _explained(pool.run(state.model, state.spec, feed, state.signature), state.remaining)
         if args.repeat > 1 and state.result.ok:
             # Like benchmark_model: the first run warmed the worker; time the next N.
             runs = [pool.run(state.model, state.spec, feed, state.signature) for _ in range(args.repeat)]
             state.timing = _timing(runs)
-            state.result = next((r for r in runs if not r.ok), runs[-1])
+            state.result = _explained(next((r for r in runs if not r.ok), runs[-1]), state.remaining)
     finally:
         pool.close()
     errors_left = [m for m in state.remaining if m.severity == "error"]
@@ -173,6 +217,41 @@ def _check(args: argparse.Namespace) -> int:
     else:
         print(_check_text(state, args))
     return code
+
+
+def _picks(args: argparse.Namespace, state: _Check) -> dict[str, str]:
+    """--range, --resize-method, --resize-mode and --channel-order, as picks for every input."""
+    inputs, _ = state.spec.io(state.signature)
+    picks: dict[str, str] = {}
+    for topic, value in (("value range", args.range), ("resize method", args.resize_method),
+                         ("resize mode", args.resize_mode), ("channel order", args.channel_order)):
+        if value:
+            if topic == "value range":
+                from .choices import parse_range, range_key
+
+                try:
+                    value = range_key(*parse_range(f"[{value.strip('[]')}]"))
+                except ValueError:
+                    raise UsageError(f"--range takes LOW,HIGH such as 0,1 or -1,1, not {value!r}.") from None
+            picks.update({f"{topic}:{t.name}": value for t in inputs})
+    return picks
+
+
+def _explained(result: RunResult, mismatches: Sequence[Mismatch]) -> RunResult:
+    """The run's explanation, chosen knowing the diagnosis, so that the two agree."""
+    if result.status != "error" or not result.error_message:
+        return result
+    from .explain import explain
+
+    try:
+        explanation = explain(result.kernel_message or result.error_message, diagnosis=list(mismatches))
+    except TypeError:  # an explain() that does not take the diagnosis yet
+        return result
+    return replace(result, explanation=explanation)
+
+
+def _shapes(feed: Feed) -> str:
+    return ", ".join(f"{k!r} {list(np.asarray(v).shape)}" for k, v in feed.arrays.items()) or "empty"
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -206,10 +285,10 @@ def _check_batch(args: argparse.Namespace, state: _Check, pool) -> int:
     plan = batch_plan(state.spec, feed, state.signature)
     if plan is None:
         inputs, _ = state.spec.io(state.signature)
-        shapes = ", ".join(f"{k} {list(np.asarray(v).shape)}" for k, v in feed.arrays.items())
+        after = f"; after the fixes it is {_shapes(feed)}" if state.applied else ""
         raise UsageError(
             f"--batch needs each input's samples stacked on the first axis with the rest shaped as the model "
-            f"expects ({', '.join(t.shape_text() for t in inputs)}), but the data is {shapes}"
+            f"expects ({', '.join(t.shape_text() for t in inputs)}), but the data is {_shapes(state.feed)}{after}"
             + ("" if args.fix else "; add --fix to fix every sample first") + "."
         )
     progress = _progress_bar if (sys.stderr is not None and sys.stderr.isatty() and not args.json) else None
@@ -242,21 +321,45 @@ def _check_batch(args: argparse.Namespace, state: _Check, pool) -> int:
     for i, msg in list(batch.errors.items())[:5]:
         lines.append(f"  sample {i}: {_first_line(msg, 200)}")
     if batch.explanation is not None:
-        lines += [f"  Cause: {batch.explanation.cause}", f"  Fix:   {batch.explanation.fix}"]
+        lines += [f"  Cause: {printable(batch.explanation.cause)}", f"  Fix:   {printable(batch.explanation.fix)}"]
     if batch.detail and not batch.outputs:
-        lines.append(f"  {batch.detail}")
+        lines.append(f"  {printable(batch.detail)}")
     print("\n".join(lines))
     return code
+
+
+def _check_sweep(args: argparse.Namespace, state: _Check, pool) -> int:
+    from .report import format_table
+    from .sweep import run_sweep
+
+    candidates = run_sweep(state.model, state.spec, state.feed, state.signature, pool=pool, choices=state.choices)
+    best = next((c for c in candidates if c.best), None)
+    if args.json:
+        print(json.dumps({**_check_json(state), "sweep": [c.to_dict() for c in candidates]}, indent=2, default=str))
+    else:
+        lines = [_check_text(state, args).rsplit("\nRun:", 1)[0], ""]
+        if not candidates:
+            lines.append("Sweep: nothing to try; no choice of value range or resize filter is open for this data.")
+        else:
+            lines.append(f"Sweep: {len(candidates)} candidate preprocessings, each run once; score: {candidates[0].score.basis}")
+            lines.append(format_table([c.row() for c in candidates]))
+            if best is not None:
+                lines.append(f"Best by this score: {printable(best.label)} (a plain score of how confident the outputs "
+                             "look; a confident model is not always a right one).")
+        print("\n".join(lines))
+    return EXIT_OK if best is not None and best.result is not None and best.result.ok else EXIT_PROBLEMS
 
 
 def _check_json(s: _Check) -> dict[str, Any]:
     from .report import fixes_to_list, mismatches_to_list, model_to_dict, run_to_dict
 
     return {
-        "model": model_to_dict(s.spec),
+        "model": {**model_to_dict(s.spec), "file": s.model_name, **({"bundle": s.bundle_name} if s.bundle_name else {})},
         "signature": s.signature,
         "generated": s.generated,
+        "choices": [c.to_dict() for c in s.choices],
         "mismatches": mismatches_to_list(s.mismatches),
+        "fits_other_signatures": s.fits_elsewhere,
         "fixes_applied": fixes_to_list(s.applied),
         "remaining": mismatches_to_list(s.remaining) if s.applied else None,
         "run": {**run_to_dict(s.result), **({"timing": s.timing} if s.timing else {})},
@@ -267,21 +370,28 @@ def _check_text(s: _Check, args: argparse.Namespace) -> str:
     from .report import data_rows, format_table, tensor_rows
 
     inputs, outputs = s.spec.io(s.signature)
-    out = [f"Model {args.model}: {s.spec.size:,} bytes, {len(inputs)} input(s), {len(outputs)} output(s)"
-           + (f", signature {s.signature!r}" if s.signature else "")]
+    head = f"Model {s.model_name!r}" + (f" (from the bundle {s.bundle_name!r})" if s.bundle_name else "")
+    out = [printable(f"{head}: {s.spec.size:,} bytes, {len(inputs)} input(s), {len(outputs)} output(s)"
+           + (f", signature {s.signature!r}" if s.signature else ""))]
     if s.spec.signatures:
-        out.append("Signatures: " + ", ".join(sig.key for sig in s.spec.signatures))
-    out += ["", "Inputs:", format_table(tensor_rows(inputs)), "", "Outputs:", format_table(tensor_rows(outputs))]
+        out.append(printable("Signatures: " + ", ".join(sig.key for sig in s.spec.signatures)))
+    table = [format_table(tensor_rows(inputs)), format_table(tensor_rows(outputs))]
+    out += ["", "Inputs:", table[0], "", "Outputs:", table[1]]
     for op in (*s.spec.flex_ops, *s.spec.custom_ops):
-        out += ["", f"! {op.note}"]
+        out += ["", printable(f"! {op.note}")]
     out += ["", "Data" + (f" (generated: {s.generated})" if s.generated else "") + ":", format_table(data_rows(dict(s.feed.arrays)))]
-    out += ["", "Mismatches:" if s.mismatches else "Mismatches: none — the data fits the model."]
+    for c in s.choices:
+        out.append(printable(f"Choice, {c.topic} of {c.input!r}: {c.label_of(c.chosen)}. {c.reason}"))
+    out += ["", "Mismatches:" if s.mismatches else "Mismatches: none — the data fits the model's inputs."]
     for m in s.mismatches:
-        out.append(f"  [{m.severity}] {m.kind}: {m.message}")
+        out.append(printable(f"  [{m.severity}] {m.kind}: {m.message}"))
         for f in m.fixes[:3]:
-            out.append(f"      fix: {f.label}    # {f.code}")
+            out.append(printable(f"      fix: {f.label}    # {f.code}"))
+    for key in s.fits_elsewhere:
+        where = "the main graph (no --signature)" if key is None else f"the signature {key!r} (--signature {key})"
+        out.append(printable(f"  The data fits {where} as it is."))
     if s.applied:
-        out += ["", "Fixes applied:"] + [f"  {f.label}    # {f.code}" for f in s.applied]
+        out += ["", "Fixes applied:"] + [printable(f"  {f.label}    # {f.code}") for f in s.applied]
         left = [m for m in s.remaining]
         out.append("  Remaining: " + ("none" if not left else "; ".join(f"{m.kind} ({m.severity})" for m in left)))
     r = s.result
@@ -289,7 +399,7 @@ def _check_text(s: _Check, args: argparse.Namespace) -> str:
     if r is None:
         out.append("Run: skipped")
     elif r.ok:
-        out.append(f"Run: ok (invoke {r.invoke_ms:.3g} ms)" + (f" — {r.detail}" if r.detail else ""))
+        out.append(printable(f"Run: ok (invoke {r.invoke_ms:.3g} ms)" + (f" — {r.detail}" if r.detail else "")))
         if s.timing and "invoke_ms" in s.timing:
             t, rt = s.timing["invoke_ms"], s.timing.get("total_ms", {})
             out.append(
@@ -297,24 +407,37 @@ def _check_text(s: _Check, args: argparse.Namespace) -> str:
                 + (f"; round trip median {rt['median']:.3f} ms" if rt else "")
             )
         for o in r.outputs:
-            v = o.values
-            stats = f"min {float(v.min()):.4g}, max {float(v.max()):.4g}" if v.size and v.dtype.kind in "biuf" else ""
-            top = ""
-            if v.size and v.ndim <= 2 and v.dtype.kind == "f" and v.shape[-1] > 1 and v.size == v.shape[-1]:
-                top = f", top class {int(np.argmax(v))}"
-            out.append(f"  {o.name}: {o.dtype} {list(o.shape)}{' (dequantized)' if o.quantization.is_quantized else ''} {stats}{top}")
+            out.append(printable(f"  {o.name}: {_output_summary(o)}"))
     elif r.status == "error":
         e = r.explanation
-        out.append(f"Run: failed — {r.error_type}: {_first_line(r.error_message or '')}")
+        out.append(printable(f"Run: failed — {r.error_type}: {_first_line(r.error_message or '')}"))
         if e is not None:
-            out += [f"  Cause: {e.cause}", f"  Fix:   {e.fix}"]
+            out += [printable(f"  Cause: {e.cause}"), printable(f"  Fix:   {e.fix}")]
         if r.kernel_message:
-            out.append(f"  Without the default XNNPACK delegate the kernel says: {_first_line(r.kernel_message)}")
+            out.append(printable(f"  Without the default XNNPACK delegate the kernel says: {_first_line(r.kernel_message)}"))
         elif r.detail and "XNNPACK" in r.detail:
-            out.append(f"  {r.detail}")
+            out.append(printable(f"  {r.detail}"))
     else:
-        out.append(f"Run: {r.status} — {r.detail}")
+        out.append(printable(f"Run: {r.status} — {r.detail}"))
     return "\n".join(out)
+
+
+def _output_summary(o) -> str:
+    v = o.values
+    stats = ""
+    if v.size and v.dtype.kind in "biuf":
+        finite = v[np.isfinite(v)] if v.dtype.kind == "f" else v
+        stats = f"min {float(finite.min()):.4g}, max {float(finite.max()):.4g}" if finite.size else "no finite values"
+        if finite.size < v.size:
+            stats += f", {v.size - finite.size} NaN/Inf"
+    top = ""
+    rows = v.reshape(1, -1) if v.ndim == 1 else v
+    if v.size and v.ndim <= 2 and v.dtype.kind == "f" and v.shape[-1] > 1 and rows.shape[0] == 1:
+        from .batch import _probabilities
+
+        if np.isfinite(rows).all() and _probabilities(rows):
+            top = f", top class {int(np.argmax(rows))} (p = {float(rows.max()):.3g})"
+    return f"{o.dtype} {list(o.shape)}{' (dequantized)' if o.quantization.is_quantized else ''} {stats}{top}"
 
 
 def _first_line(text: str, limit: int = 300) -> str:
@@ -337,32 +460,40 @@ def _explain(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**e.to_dict(), "message": e.message}, indent=2, default=str))
     else:
-        print(f"{e.title}\n\nCause: {e.cause}\nFix:   {e.fix}")
+        print(printable(f"{e.title}\n\nCause: {e.cause}\nFix:   {e.fix}", keep_newlines=True))
         if e.facts:
-            print("\nRecognised: " + ", ".join(f"{k}={v}" for k, v in e.facts.items()))
+            print(printable("\nRecognised: " + ", ".join(f"{k}={v}" for k, v in e.facts.items()), keep_newlines=True))
     return EXIT_OK if e.recognised else EXIT_PROBLEMS
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lite-debug",
         description="Find out why a TFLite / LiteRT model refuses your data, and fix it.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     check = sub.add_parser("check", help="inspect a model, diagnose data, optionally fix it, and run it safely")
-    check.add_argument("model", help="a .tflite model or a lite-debug bundle .zip")
-    check.add_argument("data", nargs="*", help="data files (.npy .npz .png .jpg .bmp .csv .json .bin), one per input in order")
+    check.add_argument("model", nargs="?", help="a .tflite model or a lite-debug bundle .zip")
+    check.add_argument("data", nargs="*", help="data files (.npy .npz .png .jpg .bmp .csv .json .bin), one per input in order; optional")
     check.add_argument("--input", action="append", default=[], metavar="NAME=FILE", help="data for one input by name")
     check.add_argument("--signature", help="run this signature of the model")
     check.add_argument("--fix", action="store_true", help="apply the suggested fixes, then run")
-    check.add_argument("--json", action="store_true", help="print one JSON object")
+    check.add_argument("--json", action="store_true", help="print one JSON object (errors too: {\"error\": …})")
     check.add_argument("--generate", choices=("zeros", "random"), default="zeros", help="data to make up when none is given")
     check.add_argument("--batch", action="store_true", help="the data's first axis holds samples: run every one (with --fix, fix them all)")
     check.add_argument("--repeat", type=int, default=1, metavar="N", help="after a warm-up run, time N runs (min/median/p95)")
-    check.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="limit on loading and on the run")
+    check.add_argument("--sweep", action="store_true", help="run once per candidate preprocessing (value range × resize filter) and score each")
+    check.add_argument("--range", metavar="LOW,HIGH", help="the value range to scale image pixels to (e.g. 0,1 or -1,1)")
+    check.add_argument("--resize-method", choices=("tf", "pillow", "opencv"), help="the resize filter (default: tf.image.resize's)")
+    check.add_argument("--resize-mode", choices=("stretch", "crop", "pad"), help="how a resize fits the aspect ratio (default: stretch)")
+    check.add_argument("--channel-order", choices=("rgb", "bgr"), help="the channel order the model takes (default: rgb)")
     check.add_argument(
-        "--memory-limit", type=float, default=4.0, metavar="GB",
-        help="address space the worker may use (default 4; 0 for none); larger models are refused before they run",
+        "--timeout", type=float, default=None, metavar="SECONDS",
+        help="limit on loading and on the run (default: LITE_DEBUG_RUN_SECONDS or 30; 0 for none)",
+    )
+    check.add_argument(
+        "--memory-limit", type=float, default=None, metavar="GB",
+        help="address space the worker may use (default: LITE_DEBUG_MEMORY_GB or 4; 0 for none); larger models are refused before they run",
     )
     check.set_defaults(func=_check)
     exp = sub.add_parser("explain", help="explain an interpreter error message or a pasted traceback")
@@ -372,9 +503,18 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     return parser, {"check": check, "explain": exp}
 
 
+def _fail(message: str, kind: str, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"error": {"type": kind, "message": message}}, indent=2))
+    else:
+        print(printable(f"lite-debug: {message}"), file=sys.stderr)
+    return EXIT_UNUSABLE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser, commands = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in argv
     try:
         if argv and argv[0] in commands:
             # Each command parses intermixed, so that `check MODEL --input a=x.npy y.npy` takes
@@ -382,28 +522,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = commands[argv[0]].parse_intermixed_args(argv[1:])
         else:
             args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse already printed its usage line
+    except SystemExit as exc:  # --help printed its text
         return EXIT_UNUSABLE if exc.code not in (0, None) else EXIT_OK
-    if getattr(args, "timeout", 1.0) <= 0:
-        print("lite-debug: --timeout must be a positive number of seconds.", file=sys.stderr)
-        return EXIT_UNUSABLE
+    except UsageError as exc:
+        if not as_json:
+            commands.get(argv[0] if argv else "", parser).print_usage(sys.stderr)
+        return _fail(str(exc), "usage", as_json)
+    if getattr(args, "timeout", None) is not None and args.timeout < 0:
+        return _fail("--timeout must be a number of seconds, or 0 for none.", "usage", as_json)
     if getattr(args, "repeat", 1) < 1:
-        print("lite-debug: --repeat must be at least 1.", file=sys.stderr)
-        return EXIT_UNUSABLE
-    if getattr(args, "memory_limit", 1.0) < 0:
-        print("lite-debug: --memory-limit must be a number of GB, or 0 for none.", file=sys.stderr)
-        return EXIT_UNUSABLE
+        return _fail("--repeat must be at least 1.", "usage", as_json)
+    if getattr(args, "memory_limit", None) is not None and args.memory_limit < 0:
+        return _fail("--memory-limit must be a number of GB, or 0 for none.", "usage", as_json)
+    if getattr(args, "sweep", False) and (args.batch or args.repeat > 1):
+        return _fail("--sweep runs one sample per candidate; leave out --batch and --repeat.", "usage", as_json)
     try:
         return args.func(args)
-    except (UsageError, LiteDebugError) as exc:
-        print(f"lite-debug: {exc}", file=sys.stderr)
-        return EXIT_UNUSABLE
+    except UsageError as exc:
+        return _fail(str(exc), "usage", as_json)
+    except LiteDebugError as exc:
+        return _fail(str(exc), type(exc).__name__, as_json)
     except KeyboardInterrupt:
         print("lite-debug: interrupted.", file=sys.stderr)
         return 130
     except MemoryError:
-        print("lite-debug: the data does not fit in memory; try a smaller file.", file=sys.stderr)
-        return EXIT_UNUSABLE
+        return _fail("The data does not fit in memory; try a smaller file.", "MemoryError", as_json)
 
 
 if __name__ == "__main__":  # pragma: no cover

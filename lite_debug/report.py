@@ -21,6 +21,7 @@ __all__ = [
     "model_to_dict",
     "output_to_dict",
     "preview_image",
+    "printable",
     "run_to_dict",
     "tensor_rows",
 ]
@@ -164,12 +165,33 @@ def fixes_to_list(fixes: Iterable[Fix]) -> list[dict[str, Any]]:
     return [f.to_dict() for f in fixes]
 
 
+# Characters a terminal acts on rather than shows: C0/C1 controls (escape sequences that set
+# the title, clear the screen, move the cursor), format characters (right-to-left overrides
+# that reorder what is read), line and paragraph separators, and unpaired surrogates.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+
+
+def printable(text: object, *, keep_newlines: bool = False) -> str:
+    """``text`` with every character a terminal would act on written as an escape (``\\x1b``,
+    ``\\u202e``): names from a model or a file reach the terminal as text, never as commands.
+    ``keep_newlines`` keeps line breaks (for the tool's own multi-line text)."""
+    import unicodedata
+
+    out = []
+    for ch in str(text):
+        if (ch == "\n" and keep_newlines) or unicodedata.category(ch) not in _UNPRINTABLE:
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii") if ord(ch) > 0xFF or ch in "\t\n\r" else f"\\x{ord(ch):02x}")
+    return "".join(out)
+
+
 def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
-    """Rows as a plain aligned text table."""
+    """Rows as a plain aligned text table, every cell made printable (see ``printable``)."""
     if not rows:
         return "  (none)"
     columns = list(columns or rows[0].keys())
-    cells = [[_cell(r.get(c, "")) for c in columns] for r in rows]
+    cells = [[printable(_cell(r.get(c, ""))) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     line = "  " + "  ".join(c.ljust(w) for c, w in zip(columns, widths))
     body = ["  " + "  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from lite_debug.gallery import EXAMPLES_DIR, examples
+from lite_debug.records import Feed
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -182,3 +183,126 @@ def test_bundle_in_place_of_a_model(tmp_path):
     (tmp_path / "b.zip").write_bytes(write_bundle(data, Feed({"x": np.full((1, 4), 2.0, np.float32)})))
     report = json.loads(cli("check", tmp_path / "b.zip", "--json").stdout)
     assert report["run"]["outputs"][0]["values"] == [[3.0, 3.0, 3.0, 3.0]]
+
+
+# -- the contract: exit codes, --json errors, limits, names -------------------------------------
+
+
+def test_no_arguments_says_the_model_is_needed_and_data_optional():
+    done = cli("check")
+    assert done.returncode == 2
+    assert "needs a model" in done.stderr and "data is optional" in done.stderr
+    assert "required: model, data" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["check", "--json"], "needs a model"),
+        (["check", "nosuch.tflite", "--json"], "does not exist"),
+        (["check", FIXTURES / "add_float.tflite", "--input", "nosuch=x.npy", "--json"], "none of the model's inputs"),
+        (["check", FIXTURES / "add_float.tflite", "--bogus", "--json"], "Unrecognized arguments"),
+        (["check", FIXTURES / "add_float.tflite", "--timeout", "-1", "--json"], "--timeout"),
+    ],
+    ids=["no-model", "missing-file", "unknown-input", "unknown-option", "negative-timeout"],
+)
+def test_json_errors_are_one_object_on_stdout(args, says):
+    done = cli(*args)
+    assert done.returncode == 2
+    report = json.loads(done.stdout)
+    assert set(report) == {"error"} and says in report["error"]["message"]
+
+
+def test_an_input_name_the_model_lacks_is_refused_with_the_names(tmp_path):
+    data = tmp_path / "x.npy"
+    np.save(data, np.zeros((1, 4), np.float32))
+    done = cli("check", FIXTURES / "add_float.tflite", "--input", f"nosuch={data}")
+    assert done.returncode == 2 and "nosuch" in done.stderr
+    from lite_debug.inspection import inspect_model
+
+    (name,) = [t.name for t in inspect_model((FIXTURES / "add_float.tflite").read_bytes()).inputs]
+    assert repr(name) in done.stderr
+
+
+def test_timeout_zero_means_no_limit():
+    done = cli("check", FIXTURES / "add_float.tflite", "--timeout", "0", "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)["run"]["status"] == "ok"
+
+
+def test_the_environment_sets_the_limits_when_no_option_does(tmp_path):
+    iterations, x = tmp_path / "n.npy", tmp_path / "x.npy"
+    np.save(iterations, np.array(10**9, np.int32))
+    np.save(x, np.zeros(1, np.float32))
+    env_cli = lambda *a, **env: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "lite_debug", *map(str, a)], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env}, cwd=ROOT,
+    )
+    done = env_cli("check", FIXTURES / "slow_loop.tflite", iterations, x, "--json", LITE_DEBUG_RUN_SECONDS="1")
+    run = json.loads(done.stdout)["run"]
+    assert done.returncode == 1 and run["status"] == "timeout" and run["limit"] == "time"
+    done = env_cli("check", FIXTURES / "big_tile.tflite", "--json", LITE_DEBUG_MEMORY_GB="0.25")
+    run = json.loads(done.stdout)["run"]
+    assert run["status"] == "skipped" and run["limit"] == "memory"
+
+
+def test_batch_errors_quote_the_shape_as_given(tmp_path):
+    data = tmp_path / "stack.npy"
+    np.save(data, np.zeros((5, 3), np.float32))
+    done = cli("check", FIXTURES / "add_float.tflite", data, "--batch")
+    assert done.returncode == 2 and "[5, 3]" in done.stderr
+
+
+def test_a_bundle_is_named_by_its_model(tmp_path):
+    from lite_debug.bundle import write_bundle
+
+    ex = next(e for e in examples() if e.id == "image-size")
+    path = tmp_path / "report.zip"
+    path.write_bytes(write_bundle(ex.model_bytes, Feed({}), model_name="my_classifier.tflite"))
+    done = cli("check", path)
+    assert "Model 'my_classifier.tflite' (from the bundle 'report.zip')" in done.stdout
+
+
+def test_top_class_only_for_a_classifier():
+    ae = cli("check", EXAMPLES_DIR / "autoencoder_two_signatures.tflite", "--generate", "random")
+    assert "StatefulPartitionedCall:0: float32 [1, 16]" in ae.stdout and "top class" not in ae.stdout
+    ex = next(e for e in examples() if e.id == "image-size")
+    clf = cli("check", EXAMPLES_DIR / ex.model_file, *files(ex, "good"))
+    assert "top class" in clf.stdout
+
+
+def test_says_when_another_signature_fits(tmp_path):
+    data = tmp_path / "x.npy"
+    np.save(data, np.zeros((1, 16), np.float32))
+    done = cli("check", EXAMPLES_DIR / "autoencoder_two_signatures.tflite", data, "--signature", "decode")
+    assert done.returncode == 1
+    assert "The data fits the signature 'encode' (--signature encode) as it is." in done.stdout
+
+
+def test_model_strings_reach_the_terminal_escaped(tmp_path):
+    from fuzzing import pack_model, unpack_model
+
+    m = unpack_model((FIXTURES / "add_float.tflite").read_bytes())
+    t = m.subgraphs[0].tensors[m.subgraphs[0].inputs[0]]
+    t.name = b"x\x1b]0;pwned\x07\x1b[2J\x1b[32mALL CHECKS PASSED\x1b[0m"
+    path = tmp_path / "hostile.tflite"
+    path.write_bytes(pack_model(m))
+    done = cli("check", path)
+    assert "\x1b" not in done.stdout and "\x07" not in done.stdout
+    assert "\\x1b[32mALL CHECKS PASSED" in done.stdout
+
+
+def test_sweep_scores_each_candidate_on_a_real_photo():
+    real = Path(__file__).parent / "real_models"
+    if not (real / "grace_hopper.jpg").exists():
+        pytest.skip("the real files are not fetched")
+    done = cli("check", real / "face_detection_short_range.tflite", real / "grace_hopper.jpg", "--sweep", "--json")
+    report = json.loads(done.stdout)
+    sweep = report["sweep"]
+    assert len(sweep) == 6 and sum(c["best"] for c in sweep) == 1
+    assert {c["picks"]["value range:input"] for c in sweep} == {"[0, 1]", "[-1, 1]", "[0, 255]"}
+    assert all(c["score_basis"] == "highest detection score" for c in sweep)
+    best = next(c for c in sweep if c["best"])
+    # Pixels fed as 0-255 to a float detector find no face; a real range does.
+    assert best["picks"]["value range:input"] != "[0, 255]" and best["score"] > 0.8
+    assert max(c["score"] for c in sweep if c["picks"]["value range:input"] == "[0, 255]") < 0.1
+    assert all(f["kind"] for c in sweep for f in c["fixes"])
