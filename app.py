@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages._ui import FRAME_FLAG, PAGES, set_workspace, warm_up, workspace
+from pages._ui import FRAME_FLAG, PAGES, md, set_workspace, warm_up, workspace
 
 st.set_page_config(page_title="lite-debug", layout="wide")
 
@@ -33,7 +33,7 @@ with st.sidebar:
     if ws is None:
         st.caption("No model loaded. Start with an example from the gallery.")
     else:
-        st.markdown(f"**{ws.model_name}**  \n{ws.spec.size:,} bytes · {len(ws.inputs)} input(s) · {len(ws.outputs)} output(s)")
+        st.markdown(f"**{md(ws.model_name)}**  \n{ws.spec.size:,} bytes · {len(ws.inputs)} input(s) · {len(ws.outputs)} output(s)")
         if ws.spec.signatures:
             main_graph = "main graph (index API)"
             keys = [main_graph] + [s.key for s in ws.spec.signatures]
@@ -42,12 +42,14 @@ with st.sidebar:
                 keys,
                 index=keys.index(ws.signature) if ws.signature in keys else 0,
                 key="sidebar-signature",
+                format_func=lambda key: key,  # shown as text: a selectbox does not render Markdown
                 help="The main graph is what set_tensor / invoke run; a signature runs through get_signature_runner.",
             )
             ws.set_signature(None if chosen == main_graph else chosen)
+        last_failed = ws.result is not None and not ws.result.ok and not ws.result_stale
         if ws.has_data:
             errors, warnings = len(ws.errors), len(ws.mismatches) - len(ws.errors)
-            st.markdown(f"Data: {ws.data_source or 'given'}")
+            st.markdown(f"Data: {md(ws.data_source or 'given')}")
             if errors and ws.only_the_batch_left:
                 st.info(
                     f"A batch of {ws.batch[0]} samples: run them one by one on the Run page"
@@ -56,10 +58,13 @@ with st.sidebar:
                 )
             elif errors:
                 st.error(f"{errors} error(s), {warnings} warning(s)", icon=":material/error:")
+            elif last_failed:
+                # The inputs fit, but the run says otherwise: never "fits" beside a failure.
+                st.error(f"The last run failed ({ws.result.status})", icon=":material/error:")
             elif warnings:
                 st.warning(f"{warnings} warning(s)", icon=":material/warning:")
             else:
-                st.success("The data fits the model", icon=":material/check_circle:")
+                st.success("The data fits the model's inputs", icon=":material/check_circle:")
         else:
             st.caption("No data yet: upload some or generate an input on the Start page.")
         if ws.result is not None:

@@ -6,6 +6,7 @@ Not a page (st.navigation lists the pages in app.py); pages import it.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from typing import TYPE_CHECKING
 
@@ -92,9 +93,27 @@ def warm_up() -> None:
 
 _MARK = {"error": ("red", ":material/error:"), "warning": ("orange", ":material/warning:")}
 
+# Every ASCII punctuation character Markdown (and Streamlit's additions: :color[…], :icon:,
+# $math$) could act on, escaped with a backslash, which CommonMark allows for all of them.
+_MD_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&=\"'^%@,;/?])")
+# GFM links bare URLs and e-mail addresses in plain text even when their characters were
+# escaped (it works on the text after parsing): a word joiner, which shows as nothing, keeps
+# "http://", "www." and "@" from reading as a link.
+_AUTOLINK = re.compile(r"(?i)\b(https?|ftp|mailto|xmpp|www)(\\[:.])")
+_WORD_JOINER = "\u2060"
+
+
+def md(text: object) -> str:
+    """``text`` (a name, a message, pasted text: anything from a file or a user) made safe to
+    put into Markdown: it shows as the same characters and never as a link, an image, HTML,
+    math, an icon or formatting. Line breaks are kept."""
+    escaped = _MD_PUNCTUATION.sub(r"\\\1", str(text))
+    escaped = _AUTOLINK.sub(lambda m: m.group(1) + _WORD_JOINER + m.group(2), escaped)
+    return escaped.replace("\\@", "\\@" + _WORD_JOINER).replace("\n", "  \n")
+
 
 def _escape(text: object) -> str:
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("[", "\\[").replace("]", "\\]").replace("*", "\\*")
+    return md(text)
 
 
 def comparison_table(rows: list[dict]) -> str:

@@ -1,4 +1,5 @@
-"""Diagnose and fix: the data beside what each input expects, and a button for every fix."""
+"""Diagnose and fix: the data beside what each input expects, the choices the fixes make, and a
+button for every fix."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import streamlit as st
 from lite_debug.errors import LiteDebugError
 from lite_debug.gallery import example
 from lite_debug.report import comparison_rows, preview_image
-from pages._ui import PAGES, comparison_table, frame, require_workspace
+from pages._ui import PAGES, comparison_table, frame, md, pool, require_workspace
 
 frame("diagnose")
 
@@ -32,6 +33,10 @@ def run_now() -> None:
     st.session_state["run-requested"] = True
 
 
+def choose(key: str, widget: str) -> None:
+    act(ws.choose, key, st.session_state[widget])
+
+
 st.title("Diagnose and fix")
 if ws.example_id:
     ex = example(ws.example_id)
@@ -49,37 +54,80 @@ top = st.columns([1, 1, 1.4, 0.8])
 top[0].metric("Errors", len(errors), help="The interpreter will refuse the data.")
 top[1].metric("Warnings", len(warnings), help="It will run, but the result is likely wrong.")
 top[2].button(
-    "Apply all fixes", key="fix-all", type="primary", disabled=not any(m.fixes for m in errors),
+    "Apply all fixes", key="fix-all", type="primary", disabled=not any(m.fixes for m in errors + warnings),
     icon=":material/auto_fix_high:", on_click=act, args=(apply_all,),
 )
 top[3].button("Undo", key="undo", disabled=not ws.can_undo, icon=":material/undo:", on_click=act, args=(ws.undo,))
 
 if st.session_state.get("fix-error"):
-    st.error(st.session_state.pop("fix-error"))
+    st.error(md(st.session_state.pop("fix-error")))
 
 if not errors:
     if warnings:
         st.info("The interpreter will accept the data, but look at the warnings below first.", icon=":material/info:")
     else:
-        st.success("The data fits the model: the interpreter will accept it as it is.", icon=":material/check_circle:")
-    if st.button("Run it", key="run-now", type="primary", icon=":material/play_arrow:", on_click=run_now):
-        st.switch_page(PAGES["run"])
+        st.success("The data fits the model's inputs: the interpreter will accept it as it is.", icon=":material/check_circle:")
+run_label = "Run it" if not errors else "Run it anyway"
+if st.button(run_label, key="run-now", type="primary" if not errors else "secondary", icon=":material/play_arrow:", on_click=run_now):
+    st.switch_page(PAGES["run"])
+if errors and not ws.only_the_batch_left:
+    st.caption("The run is expected to fail: " + md(errors[0].message))
+
+# The choices the fixes make where the data cannot say: shown with the one taken and why.
+choices = ws.choices
+if choices:
+    with st.container(border=True):
+        st.markdown(":material/tune: **Choices the fixes make.** The data alone cannot settle these; each says why its option was taken.")
+        for c in choices:
+            widget = f"choice-{c.key}"
+            keys = [k for k, _ in c.options]
+            st.session_state[widget] = c.chosen
+            left, right = st.columns([1.2, 2])
+            left.selectbox(
+                f"{c.topic.capitalize()} of {md(c.input)}", keys, key=widget,
+                format_func=lambda k, c=c: c.label_of(k), on_change=choose, args=(c.key, widget),
+            )
+            badge = ":orange-badge[a guess]" if c.guess else ":green-badge[from the model]" if c.source != "preference" else ":blue-badge[your pick]"
+            right.markdown(f"{badge} {md(c.reason)}")
+        if any(c.topic in ("value range", "resize method") for c in choices):
+            go = st.button("Try each candidate on the model", key="sweep", icon=":material/science:",
+                           help="Runs the model once per value range × resize filter and scores each run's outputs.")
+            if go:
+                bar = st.progress(0.0, text="Running the candidates…")
+                try:
+                    ws.run_sweep(pool(), progress=lambda done, total: bar.progress(done / max(total, 1), text=f"{done} of {total} candidates"))
+                except LiteDebugError as exc:
+                    st.error(md(str(exc)))
+                bar.empty()
+            if ws.sweep:
+                st.caption(
+                    "Each candidate fixed as “Apply all fixes” would with those picks, then run once. The score is how "
+                    "confident the outputs look (a classifier's top probability, a detector's highest score): evidence, "
+                    "not a verdict."
+                )
+                for i, cand in enumerate(ws.sweep):
+                    row = st.columns([2.2, 0.7, 3, 0.9])
+                    row[0].markdown(("**" if cand.best else "") + md(cand.label) + ("**" if cand.best else ""))
+                    row[1].markdown("—" if cand.score.value is None else f"{cand.score.value:.3f}")
+                    what = cand.score.summary if cand.result is not None and cand.result.ok else (cand.problem or cand.result.detail if cand.result else cand.problem)
+                    row[2].caption(md(what))
+                    row[3].button("Use", key=f"sweep-use-{i}", on_click=act, args=(ws.choose_all, dict(cand.picks)))
 
 batch = ws.batch
-if batch is not None and batch[0] > 1:
-    n = batch[0]
+if batch is not None:
+    n, chunk = batch
     with st.container(border=True):
         st.markdown(
-            f":material/stacks: **The data holds {n} samples.** The model takes "
-            f"{ws.inputs[0].shape[0] if ws.inputs and ws.inputs[0].rank else 1} at a time: fix them all the way "
-            "the first one needs, run them all on the run page, or open one sample here."
+            f":material/stacks: **The data holds {n} samples**, stacked on a first axis of their own. The model takes "
+            f"{chunk} at a time: fix them all the way the first one needs, run them all on the run page, or open one "
+            "sample here."
         )
         c1, c2, c3 = st.columns([1.4, 1, 1])
         c1.button(
-            f"Fix all {n} samples", key="fix-batch", disabled=ws.batch_ready and not errors,
+            f"Fix all {n} samples", key="fix-batch", disabled=ws.batch_ready and (not errors or ws.only_the_batch_left),
             icon=":material/auto_fix_high:", on_click=act, args=(ws.fix_batch,),
         )
-        index = c2.number_input("Sample", min_value=0, max_value=n - 1, value=0, step=1, key="batch-sample")
+        c2.number_input("Sample", min_value=0, max_value=n - 1, value=0, step=1, key="batch-sample")
         c3.button(
             "Open this sample", key="open-sample", icon=":material/filter_1:",
             on_click=lambda: act(ws.open_sample, int(st.session_state["batch-sample"])),
@@ -87,29 +135,29 @@ if batch is not None and batch[0] > 1:
 
 for m in mismatches:
     if m.input_index < 0:
-        st.warning(m.message, icon=":material/warning:")
+        st.warning(md(m.message), icon=":material/warning:")
 
 for pos, tensor in enumerate(ws.inputs):
     x = ws.feed.arrays.get(tensor.name)
-    mine = [m for m in mismatches if m.input_name == tensor.name]
+    mine = [m for m in mismatches if m.input_name == tensor.name and m.input_index >= 0]
     flag = (
         ":red[:material/error:]" if any(m.severity == "error" for m in mine)
         else ":orange[:material/warning:]" if mine else ":green[:material/check_circle:]"
     )
     with st.container(border=True):
-        st.markdown(f"#### {flag} Input {pos}: `{tensor.name}`")
+        st.markdown(f"#### {flag} Input {pos}: {md(tensor.name)}")
         left, right = st.columns([3, 2])
         with left:
             st.markdown(comparison_table(comparison_rows(tensor, x, mismatches)))
             for mi, m in enumerate(mine):
                 box = st.error if m.severity == "error" else st.warning
-                box(f"**{m.kind}** — {m.message}", icon=":material/error:" if m.severity == "error" else ":material/warning:")
+                box(f"**{m.kind}** — {md(m.message)}", icon=":material/error:" if m.severity == "error" else ":material/warning:")
                 if m.fixes:
                     # A wrapping row, not columns: in a third of the column "Resize to 224×224 (crop)"
                     # was cut to "Resize to 224×224…", the same as its two neighbours.
                     buttons = st.container(horizontal=True)
                     for fi, fix in enumerate(m.fixes):
-                        buttons.button(fix.label, key=f"fix-{pos}-{mi}-{fi}", help=fix.code, on_click=act, args=(ws.apply, fix))
+                        buttons.button(md(fix.label), key=f"fix-{pos}-{mi}-{fi}", help=fix.code, on_click=act, args=(ws.apply, fix))
         with right:
             img = preview_image(x) if tensor.rank >= 3 else None
             if img is not None:
@@ -119,6 +167,6 @@ for pos, tensor in enumerate(ws.inputs):
             elif x is not None:
                 st.caption(f"{x.dtype} {list(x.shape)}")
 
-if ws.applied:
+if ws.steps:
     st.subheader("What the fixes do, in Python")
     st.code(ws.code(), language="python")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from lite_debug.explain import explain
-from pages._ui import frame
+from pages._ui import frame, md
 
 frame("explain")
 
@@ -22,12 +22,14 @@ if st.button("Explain", key="explain", type="primary") or text:
         st.warning("Paste a message first.")
         st.stop()
     e = explain(text)
+    # The explanation names what the message names (ops, tensors, files): all of it is pasted
+    # text, so it is shown as text, never as Markdown.
     if e.recognised:
-        st.success(f"**{e.title}**", icon=":material/lightbulb:")
+        st.success(f"**{md(e.title)}**", icon=":material/lightbulb:")
     else:
-        st.warning(f"**{e.title}**", icon=":material/help:")
-    st.markdown(f"**Cause.** {e.cause}\n\n**Fix.** {e.fix}")
+        st.warning(f"**{md(e.title)}**", icon=":material/help:")
+    st.markdown(f"**Cause.** {md(e.cause)}\n\n**Fix.** {md(e.fix)}")
     if e.facts:
-        st.caption("Recognised: " + ", ".join(f"{k} = {v}" for k, v in e.facts.items()))
+        st.caption("Recognised: " + md(", ".join(f"{k} = {v}" for k, v in e.facts.items())))
     with st.expander("The message as read"):
         st.code(e.message, language="text", wrap_lines=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from lite_debug.errors import LiteDebugError
-from pages._ui import frame, require_workspace
+from pages._ui import frame, md, require_workspace
 
 frame("export")
 
@@ -16,14 +16,14 @@ st.title("Export")
 
 st.subheader("A script that reproduces the run")
 st.markdown(
-    f"Runs as is with `numpy` and `ai-edge-litert`: it loads `{Path(ws.model_name).name}` (or the path you give "
+    f"Runs as is with `numpy` and `ai-edge-litert`: it loads {md(Path(ws.model_name).name)} (or the path you give "
     "it), applies the fixes below to your original data, runs the model and saves `outputs.npz`."
 )
 try:
     script = ws.script() if ws.has_data else None
 except (LiteDebugError, ValueError) as exc:
     script = None
-    st.error(str(exc))
+    st.error(md(str(exc)))
 if script is not None:
     c1, c2, c3 = st.columns(3)
     c1.download_button("Download reproduce.py", script.text, file_name="reproduce.py", key="download-script", type="primary")

@@ -6,7 +6,7 @@ import streamlit as st
 
 from lite_debug.errors import LiteDebugError
 from lite_debug.gallery import examples
-from pages._ui import PAGES, frame, set_workspace, workspace
+from pages._ui import PAGES, frame, md, set_workspace, workspace
 
 # The engine is imported where it is first needed, not here: the gallery is drawn without it
 # (app.py imports it in the background once the page is up).
@@ -66,7 +66,7 @@ def _open_model() -> None:
     from lite_debug.session import Workspace
 
     try:
-        with st.spinner(f"Reading {upload.name}…"):
+        with st.spinner(f"Reading {md(upload.name)}…"):
             # getvalue() is the upload's own bytes object (BytesIO shares it until written to);
             # getbuffer() would unshare it, copying the whole model.
             opened = Workspace.open(upload.name, upload.getvalue())
@@ -89,7 +89,7 @@ def _open_data() -> None:
         return
     _empty_uploader("data")
     files = [(f.name, f.getvalue()) for f in uploads]
-    with st.spinner(f"Reading {', '.join(name for name, _ in files)}…"):
+    with st.spinner(f"Reading {md(', '.join(name for name, _ in files))}…"):
         _load_data(ws, files)
     if "data-error" not in st.session_state:
         st.session_state["data-files"] = files
@@ -97,22 +97,22 @@ def _open_data() -> None:
 
 left, right = st.columns(2)
 with left:
+    # No type filter: a file the uploader refused by its extension left the previous error on
+    # screen and said nothing of its own; every file reaches the engine, which says what it is.
     st.file_uploader(
         "Model (.tflite) or bug-report bundle (.zip)",
-        type=["tflite", "zip", "lite"],
         key=_uploader_key("model"),
         on_change=_open_model,
     )
     if st.session_state.get("model-error"):
-        st.error(st.session_state["model-error"], icon=":material/error:")
+        st.error(md(st.session_state["model-error"]), icon=":material/error:")
     elif workspace() is not None:
-        st.caption(f"Open: **{workspace().model_name}** ({workspace().spec.size:,} bytes). Upload another to replace it.")
+        st.caption(f"Open: **{md(workspace().model_name)}** ({workspace().spec.size:,} bytes). Upload another to replace it.")
 
 ws = workspace()
 with right:
     st.file_uploader(
         "Sample data: one file per input, or one .npz for all",
-        type=["npy", "npz", "png", "jpg", "jpeg", "bmp", "csv", "json", "bin", "raw"],
         accept_multiple_files=True,
         key=_uploader_key("data"),
         on_change=_open_data,
@@ -120,9 +120,9 @@ with right:
         help="Images load as they are (HWC, uint8); the diagnosis says what the model needs.",
     )
     if st.session_state.get("data-error"):
-        st.error(st.session_state["data-error"], icon=":material/error:")
+        st.error(md(st.session_state["data-error"]), icon=":material/error:")
     elif ws is not None and ws.has_data:
-        st.caption(f"Data: **{ws.data_source}**. Upload other files to replace it.")
+        st.caption(f"Data: **{md(ws.data_source)}**. Upload other files to replace it.")
 
 if ws is not None:
     from lite_debug.generate import GENERATE_MODES
@@ -138,11 +138,11 @@ if ws is not None:
             try:
                 ws.generate(mode, low, high)
             except LiteDebugError as exc:
-                st.error(str(exc))
+                st.error(md(str(exc)))
             else:
                 st.rerun()
     if ws.has_data:
-        st.success(f"Loaded {ws.model_name} with data from {ws.data_source}.", icon=":material/check:")
+        st.success(f"Loaded {md(ws.model_name)} with data from {md(ws.data_source)}.", icon=":material/check:")
         c1, c2 = st.columns(2)
         c1.page_link(PAGES["diagnose"], label="Diagnose and fix", icon=":material/healing:")
         c2.page_link(PAGES["model"], label="Look at the model", icon=":material/schema:")

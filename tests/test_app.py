@@ -8,14 +8,16 @@ through ``key=``, and assertions read what the page shows. Runs use the dashboar
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 
 from lite_debug.bundle import write_bundle
-from lite_debug.records import Feed
+from lite_debug.records import Feed, RunResult
 from lite_debug.session import Workspace
 from ui_helpers import (
+    shown,
     FIXTURES,
     PAGE_FILES,
     app,
@@ -78,7 +80,7 @@ def workspace_of(at) -> Workspace | None:
 
 def kinds(at) -> list[str]:
     """The mismatch kinds the diagnose page shows, in order ("**shape** — Input 0 …")."""
-    return [e.value.split("**")[1] for e in at.main.error]
+    return [shown(e.value).split("**")[1] for e in at.main.error]
 
 
 def charts(at) -> list[dict]:
@@ -169,7 +171,7 @@ def test_gallery_example_shows_its_errors_fixes_them_and_runs():
     assert at.main.metric[0].value == "0"
     assert "fits the model" in texts(at.main.success)
     code = texts(at.main.code)
-    assert "np.expand_dims" in code and "resize_bilinear" in code
+    assert "np.expand_dims" in code and "resize_image" in code
 
     at.button(key="undo").click().run()
     assert kinds(at) == ["batch", "shape", "dtype"] and not at.main.code
@@ -202,7 +204,7 @@ def test_one_fix_button_changes_the_data():
     assert at.button(key="fix-0-0-0").label.startswith("Resize to 224×224")
     at.button(key="fix-0-0-0").click().run()
     assert ws.feed.arrays["serving_default_image:0"].shape == (1, 224, 224, 3)
-    assert "resize_bilinear" in texts(at.main.code)
+    assert "resize_image" in texts(at.main.code)
 
 
 def test_run_page_runs_a_fixed_segmenter_and_plots_it():
@@ -268,7 +270,7 @@ def test_a_broken_model_file_shows_a_sentence(data, says):
     at.file_uploader(key="model-upload").set_value(upload("m.tflite", data)).run()
     assert not at.exception
     (error,) = at.main.error
-    assert says in error.value and error.value.endswith(".")
+    assert says in shown(error.value) and shown(error.value).endswith(".")
     assert workspace_of(at) is None
 
 
@@ -285,7 +287,7 @@ def test_a_broken_data_file_shows_a_sentence(name, data, says):
     at.file_uploader(key="data-upload").set_value(upload(name, data)).run()
     assert not at.exception
     (error,) = at.main.error
-    assert says in error.value and name in error.value and error.value.endswith(".")
+    assert says in shown(error.value) and name in shown(error.value) and shown(error.value).endswith(".")
     # The data from before the failed upload is still there.
     assert at.session_state["ws"].data_source == "test"
 
@@ -311,7 +313,7 @@ def test_a_failed_run_is_explained_with_the_raw_message_in_an_expander():
     at.button(key="example-select-tf-op").click().run()
     at.switch_page("pages/run.py").run()
     run_on_run_page(at)
-    assert "FlexMatrixInverse" in at.main.error[0].value
+    assert "FlexMatrixInverse" in shown(at.main.error[0].value)
     explanation = texts(at.main.markdown)
     assert "**Cause.**" in explanation and "**Fix.**" in explanation
     (raw,) = [e for e in at.main.expander if e.label == "The interpreter's own message"]
@@ -475,3 +477,81 @@ def test_a_batch_is_fixed_run_and_opened_sample_by_sample():
     assert np.array_equal(x[0], np.clip(np.round(floats[7] * 255), 0, 255).astype(np.uint8))
     at.button(key="undo").click().run()
     assert next(iter(ws.feed.arrays.values())).shape == (300, 28, 28, 1)
+
+
+# -- trust: choices shown, runs expected to fail said so, no "fits" beside a failure ------------
+
+
+def _photo_workspace() -> Workspace:
+    from test_inspection import REAL, need_real_models
+
+    from lite_debug.loading import load_data
+
+    need_real_models()
+    ws = Workspace.open("face_detection_short_range.tflite", (REAL / "face_detection_short_range.tflite").read_bytes())
+    (x,) = load_data("grace_hopper.jpg", (REAL / "grace_hopper.jpg").read_bytes())
+    ws.set_feed(Feed({"input": x}), source="grace_hopper.jpg")
+    return ws
+
+
+def test_the_choices_are_shown_with_their_reasons_and_can_be_changed_after_applying():
+    ws = _photo_workspace()
+    at = app(ws, "diagnose")
+    assert not at.exception and "holds" not in texts(at.markdown)  # a photo is no batch of its rows
+    box = at.selectbox(key="choice-value range:input")
+    assert box.value == "[0, 1]" and set(box.options) >= {"[0, 1]  (x / 255)", "[-1, 1]  (x / 127.5 − 1)"}
+    assert "a guess" in texts(at.markdown) and "A guess:" in texts(at.markdown)
+    at.button(key="fix-all").click().run()
+    assert ws.errors == [] and float(ws.feed.arrays["input"].min()) >= 0
+    at.selectbox(key="choice-value range:input").select("[-1, 1]").run()
+    assert not at.exception and float(ws.feed.arrays["input"].min()) < -0.5 and ws.errors == []
+    assert at.selectbox(key="choice-value range:input").value == "[-1, 1]"
+    assert "your pick" in texts(at.markdown)
+
+
+def test_the_sweep_runs_each_candidate_and_one_can_be_used():
+    ws = _photo_workspace()
+    at = app(ws, "diagnose")
+    at.button(key="sweep").click().run()
+    assert not at.exception and ws.sweep is not None and len(ws.sweep) == 6
+    best = next(i for i, c in enumerate(ws.sweep) if c.best)
+    at.button(key=f"sweep-use-{best}").click().run()
+    assert not at.exception
+    picks = ws.sweep[best].picks
+    assert all(ws.preferences[k] == v for k, v in picks.items())
+
+
+def test_run_it_says_the_run_is_expected_to_fail_and_why():
+    at = app(Workspace.from_example("image-size"), "diagnose")
+    button = at.button(key="run-now")
+    assert button.label == "Run it anyway"
+    assert "The run is expected to fail: " in texts(at.caption)
+    assert "batch dimension is missing" in texts(at.caption)
+
+
+def test_the_sidebar_never_says_fits_beside_a_failed_run():
+    ws = Workspace.from_example("image-size")
+    ws.apply_all()
+    assert ws.errors == []
+    ws.result = RunResult(status="error", error_type="RuntimeError", error_message="boom")
+    at = app(ws, "diagnose")
+    assert not at.sidebar.success
+    assert "The last run failed (error)" in texts(at.sidebar.error)
+
+
+def test_hostile_names_are_shown_as_text(tmp_path):
+    from fuzzing import pack_model, unpack_model
+
+    m = unpack_model((FIXTURES / "add_float.tflite").read_bytes())
+    m.subgraphs[0].tensors[m.subgraphs[0].inputs[0]].name = b"![x](http://127.0.0.1:9/p.png) [Click](http://evil/) `a"
+    ws = Workspace.open("[Click here](http://evil/).tflite", pack_model(m))
+    ws.set_feed(Feed({ws.inputs[0].name: np.zeros((1, 5), np.float32)}), source="![y](http://127.0.0.1:9/q.png)")
+    at = app(ws, "diagnose")
+    assert not at.exception
+    sources = [e.value for e in (*at.markdown, *at.error, *at.warning, *at.caption, *at.sidebar.markdown)]
+    for raw in sources:
+        # No link or image syntax survives unescaped, and no bare URL is left for GFM to link.
+        assert not re.search(r"(?<!\\)\]\(|(?<!\\)!\[", raw), raw
+        assert "http:" not in raw and "http\\:" not in raw.replace("http\u2060\\:", ""), raw
+    joined = texts([*at.markdown, *at.error])
+    assert "![x](http://127.0.0.1:9/p.png) [Click](http://evil/) `a" in joined

@@ -207,10 +207,10 @@ def gallery_path(page, prefix: str) -> None:
     assert cut_labels(page) == []
 
     page.get_by_role("button", name="Apply all fixes").click()
-    page.get_by_text("The data fits the model: the interpreter will accept it as it is.").wait_for()
+    page.get_by_text("The data fits the model's inputs: the interpreter will accept it as it is.").wait_for()
     code = page.get_by_test_id("stCode").filter(has_text="np.expand_dims")
     code.wait_for()
-    assert "resize_bilinear" in code.inner_text()
+    assert "resize_image" in code.inner_text()
     shot(page, f"{prefix}3-fixed")
 
     page.get_by_role("button", name="Run it").click()
@@ -307,3 +307,75 @@ def test_a_deep_link_as_the_first_request_still_gets_the_frame(browser, tmp_path
         context.close()
     finally:
         serve.close()
+
+
+REAL = ROOT / "tests" / "real_models"
+
+
+def _upload_model(page, path) -> None:
+    uploader = page.get_by_test_id("stFileUploader").filter(has_text="Model (.tflite) or bug-report bundle")
+    uploader.locator("input[type=file]").set_input_files(str(path))
+    page.get_by_test_id("stSidebar").get_by_text(path.name if hasattr(path, "name") else path).first.wait_for()
+    settle(page)
+
+
+def _upload_data(page, *paths) -> None:
+    data = page.get_by_test_id("stFileUploader").filter(has_text="Sample data:")
+    data.locator("input[type=file]:enabled").set_input_files([str(p) for p in paths])
+    page.get_by_text("Upload other files to replace it.").wait_for()
+    settle(page)
+
+
+def test_a_real_photo_into_a_real_detector(open_app):
+    """A user's own photo (a real JPEG) into a real face detector: one sample, not 600; the
+    guesses shown as choices; a sweep to pick with; a run."""
+    if not (REAL / "grace_hopper.jpg").exists():
+        pytest.skip("the real files are not fetched (scripts/fetch_real_models.py)")
+    page = open_app()
+    _upload_model(page, REAL / "face_detection_short_range.tflite")
+    _upload_data(page, REAL / "grace_hopper.jpg")
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Diagnose and fix").click()
+    page.get_by_text("Choices the fixes make.").wait_for()
+    settle(page)
+    main = page.get_by_test_id("stMain")
+    assert "samples" not in main.inner_text()  # the 600 rows of the photo are no batch
+    assert "a guess" in main.inner_text()
+    shot(page, "41-photo-diagnosis")
+    page.get_by_role("button", name="Apply all fixes").click()
+    page.get_by_text("The data fits the model's inputs").wait_for()
+    shot(page, "42-photo-fixed")
+    page.get_by_role("button", name="Try each candidate on the model").click()
+    page.get_by_text("Each candidate fixed as").wait_for()
+    settle(page)
+    shot(page, "43-photo-sweep", show=page.get_by_text("Each candidate fixed as"))
+    page.get_by_role("button", name="Run it").click()
+    page.get_by_role("heading", name="Run and outputs").wait_for()
+    page.get_by_test_id("stMetricLabel").filter(has_text="Invoke").wait_for()
+    shot(page, "44-photo-run")
+
+
+def test_names_from_a_file_are_text_not_links_or_images(open_app, tmp_path):
+    """A model whose file and tensor names are Markdown: nothing of them becomes a link, an image
+    or a request to another host."""
+    from fuzzing import pack_model, unpack_model
+
+    m = unpack_model((ROOT / "tests" / "fixtures" / "add_float.tflite").read_bytes())
+    bait = "![p](http://127.0.0.1:9/pixel.png) [Click here](http://127.0.0.1:9/fixed) www.evil.example `x"
+    m.subgraphs[0].tensors[m.subgraphs[0].inputs[0]].name = bait.encode()
+    path = tmp_path / "[Download](http:127.0.0.1:9).tflite"
+    path.write_bytes(pack_model(m))
+    page = open_app()
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    _upload_model(page, path)
+    page.get_by_role("button", name="Generate").click()
+    settle(page)
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Diagnose and fix").click()
+    page.get_by_role("heading", name="Diagnose and fix").wait_for()
+    settle(page)
+    for where in ("stMain", "stSidebar"):
+        region = page.get_by_test_id(where)
+        assert region.locator("img[src*='127.0.0.1:9'], a[href*='127.0.0.1'], a[href*='evil']").count() == 0
+    assert bait.replace("`", "") in page.get_by_test_id("stMain").inner_text().replace("`", "")
+    assert not [u for u in requests if "127.0.0.1:9" in u or "evil" in u]
+    shot(page, "45-hostile-names")

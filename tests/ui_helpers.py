@@ -5,6 +5,8 @@ Not a test module: ``test_app.py`` and ``test_browser.py`` import it.
 
 from __future__ import annotations
 
+import re
+
 import io
 import os
 import signal
@@ -60,9 +62,15 @@ def upload(name: str, data: bytes) -> tuple[str, bytes, str]:
     return (name, data, "application/octet-stream")
 
 
+def shown(markdown: str) -> str:
+    """What a reader sees of Markdown that pages._ui.md escaped: the backslashes before
+    punctuation and the invisible word joiners taken out (AppTest gives the Markdown source)."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", str(markdown)).replace("\u2060", "").replace("  \n", "\n")
+
+
 def texts(elements) -> str:
-    """The text of a list of AppTest elements, joined: assertions read like "X in shown"."""
-    return "\n".join(str(e.value) for e in elements)
+    """The text of a list of AppTest elements as a reader sees it, joined: assertions read like "X in shown"."""
+    return "\n".join(shown(e.value) for e in elements)
 
 
 def reset_pool() -> None:
