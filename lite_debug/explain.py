@@ -20,6 +20,10 @@ The interpreter's messages are awkward to match, and this module copes with each
   Flutter wrappers, or the message retyped in lower case (matched again ignoring case when
   nothing matched as written).
 
+``explain(..., diagnosis=...)`` takes what ``diagnose()`` found in the data that was fed; where a
+mismatch names the input the message names, the cause and the fix say what the diagnosis says,
+so the two never contradict each other.
+
 All recognised messages live in one ordered table, ``_RULES``: adding a kind is one entry. The
 order is the priority: root causes first, then the generic lines ("Node number 3 (X) failed to
 prepare.") that only say where a failure happened.
@@ -32,10 +36,10 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Union
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Mapping, Sequence, Union
 
-from lite_debug.records import XNNPACK_CUSTOM_OPS, Explanation
+from lite_debug.records import XNNPACK_CUSTOM_OPS, Explanation, Mismatch
 
 __all__ = ["clean_message", "explain", "known_kinds"]
 
@@ -1482,24 +1486,108 @@ def _from_traceback(text: str) -> str:
 # -- explaining -------------------------------------------------------------------------------
 
 
-def explain(message_or_exception: str | BaseException) -> Explanation:
+def explain(
+    message_or_exception: str | BaseException, *, diagnosis: Sequence[Mismatch] | None = None
+) -> Explanation:
     """Explain an interpreter error in plain words.
 
     Accepts an exception, its message, or a whole pasted traceback. Returns an ``Explanation``
     whose ``kind`` is the root cause (``"unknown"`` when nothing is recognised), with ``facts``
     read from the message and ``matched`` listing every kind found, the primary one first.
     For an exception that is not recognised, the exceptions it was raised from are tried too.
-    Never raises.
+
+    ``diagnosis`` is what ``diagnose()`` found in the data that was fed. When one of its
+    mismatches names the input the message names, the cause and the fix say what that mismatch
+    says (arrays bound to the wrong inputs are not cured by a cast), and ``facts`` records it
+    (``diagnosis_kind``, ``diagnosis_input``, ``diagnosis_message``, ``diagnosis_fix``); the
+    ``kind`` stays the message's. Never raises.
     """
+    explanation = _explain(message_or_exception)
+    if diagnosis:
+        explanation = _agree(explanation, diagnosis)
+    return explanation
+
+
+def _explain(message_or_exception: str | BaseException) -> Explanation:
     if isinstance(message_or_exception, BaseException):
         explanation = _explain_text(str(message_or_exception))
         linked = message_or_exception.__cause__ or message_or_exception.__context__
         if not explanation.recognised and linked is not None and linked is not message_or_exception:
-            inner = explain(linked)
+            inner = _explain(linked)
             if inner.recognised:
                 return inner
         return explanation
     return _explain_text(_from_traceback(str(message_or_exception)[-_MAX_TEXT:]))
+
+
+# Which kinds of mismatch in the data make set_tensor() say which message.
+_MISMATCH_CAUSES: dict[str, frozenset[str]] = {
+    "association": frozenset({"dimension_mismatch", "rank_mismatch", "dtype_mismatch", "byte_size_mismatch"}),
+    "batch": frozenset({"dimension_mismatch", "rank_mismatch"}),
+    "rank": frozenset({"rank_mismatch"}),
+    "layout": frozenset({"dimension_mismatch"}),
+    "channels": frozenset({"dimension_mismatch"}),
+    "shape": frozenset({"dimension_mismatch"}),
+    "dynamic": frozenset({"dimension_mismatch"}),
+    "dtype": frozenset({"dtype_mismatch", "value_not_convertible", "byte_size_mismatch"}),
+    "quantization": frozenset({"dtype_mismatch"}),
+}
+_PER_INPUT_KINDS = frozenset().union(*_MISMATCH_CAUSES.values())
+
+
+def _agree(explanation: Explanation, diagnosis: Sequence[Mismatch]) -> Explanation:
+    """The explanation made to say what the diagnosis says about the input the message names.
+
+    A mismatch of a kind that causes this message wins; failing that, any error on the same
+    input (the interpreter reports only the first problem it checks). A diagnosis about other
+    inputs leaves the explanation as it is. The input is matched by the tensor name the message
+    gives; without one, by the message's input number, which is a tensor index: in converted
+    models it is the input's position, the number a mismatch carries.
+    """
+    if explanation.kind not in _PER_INPUT_KINDS:
+        return explanation
+    facts = explanation.facts
+    name, index = facts.get("name"), facts.get("input")
+
+    def same_input(m: Mismatch) -> bool:
+        if m.input_index < 0:
+            return False
+        if name:
+            return m.input_name == name
+        return isinstance(index, int) and m.input_index == index
+
+    candidates = [m for m in diagnosis if same_input(m)]
+    causing = [m for m in candidates if explanation.kind in _MISMATCH_CAUSES.get(m.kind, ())]
+    errors = [m for m in candidates if m.severity == "error"]
+    chosen = (causing or errors or [None])[0]
+    if chosen is None:
+        return explanation
+    first = chosen.fixes[0] if chosen.fixes else None
+    if chosen in causing:
+        cause = (
+            f"The diagnosis of the data finds the cause: {chosen.message} The interpreter's "
+            f"message ({explanation.title}) is what that leads to."
+        )
+    else:
+        cause = (
+            f"The diagnosis of the data reports for this input: {chosen.message} The interpreter "
+            f"stops at the first problem it checks ({explanation.title}); fix what the diagnosis "
+            "reports first."
+        )
+    if first is not None:
+        fix = f"Apply the diagnosis' fix: {first.label.rstrip('.')}" + (f" (`{first.code}`)." if first.code else ".")
+    else:
+        where = f"input {chosen.input_index} ({chosen.input_name!r})"
+        fix = f"Fix what the diagnosis reports for {where}. {explanation.fix}"
+    agreed = {
+        **dict(facts),
+        "diagnosis_kind": chosen.kind,
+        "diagnosis_input": chosen.input_index,
+        "diagnosis_message": chosen.message,
+    }
+    if first is not None:
+        agreed["diagnosis_fix"] = first.code or first.label
+    return replace(explanation, cause=cause, fix=fix, facts=agreed)
 
 
 # What explain() reads of a text: the end, where the exception is. The reporter cuts each

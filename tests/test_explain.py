@@ -1355,3 +1355,97 @@ def test_dev_reports_are_explained_with_their_cause() -> None:
     for entry in dev:
         _well_formed(explain(entry["text"]))
 
+
+# -- the diagnosis and the message agree ----------------------------------------------------------
+
+_EXAMPLES = Path(__file__).parents[1] / "lite_debug" / "examples"
+
+
+def _swapped_inputs_error() -> tuple[BaseException, list[Any]]:
+    """The real interpreter's error for the gallery's swapped inputs, and the diagnosis of them."""
+    from lite_debug import diagnose, inspect_model, load_data
+
+    model = _EXAMPLES / "two_inputs.tflite"
+    name = "two-inputs-swapped.broken.npz"
+    diagnosis = diagnose(inspect_model(model.read_bytes()), load_data(name, (_EXAMPLES / name).read_bytes()))
+    arrays = list(np.load(_EXAMPLES / name).values())
+    interpreter = Interpreter(model_path=str(model))
+    details = interpreter.get_input_details()
+    for detail, array in zip(details, arrays):  # set by position, in the file's order
+        interpreter.resize_tensor_input(detail["index"], array.shape)
+    interpreter.allocate_tensors()
+
+    def feed() -> None:
+        for detail, array in zip(details, arrays):
+            interpreter.set_tensor(detail["index"], array)
+
+    return raised(feed), diagnosis
+
+
+def test_explanation_agrees_with_the_association_diagnosis() -> None:
+    error, diagnosis = _swapped_inputs_error()
+    association = next(m for m in diagnosis if m.kind == "association" and m.input_name == "features")
+
+    alone = explain(error)
+    agreed = explain(error, diagnosis=diagnosis)
+
+    assert "expected type FLOAT32 for input 0, name: features" in str(error)
+    assert alone.kind == agreed.kind == "dtype_mismatch"
+    assert "astype" in alone.fix  # what the message alone suggests, and what would not help
+    assert "astype" not in agreed.fix and "astype" not in agreed.cause
+    assert association.message in agreed.cause
+    assert association.fixes[0].code in agreed.fix and association.fixes[0].label in agreed.fix
+    assert agreed.facts["diagnosis_kind"] == "association" and agreed.facts["diagnosis_input"] == 0
+    assert agreed.facts["diagnosis_fix"] == association.fixes[0].code
+    assert {k: agreed.facts[k] for k in alone.facts} == dict(alone.facts)
+    _well_formed(agreed)
+
+
+def test_a_diagnosis_of_another_input_changes_nothing() -> None:
+    error, diagnosis = _swapped_inputs_error()
+    other = [m for m in diagnosis if m.input_name != "features"]
+
+    assert other and explain(error, diagnosis=other) == explain(error)
+
+
+def test_explanation_agrees_with_a_shape_diagnosis(models: dict[str, Path]) -> None:
+    from lite_debug import diagnose, inspect_model
+
+    x = np.zeros([1, 5, 4, 3], np.float32)
+    diagnosis = diagnose(inspect_model(models["image"].read_bytes()), x)
+    error = raised(allocated(models["image"]).set_tensor, 0, x)
+
+    result = explain(error, diagnosis=diagnosis)
+
+    mismatch = next(m for m in diagnosis if m.severity == "error")
+    assert result.kind == "dimension_mismatch" and result.facts["diagnosis_kind"] == mismatch.kind
+    assert mismatch.message in result.cause and mismatch.fixes[0].label in result.fix
+
+
+def test_the_diagnosis_wins_when_it_names_the_same_input() -> None:
+    # The kinds cannot agree (a dtype message, a shape mismatch), but the input is the same.
+    from lite_debug.records import Mismatch
+
+    shape = Mismatch(
+        input_index=0, input_name="x", kind="shape", severity="error", expected="[1, 4]", got="[1, 5]",
+        message="Input 0 ('x') expects [1, 4], but the data is [1, 5].",
+    )
+    message = "Cannot set tensor: Got value of type FLOAT64 but expected type FLOAT32 for input 0, name: x "
+
+    result = explain(message, diagnosis=[shape])
+
+    assert result.kind == "dtype_mismatch" and result.facts["diagnosis_kind"] == "shape"
+    assert shape.message in result.cause and "first problem" in result.cause
+    assert "diagnosis" in result.fix and "diagnosis_fix" not in result.facts
+
+
+def test_a_diagnosis_does_not_touch_errors_of_the_graph() -> None:
+    from lite_debug.records import Mismatch
+
+    shape = Mismatch(
+        input_index=0, input_name="x", kind="shape", severity="error", expected="[1, 4]", got="[1, 5]",
+        message="Input 0 ('x') expects [1, 4], but the data is [1, 5].",
+    )
+    message = "Encountered unresolved custom op: Enter.Node number 0 (Enter) failed to prepare."
+
+    assert explain(message, diagnosis=[shape]) == explain(message)
