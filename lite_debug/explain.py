@@ -230,6 +230,14 @@ def _dtype_cause(f: Facts) -> str:
         )
     if got == "INT64" and exp == "INT32":
         return text + " NumPy integer arrays are int64 by default."
+    if got == "NOTYPE":
+        text += (
+            " NOTYPE is how older runtimes (TensorFlow 2.3 and before) name a NumPy type they cannot "
+            "map, most often float64."
+        )
+        if exp == "FLOAT64":
+            return text + " Such a runtime takes no float64 array, even for this float64 input."
+        return text
     if got == "STRING":
         return text + (
             " NumPy made an array of strings or Python objects, for example from a list that mixes "
@@ -248,6 +256,12 @@ def _dtype_fix(f: Facts) -> str:
             f"np.iinfo({np_exp}).max).astype({np_exp})`, where details is the entry of "
             f"get_input_details() whose 'index' is {f['input']}. If x already holds raw 0-255 "
             f"pixel values and scale is about 1/255, `x.astype({np_exp})` is enough."
+        )
+    if got == "NOTYPE" and exp == "FLOAT64":
+        return (
+            "Convert the model with float32 inputs (a tf.TensorSpec of tf.float32, or cast in the "
+            "model), or run it with a newer runtime (`pip install -U ai-edge-litert`), whose "
+            "set_tensor() takes float64."
         )
     if got in {"UINT8", "INT8"} and exp in _FLOAT_TYPES:
         return (

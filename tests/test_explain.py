@@ -1356,6 +1356,20 @@ def test_dev_reports_are_explained_with_their_cause() -> None:
         _well_formed(explain(entry["text"]))
 
 
+
+@pytest.mark.parametrize(
+    ("expected", "fix"),
+    [("FLOAT32", "x.astype(np.float32)"), ("FLOAT64", "float32 inputs")],
+    ids=["float32", "float64"],
+)
+def test_notype_of_older_runtimes(expected: str, fix: str) -> None:
+    # TensorFlow 2.3 printed NOTYPE for float64 arrays (Samsung/ONE#2761, tensorflow#44529).
+    message = f"ValueError: Cannot set tensor: Got value of type NOTYPE but expected type {expected} for input 0"
+
+    result = explain(message)
+
+    assert result.kind == "dtype_mismatch" and "float64" in result.cause and fix in result.fix
+
 # -- the diagnosis and the message agree ----------------------------------------------------------
 
 _EXAMPLES = Path(__file__).parents[1] / "lite_debug" / "examples"
