@@ -15,6 +15,14 @@ The interpreter's messages are awkward to match, and this module copes with each
   (``tensorflow/lite/kernels/reshape.cc:69``, ``./tflite/kernels/internal/reshape_utils.h``).
 - Wording changes between versions, so every kind is matched by a pattern, never by a whole
   string.
+- People paste what they have: notebook output (``----> 2 interpreter.allocate_tensors()``), log
+  lines around the message with their prefixes (``E/tflite  (27994): ``, ``ERROR: ``), Java and
+  Flutter wrappers, or the message retyped in lower case (matched again ignoring case when
+  nothing matched as written).
+
+``explain(..., diagnosis=...)`` takes what ``diagnose()`` found in the data that was fed; where a
+mismatch names the input the message names, the cause and the fix say what the diagnosis says,
+so the two never contradict each other.
 
 All recognised messages live in one ordered table, ``_RULES``: adding a kind is one entry. The
 order is the priority: root causes first, then the generic lines ("Node number 3 (X) failed to
@@ -25,12 +33,13 @@ This module is pure Python: it imports neither the interpreter nor streamlit.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Union
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Mapping, Sequence, Union
 
-from lite_debug.records import XNNPACK_CUSTOM_OPS, Explanation
+from lite_debug.records import XNNPACK_CUSTOM_OPS, Explanation, Mismatch
 
 __all__ = ["clean_message", "explain", "known_kinds"]
 
@@ -46,6 +55,9 @@ class _Rule:
     helper values of ``_values``), or functions of them where the advice depends on the values.
     ``root`` is False for generic lines that say where something failed but not why.
     ``unless`` names more specific kinds that make this one redundant.
+    ``refine`` sees the facts of a match and returns them completed, or None when the match is
+    not this kind after all (a kernel check is a type check only if it tests a type).
+    ``folded`` are the same patterns ignoring case, for messages retyped by hand.
     """
 
     kind: str
@@ -55,6 +67,8 @@ class _Rule:
     fix: Text
     root: bool = True
     unless: tuple[str, ...] = ()
+    refine: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
+    folded: tuple[re.Pattern[str], ...] = ()
 
 
 def _rule(
@@ -65,8 +79,20 @@ def _rule(
     fix: Text,
     root: bool = True,
     unless: tuple[str, ...] = (),
+    refine: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
 ) -> _Rule:
-    return _Rule(kind, tuple(re.compile(p) for p in patterns), title, cause, fix, root, unless)
+    return _Rule(
+        kind,
+        tuple(re.compile(p) for p in patterns),
+        title,
+        cause,
+        fix,
+        root,
+        unless,
+        refine,
+        # Kernel checks are printed by code, never retyped; their patterns are also the costliest.
+        tuple(re.compile(p, re.IGNORECASE) for p in patterns if _EXPR not in p),
+    )
 
 
 # Facts that are numbers when the message gives digits; everything else stays text (a tensor
@@ -74,7 +100,8 @@ def _rule(
 _NUMERIC_FACTS = frozenset(
     {
         "node", "input", "dimension", "tensor", "max_index", "version", "supported_version",
-        "count", "code", "delegate_index", "got", "expected", "errno", "minimum",
+        "count", "code", "delegate_index", "got", "expected", "errno", "minimum", "max_rank",
+        "min_rank", "type_code", "required", "installed",
     }
 )
 
@@ -177,6 +204,11 @@ def _rank_fix(f: Facts) -> str:
     )
 
 
+def _refine_dtype(f: dict[str, Any]) -> dict[str, Any]:
+    """Type names as the interpreter prints them, also when the message was retyped in lower case."""
+    return {k: (v.upper() if k in ("got_type", "expected_type") else v) for k, v in f.items()}
+
+
 def _dtype_cause(f: Facts) -> str:
     got, exp = f["got_type"], f["expected_type"]
     name = f" (tensor {f['name']!r})" if f.get("name") else ""
@@ -198,6 +230,14 @@ def _dtype_cause(f: Facts) -> str:
         )
     if got == "INT64" and exp == "INT32":
         return text + " NumPy integer arrays are int64 by default."
+    if got == "NOTYPE":
+        text += (
+            " NOTYPE is how older runtimes (TensorFlow 2.3 and before) name a NumPy type they cannot "
+            "map, most often float64."
+        )
+        if exp == "FLOAT64":
+            return text + " Such a runtime takes no float64 array, even for this float64 input."
+        return text
     if got == "STRING":
         return text + (
             " NumPy made an array of strings or Python objects, for example from a list that mixes "
@@ -216,6 +256,12 @@ def _dtype_fix(f: Facts) -> str:
             f"np.iinfo({np_exp}).max).astype({np_exp})`, where details is the entry of "
             f"get_input_details() whose 'index' is {f['input']}. If x already holds raw 0-255 "
             f"pixel values and scale is about 1/255, `x.astype({np_exp})` is enough."
+        )
+    if got == "NOTYPE" and exp == "FLOAT64":
+        return (
+            "Convert the model with float32 inputs (a tf.TensorSpec of tf.float32, or cast in the "
+            "model), or run it with a newer runtime (`pip install -U ai-edge-litert`), whose "
+            "set_tensor() takes float64."
         )
     if got in {"UINT8", "INT8"} and exp in _FLOAT_TYPES:
         return (
@@ -333,6 +379,205 @@ def _delegate_failed_cause(f: Facts) -> str:
     )
 
 
+# TfLiteType codes as kernels print them ("Type 4 is currently not supported by Exp.", "(10 != 1)"),
+# and the kTfLite names of kernel checks.
+_TYPE_CODES = {
+    0: "NOTYPE", 1: "FLOAT32", 2: "INT32", 3: "UINT8", 4: "INT64", 5: "STRING", 6: "BOOL", 7: "INT16",
+    8: "COMPLEX64", 9: "INT8", 10: "FLOAT16", 11: "FLOAT64", 12: "COMPLEX128", 13: "UINT64",
+    14: "RESOURCE", 15: "VARIANT", 16: "UINT32", 17: "UINT16", 18: "INT4", 19: "BFLOAT16",
+}
+_KTFLITE_TYPE = re.compile(r"kTfLite(Float16|Float32|Float64|U?Int(?:4|8|16|32|64)|Bool|String|Complex64|BFloat16)\b")
+
+
+def _type_name(value: Any) -> str:
+    """A TFLite type as the interpreter names it in Python ("INT64"), from a code or any spelling."""
+    text = str(value).strip("'\"")
+    if re.fullmatch(r"\d{1,2}", text):
+        return _TYPE_CODES.get(int(text), text)
+    return text.upper()
+
+
+def _refine_type_check(f: dict[str, Any]) -> dict[str, Any] | None:
+    """Facts of a type check; None when a kernel check tests something other than a type."""
+    check = f.get("check")
+    if check is not None and not re.search(r"type|kTfLite", check, re.IGNORECASE):
+        return None
+    facts = dict(f)
+    if "type" in facts:
+        facts["type"] = _type_name(facts["type"])
+    elif check is not None and "got" in facts and re.search(r"type", check.split("!=")[0], re.IGNORECASE):
+        # "filter->type != kTfLiteFloat32 (10 != 1)": the left side is the tensor's type code.
+        facts["type"] = _type_name(facts["got"])
+    if check is not None:
+        allowed = [_type_name(m.group(1)) for m in _KTFLITE_TYPE.finditer(check)]
+        if allowed and "||" in check:
+            facts["allowed"] = ", ".join(dict.fromkeys(allowed))
+    return facts
+
+
+def _type_cause(f: Facts) -> str:
+    kind = f.get("type")
+    what = f"{kind} tensors" if kind else "the type of one of its tensors"
+    text = f"{f['The_op']}{f['at_node']} has no kernel for {what} in this runtime"
+    if f.get("allowed"):
+        text += f" (it takes {f['allowed']})"
+    if f.get("check"):
+        text += f": its check `{f['check']}` failed"
+    text += "."
+    if kind == "INT64":
+        return text + (
+            " int64 tensors come from the TensorFlow graph (NumPy and many tf ops default to int64 "
+            "for indices, shapes, argmax and casts), and the converter kept them although many "
+            "TensorFlow Lite kernels, more so in older runtimes, implement only int32."
+        )
+    if kind == "FLOAT16":
+        return text + (
+            " float16 weights are meant for a DEQUANTIZE op or for the GPU delegate; here a CPU "
+            "kernel received them directly, typically for ops that the GPU delegate did not take."
+        )
+    if kind == "INT16":
+        return text + " 16-bit activations (16x8 quantization) are implemented for fewer ops than int8."
+    return text + " The converter accepted the model, but the kernel of this runtime does not implement that type."
+
+
+def _type_fix(f: Facts) -> str:
+    if f.get("type") == "FLOAT16":
+        return (
+            "Run the model with the delegate it was made for (the GPU delegate), or convert it "
+            "without float16 weights (drop `converter.target_spec.supported_types = [tf.float16]`) "
+            "so that CPU kernels get float32."
+        )
+    casts = {"INT64": "tf.int32", "BOOL": "tf.int32", "FLOAT64": "tf.float32"}
+    target = casts.get(f.get("type", ""), "a type it supports")
+    return (
+        f"Cast the tensor to {target} in the model before {f['the_op']} (`tf.cast`) and re-convert; or "
+        "convert with `converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, "
+        "tf.lite.OpsSet.SELECT_TF_OPS]` so that TensorFlow's own kernel runs it (the runtime then "
+        "needs the Flex delegate); or upgrade the runtime (`pip install -U ai-edge-litert`), since "
+        f"newer kernels implement more types{_where_checked(f)}."
+    )
+
+
+def _rank_limit_cause(f: Facts) -> str:
+    limit = f"at most {f['max_rank']} dimensions" if "max_rank" in f else "only a limited number of dimensions"
+    check = f" (its check `{f['check']}` failed)" if f.get("check") else ""
+    return (
+        f"{f['The_op']}{f['at_node']} takes tensors of {limit} in this runtime{check}, and the model "
+        "gives it one with more. Channel shuffles (ShuffleNet), attention blocks and 5-D video or volume "
+        "tensors produce such shapes; newer runtimes raise these limits (TRANSPOSE took 4 "
+        "dimensions in early TensorFlow Lite releases, 6 later, 8 now)."
+    )
+
+
+def _rank_limit_fix(f: Facts) -> str:
+    limit = f"at most {f['max_rank']}" if "max_rank" in f else "the supported number of"
+    return (
+        "Upgrade the runtime that runs the model (`pip install -U ai-edge-litert`, or a newer "
+        "tensorflow / tflite-runtime), which takes more dimensions for many ops; otherwise change "
+        f"the model so that {f['the_op']} sees {limit} dimensions (merge axes with a reshape before "
+        f"it and split them after) and convert it again{_where_checked(f)}."
+    )
+
+
+def _where_checked(f: Facts) -> str:
+    return f" (the check is in {f['source']})" if f.get("source") else ""
+
+
+def _broadcast_cause(f: Facts) -> str:
+    shapes = f" {f['shapes']}" if f.get("shapes") else ""
+    return (
+        f"{f['The_op']}{f['at_node']} combines two tensors element by element, and their "
+        f"shapes{shapes} cannot be broadcast together: in every dimension the sizes must be equal or "
+        "one of them 1. Usually an input was resized (resize_tensor_input) or given at another size "
+        "than the model was converted for, so one operand follows the new size while the other keeps "
+        "a size fixed in the model; inputs that must agree (two sequences, an image and its mask) "
+        "given at different sizes fail the same way."
+    )
+
+
+def _broadcast_fix(f: Facts) -> str:
+    where = f" at node {f['node']}" if "node" in f else ""
+    return (
+        "Feed every input at the shape in get_input_details(), or resize all related inputs to "
+        "matching sizes before allocate_tensors(). If you changed no input size, the converted model "
+        f"is inconsistent: open it in a model viewer such as Netron{where}, compare the two operand "
+        "shapes with the original model, and convert it again (with dynamic None dimensions where "
+        "sizes must vary)."
+    )
+
+
+_TF1_CONTROL_FLOW = (
+    "Enter|Exit|Merge|Switch|LoopCond|NextIteration|RefEnter|RefExit|RefMerge|RefSwitch|"
+    r"TensorArray(?:V3|ReadV3|WriteV3|GatherV3|ScatterV3|SizeV3|ConcatV3|SplitV3|GradV3|CloseV3)"
+)
+
+# Interpreter methods that older runtimes lack, and the TensorFlow release that added them.
+_API_SINCE = {
+    "get_signature_runner": "2.5",
+    "get_signature_list": "2.5",
+    "_get_full_signature_list": "2.5",
+    "SignatureRunner": "2.5",
+    "OpResolverType": "2.5",
+}
+
+
+def _api_missing_cause(f: Facts) -> str:
+    attr = f["attr"]
+    owner = f"The {f['owner']} object" if f.get("owner") else f"The module {f['module']}"
+    text = f"{owner} of the runtime you run has no attribute {attr!r}."
+    if attr == "set_num_threads":
+        return text + (
+            " set_num_threads() is not part of the TensorFlow Lite Python API: some patched builds "
+            "and tutorials have it. The number of threads is an argument of the constructor."
+        )
+    if attr in _API_SINCE:
+        return text + (
+            f" {attr} exists from TensorFlow (and tflite-runtime) {_API_SINCE[attr]} on, so the "
+            "installed runtime is older than the code calling it; libraries such as pycoral call "
+            "it and need the runtime version they were released with."
+        )
+    return text + (
+        " The code was written for another version of the runtime (most often a newer one) than the "
+        "one installed, or for another package's Interpreter."
+    )
+
+
+def _api_missing_fix(f: Facts) -> str:
+    if f["attr"] == "set_num_threads":
+        return (
+            "Pass the threads when you create the interpreter: `Interpreter(model_path=path, "
+            "num_threads=4)`, and remove the set_num_threads() call."
+        )
+    return (
+        "Check the version that runs (`python -c \"import tflite_runtime; print(tflite_runtime.__version__)\"` "
+        "or tf.__version__) and upgrade: `pip install -U ai-edge-litert` with "
+        "`from ai_edge_litert.interpreter import Interpreter`, or the tflite-runtime / tensorflow "
+        f"version the code needs{' (' + _API_SINCE[f['attr']] + ' or later)' if f['attr'] in _API_SINCE else ''}."
+    )
+
+
+def _dynamic_tensor_cause(f: Facts) -> str:
+    which = f"tensor #{f['tensor']}" if isinstance(f.get("tensor"), int) and f["tensor"] >= 0 else "a tensor"
+    return (
+        f"A delegate that needs every tensor size fixed before the model runs (GPU, NNAPI, Edge TPU "
+        f"or the default XNNPACK) was applied to a graph where {which} gets its size only while the "
+        "model runs: a shape computed from the data (tf.shape, tf.where, tf.unique, non-max "
+        "suppression), a dynamic (None) dimension, or control flow. When the runtime applies its "
+        "default XNNPACK delegate this is only a warning: those ops run on the CPU kernels and the "
+        "results are not affected. For a delegate you asked for (GPU, NNAPI), creating the "
+        "interpreter fails."
+    )
+
+
+def _edgetpu_mismatch_cause(f: Facts) -> str:
+    code = f" (it read data type {f['code']})" if "code" in f else ""
+    return (
+        f"The Edge TPU custom op{f['at_node']} could not read its own data{code}: the Edge TPU "
+        "runtime (libedgetpu) and the TensorFlow Lite it runs in (tflite_runtime, pycoral, or the "
+        "TensorFlow Lite a C++ program was built with) are versions that do not work together."
+    )
+
+
 # -- the table --------------------------------------------------------------------------------
 
 # A C expression as the kernel check macros print it: names, ->, ., ::, calls and subscripts.
@@ -418,8 +663,25 @@ _RULES: tuple[_Rule, ...] = (
         ),
     ),
     _rule(
+        "op_missing_from_resolver",
+        r"Didn't find op for built-?in opcode '(?P<op>[^']+)' version '1'(?!\d)",
+        r"Failed to get registration from op code (?P<op>[A-Z][A-Z_0-9]*)",
+        title="The runtime has no kernel for {op} at all",
+        cause=(
+            "The runtime found no kernel for the builtin op {op}, not even its version 1, so this "
+            "is not a model newer than the runtime: the interpreter was built with an op resolver "
+            "that leaves {op} out (a TensorFlow Lite Micro MicroMutableOpResolver without the "
+            "call that adds {op}, a selective build, or a custom op resolver)."
+        ),
+        fix=(
+            "Register {op} in the op resolver (for TensorFlow Lite Micro, the resolver's Add... "
+            "call for {op}, for example AddFullyConnected() for FULLY_CONNECTED, and a template "
+            "size large enough for all ops), or use a runtime built with all builtin ops."
+        ),
+    ),
+    _rule(
         "op_version_unsupported",
-        r"Didn't find op for builtin opcode '(?P<op>[^']+)' version '(?P<version>\d+)'",
+        r"Didn't find op for built-?in opcode '(?P<op>[^']+)' version '(?P<version>\d+)'",
         title="Op {op} version {version} is newer than this runtime",
         cause=(
             "The model uses version {version} of the builtin op {op}, which this TensorFlow Lite "
@@ -427,6 +689,7 @@ _RULES: tuple[_Rule, ...] = (
             "runtime. Conversion options such as quantization can also raise an op's version."
         ),
         fix=_UPGRADE,
+        unless=("op_missing_from_resolver",),
     ),
     _rule(
         "builtin_op_unknown",
@@ -469,6 +732,15 @@ _RULES: tuple[_Rule, ...] = (
             "Pass a positive integer: `Interpreter(..., num_threads=int(n))` with n at least 1, "
             "for example `os.cpu_count()`."
         ),
+    ),
+    _rule(
+        "interpreter_api_missing",
+        r"'(?P<owner>Interpreter|InterpreterWithCustomOps|SignatureRunner)' object has no attribute '(?P<attr>\w+)'",
+        r"module '(?P<module>(?:tflite_runtime|ai_edge_litert)[\w.]{0,80}|tensorflow[\w.]{0,80}\.lite[\w.]{0,80})' "
+        r"has no attribute '(?P<attr>\w+)'",
+        title="This runtime has no {attr}",
+        cause=_api_missing_cause,
+        fix=_api_missing_fix,
     ),
     # Delegates.
     _rule(
@@ -519,6 +791,52 @@ _RULES: tuple[_Rule, ...] = (
         cause="load_delegate() only works on CPython, and this Python is another implementation (such as PyPy).",
         fix="Run the model with CPython, or without the delegate.",
     ),
+    _rule(
+        "edgetpu_runtime_version",
+        r"Package requires runtime version \((?P<required>\d+)\), which is newer than this runtime "
+        r"version \((?P<installed>\d+)\)",
+        title="The Edge TPU model needs runtime {required}, the installed runtime is {installed}",
+        cause=(
+            "The model was compiled by edgetpu_compiler for Edge TPU runtime version {required}, and "
+            "the installed Edge TPU runtime (libedgetpu) is version {installed}: a model from a newer "
+            "compiler needs a runtime at least as new."
+        ),
+        fix=(
+            "Upgrade the Edge TPU runtime (the libedgetpu1-std or libedgetpu1-max package) to one "
+            "that supports version {required}, or compile the model for the installed runtime: "
+            "`edgetpu_compiler -m {installed} model.tflite`."
+        ),
+    ),
+    _rule(
+        "edgetpu_runtime_mismatch",
+        r"Unsupported data type in custom op handler: (?P<code>-?\d+)",
+        r"Null custom op data\.?\s*(?:ERROR: )?Node number (?P<node>\d+) \((?P<op>edgetpu-custom-op|"
+        r"EdgeTpuDelegateForCustomOp)\)",
+        title="The Edge TPU runtime and TensorFlow Lite versions do not match",
+        cause=_edgetpu_mismatch_cause,
+        fix=(
+            "Install versions made for each other: the tflite_runtime and pycoral wheels of the same "
+            "Coral release as the libedgetpu package (compare `dpkg -l | grep libedgetpu` with "
+            "`python3 -c 'import tflite_runtime; print(tflite_runtime.__version__)'`). For a C++ "
+            "program, build it against the TensorFlow Lite version that libedgetpu was built with, "
+            "and load that libedgetpu (LD_LIBRARY_PATH)."
+        ),
+    ),
+    _rule(
+        "edgetpu_prepare_failed",
+        r"Failed to prepare for TPU\.? ?(?P<detail>[^.]{0,200})",
+        title="The Edge TPU could not prepare the model",
+        cause=lambda f: (
+            "The Edge TPU delegate could not set up the compiled part of the model on the device"
+            + (f": {f['detail']!r}." if f.get("detail") else ".")
+        ),
+        fix=(
+            "Check that the Edge TPU is connected and free (one interpreter per Edge TPU, or pass "
+            "the device to load_delegate), and that libedgetpu, tflite_runtime and the compiler "
+            "version of the model match."
+        ),
+        unless=("edgetpu_runtime_version",),
+    ),
     # set_tensor / get_tensor / tensor().
     _rule(
         "dimension_mismatch",
@@ -542,6 +860,7 @@ _RULES: tuple[_Rule, ...] = (
         title="Input {input} needs {expected_type} data, got {got_type}",
         cause=_dtype_cause,
         fix=_dtype_fix,
+        refine=_refine_dtype,
     ),
     _rule(
         "tensor_unallocated",
@@ -724,11 +1043,33 @@ _RULES: tuple[_Rule, ...] = (
     ),
     # allocate_tensors() / invoke(): the root causes inside the graph.
     _rule(
+        "tf1_control_flow",
+        rf"Encountered unresolved custom op: (?P<op>{_TF1_CONTROL_FLOW})\b",
+        rf"Didn't find custom op for name '(?P<op>{_TF1_CONTROL_FLOW})'",
+        title="The model contains {op}, a TensorFlow 1 control-flow op",
+        cause=(
+            "The model contains {op}{at_node}, an op of TensorFlow 1.x control flow (tf.while_loop "
+            "and tf.cond in a TF1 graph become Enter, Exit, Merge, Switch, LoopCond, NextIteration "
+            "and TensorArray ops), which the converter kept as a custom op because of "
+            "allow_custom_ops=True. TensorFlow Lite has no kernel for these: it runs loops and "
+            "conditions only as its own WHILE and IF ops."
+        ),
+        fix=(
+            "Convert the model with control flow v2: build the graph after "
+            "`tf.compat.v1.enable_control_flow_v2()` (or export a TF2 SavedModel) so that loops become "
+            "WHILE, and convert without allow_custom_ops; or convert with "
+            "`converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, "
+            "tf.lite.OpsSet.SELECT_TF_OPS]`, which needs a runtime with the Flex delegate."
+        ),
+    ),
+    _rule(
         "unresolved_custom_op",
         r"Encountered unresolved custom op: (?P<op>\S+?)\.?(?:\s|$)",
+        r"Didn't find custom op for name '(?P<op>[^']+)'",
         title="The model uses custom op {op}, which this interpreter does not have",
         cause=_custom_op_cause,
         fix=_custom_op_fix,
+        unless=("tf1_control_flow",),
     ),
     _rule(
         "select_tf_ops_unsupported",
@@ -795,6 +1136,7 @@ _RULES: tuple[_Rule, ...] = (
     _rule(
         "conv_input_rank",
         r"input->dims->size != 4 \((?P<got>\d+) != 4\)",
+        r"NumDimensions\(input\) != 4 \((?P<got>\d+) != 4\)",
         title="{The_op} needs a 4-D input, got {got}-D",
         cause=(
             "{The_op}{at_node} takes a 4-D image tensor [batch, height, width, channels], but its "
@@ -852,13 +1194,70 @@ _RULES: tuple[_Rule, ...] = (
         ),
     ),
     _rule(
+        "reshape_stretch",
+        r"(?P<check>stretch_dim != -1) \((?P<got>-?\d+) != -1\)",
+        title="RESHAPE cannot infer the -1 dimension of its target shape",
+        cause=(
+            "The RESHAPE op{at_node} has a target shape with a dimension to infer (-1), and it cannot "
+            "infer it: the target holds a second -1 or a 0. Only one dimension of a reshape can be "
+            "inferred, so this happens when a model has more than one dynamic (None) dimension "
+            "feeding the reshape, or when a shape computed inside the model came out empty."
+        ),
+        fix=(
+            "Give the inputs fixed sizes before allocate_tensors() "
+            "(`interpreter.resize_tensor_input(index, [1, n, ...])` with every dimension set), or "
+            "convert the model again with at most one None dimension feeding that reshape (for "
+            "example a fixed batch of 1); if the target shape is computed in the model, build it "
+            "from explicit sizes and convert again."
+        ),
+    ),
+    _rule(
+        "broadcast_shapes",
+        r"Given shapes, (?P<shapes>.{1,300}?), are not broadcastable",
+        r"(?P<check>d1 == d2 \|\| d1 == 1 \|\| d2 == 1) was not true",
+        title="{The_op} cannot broadcast its operands",
+        cause=_broadcast_cause,
+        fix=_broadcast_fix,
+    ),
+    _rule(
+        "kernel_rank_unsupported",
+        r"(?<!\w)(?P<op_name>\w{1,60}) op only supports (?P<min_rank>\d)D-(?P<max_rank>\d)D input arrays",
+        r"(?P<check>(?:NumDimensions\([\w>.-]{1,80}\)|(?<![\w>.-])[\w>.-]{1,80}->dims->size) <= (?P<max_rank>\d{1,2})) "
+        r"was not true",
+        r"Tensor rank \d+ exceeds max rank (?P<max_rank>\d+)",
+        title="{The_op} takes at most {max_rank} dimensions here",
+        cause=_rank_limit_cause,
+        fix=_rank_limit_fix,
+    ),
+    _rule(
+        "kernel_type_unsupported",
+        r"\bType '?(?P<type>\w{1,20})'? \((?P<type_code>\d+)\) (?:is )?not supported",
+        r"\bType '?(?P<type>\w{1,20})'? is (?:currently )?(?:not |un)supported by (?:op )?(?P<op_name>\w+)",
+        r"\bType '?(?P<type>\w{1,20})'? (?:is )?(?:currently )?not (?:currently )?supported",
+        r"(?<!\w)(?P<op_name>\w{1,60}) only (?:currently )?supports [^.]{1,200}?, got '?(?P<type>\w{1,20})'?",
+        r"Inputs and outputs not all float\|uint8\|int16 types",
+        r"Input type (?P<type>\w{1,20}) with Output type \w{1,20} is not currently supported",
+        rf"(?P<check>{_TERM} != {_TERM}) \((?P<got>[^()\s]{{1,40}}) != (?P<expected>[^()\s]{{1,40}})\)",
+        rf"(?P<check>{_TERM}(?: {_OPS} {_TERM}){{0,12}}) was not true",
+        title=lambda f: (
+            f"{f['The_op']} does not support {f['type']} tensors" if f.get("type")
+            else f"{f['The_op']} does not support the type of its input"
+        ),
+        cause=_type_cause,
+        fix=_type_fix,
+        refine=_refine_type_check,
+    ),
+    _rule(
         "kernel_check_failed",
         rf"(?P<check>{_TERM} != {_TERM}) \((?P<got>[^()\s]{{1,40}}) != (?P<expected>[^()\s]{{1,40}})\)",
-        rf"(?P<check>{_TERM}(?: {_OPS} {_TERM}){{0,6}}) was not true",
+        rf"(?P<check>{_TERM}(?: {_OPS} {_TERM}){{0,12}}) was not true",
         title="A check inside {the_op} failed: {check}",
         cause=_kernel_check_cause,
         fix=_kernel_check_fix,
-        unless=("reshape_element_count", "concatenation_mismatch", "conv_input_rank", "fully_connected_cols"),
+        unless=(
+            "reshape_element_count", "concatenation_mismatch", "conv_input_rank", "fully_connected_cols",
+            "reshape_stretch", "broadcast_shapes", "kernel_rank_unsupported", "kernel_type_unsupported",
+        ),
     ),
     _rule(
         "xnnpack_delegate_failed",
@@ -878,6 +1277,20 @@ _RULES: tuple[_Rule, ...] = (
             "own kernel then names the check that fails, and the model often runs that way. If you "
             "resized an input, keep the shape the model was converted for or re-convert it with "
             "dynamic (None) dimensions."
+        ),
+    ),
+    _rule(
+        "delegate_dynamic_tensors",
+        r"Attempting to use a delegate that only supports static-sized tensors with a graph that has "
+        r"dynamic-sized tensors(?: \(tensor ?#(?P<tensor>-?\d+) is a dynamic-sized tensor\))?",
+        title="A delegate that needs fixed shapes met a dynamic-sized tensor",
+        cause=_dynamic_tensor_cause,
+        fix=(
+            "Convert the model with fixed input shapes (no None dimensions, for example "
+            "`tf.TensorSpec([1, 224, 224, 3])`) and keep ops whose output size depends on the data "
+            "(tf.where, tf.unique, non-max suppression) out of the part you want on the delegate, "
+            "then convert again; or run without that delegate, on the CPU. As a warning next to "
+            "'Created TensorFlow Lite XNNPACK delegate for CPU', it needs no fix."
         ),
     ),
     # Generic lines that say where a failure happened, not why: primary only when nothing
@@ -900,6 +1313,7 @@ _RULES: tuple[_Rule, ...] = (
     _rule(
         "node_failed_to_prepare",
         r"Node number (?P<node>\d+) \((?P<op>[^)]*)\) failed to prepare",
+        r"Node (?P<op>[A-Z][A-Z_0-9]*) \(number (?P<node>\w+)\) failed to prepare",
         title="Op {op} (node {node}) failed to prepare",
         cause=(
             "The {op} op at node {node} failed while allocate_tensors() prepared the graph, which "
@@ -917,6 +1331,7 @@ _RULES: tuple[_Rule, ...] = (
     _rule(
         "node_failed_to_invoke",
         r"Node number (?P<node>\d+) \((?P<op>[^)]*)\) failed to invoke",
+        r"Node (?P<op>[A-Z][A-Z_0-9]*) \(number (?P<node>\w+)\) failed to invoke",
         title="Op {op} (node {node}) failed while the model ran",
         cause=(
             "The {op} op at node {node} failed during invoke(), on the actual data: for example an "
@@ -967,6 +1382,14 @@ def known_kinds() -> tuple[str, ...]:
 # -- cleaning ---------------------------------------------------------------------------------
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# What logs put in front of each line of a message: Android logcat ("E/tflite  (27994): ", with
+# or without a date), "ERROR: " / "WARNING: " / "TensorFlow Lite Error: " of the C++ tools, an
+# Arduino serial monitor's "07:31:13.216 -> ", and the "> " of a quoted reply.
+_LOG_PREFIX = re.compile(
+    r"(?m)^[ \t]{0,40}(?:(?:\d{4}-\d\d-\d\d )?(?:\d\d:\d\d:\d\d[.,]\d{1,9} )?(?:\d{1,9}-\d{1,9}/[\w.]{1,100} )?"
+    r"[VDIWEF]/[\w.-]{1,60}[ \t]{0,10}(?:\([ \t\d]{1,12}\))?:|(?:ERROR|WARNING|INFO|TensorFlow Lite Error):|"
+    r"\d\d:\d\d:\d\d\.\d{1,9} ->|(?:>[ \t]?){1,5})[ \t]?"
+)
 # A line that starts an exception in a traceback: "ValueError: …" or "module.SomeError: …".
 _EXCEPTION_LINE = re.compile(
     r"^(?P<type>(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt|Warning))"
@@ -985,7 +1408,8 @@ _LINE_START = re.compile(
     r"(?<=\S)(?=Node number \d|Failed to apply the default|Registration failed|"
     r"The model allocation is|Encountered unresolved custom op|Select TensorFlow op|"
     r"Regular TensorFlow ops|XNNPack delegate|Input tensor \d+ lacks|Didn't find op|"
-    r"Op builtin_code|Invoke called on model)"
+    r"Op builtin_code|Invoke called on model|Given shapes|Attempting to use a delegate|"
+    r"Failed to prepare for TPU|Didn't find custom op|Type (?:'?[A-Z]{2,}|\d))"
 )
 _SENTENCE_BREAK = re.compile(r"(?<=[.?!])\s+")
 # Where one error's report ends: a failed node, or a failed registration.
@@ -1006,7 +1430,7 @@ def clean_message(text: str) -> str:
 
 def _clean(text: str) -> tuple[str, str]:
     """The cleaned message, and the first source path it named (``""`` if none)."""
-    text = _ANSI.sub("", text)
+    text = _LOG_PREFIX.sub("", _ANSI.sub("", text))
     source = _SOURCE.search(text)
     text = _SOURCE.sub(" ", text)
     text = re.sub(r"\s+", " ", text).strip()
@@ -1045,7 +1469,7 @@ def _from_traceback(text: str) -> str:
     in …" after the real error). Prefer the last one whose message is recognised, then the last
     ValueError, RuntimeError or OSError (what the interpreter raises), then the last one.
     """
-    text = _ANSI.sub("", text).replace("\r\n", "\n")
+    text = _LOG_PREFIX.sub("", _ANSI.sub("", text).replace("\r\n", "\n"))
     found: list[tuple[str, str]] = []
     lines = text.split("\n")
     i = 0
@@ -1076,24 +1500,108 @@ def _from_traceback(text: str) -> str:
 # -- explaining -------------------------------------------------------------------------------
 
 
-def explain(message_or_exception: str | BaseException) -> Explanation:
+def explain(
+    message_or_exception: str | BaseException, *, diagnosis: Sequence[Mismatch] | None = None
+) -> Explanation:
     """Explain an interpreter error in plain words.
 
     Accepts an exception, its message, or a whole pasted traceback. Returns an ``Explanation``
     whose ``kind`` is the root cause (``"unknown"`` when nothing is recognised), with ``facts``
     read from the message and ``matched`` listing every kind found, the primary one first.
     For an exception that is not recognised, the exceptions it was raised from are tried too.
-    Never raises.
+
+    ``diagnosis`` is what ``diagnose()`` found in the data that was fed. When one of its
+    mismatches names the input the message names, the cause and the fix say what that mismatch
+    says (arrays bound to the wrong inputs are not cured by a cast), and ``facts`` records it
+    (``diagnosis_kind``, ``diagnosis_input``, ``diagnosis_message``, ``diagnosis_fix``); the
+    ``kind`` stays the message's. Never raises.
     """
+    explanation = _explain(message_or_exception)
+    if diagnosis:
+        explanation = _agree(explanation, diagnosis)
+    return explanation
+
+
+def _explain(message_or_exception: str | BaseException) -> Explanation:
     if isinstance(message_or_exception, BaseException):
         explanation = _explain_text(str(message_or_exception))
         linked = message_or_exception.__cause__ or message_or_exception.__context__
         if not explanation.recognised and linked is not None and linked is not message_or_exception:
-            inner = explain(linked)
+            inner = _explain(linked)
             if inner.recognised:
                 return inner
         return explanation
     return _explain_text(_from_traceback(str(message_or_exception)[-_MAX_TEXT:]))
+
+
+# Which kinds of mismatch in the data make set_tensor() say which message.
+_MISMATCH_CAUSES: dict[str, frozenset[str]] = {
+    "association": frozenset({"dimension_mismatch", "rank_mismatch", "dtype_mismatch", "byte_size_mismatch"}),
+    "batch": frozenset({"dimension_mismatch", "rank_mismatch"}),
+    "rank": frozenset({"rank_mismatch"}),
+    "layout": frozenset({"dimension_mismatch"}),
+    "channels": frozenset({"dimension_mismatch"}),
+    "shape": frozenset({"dimension_mismatch"}),
+    "dynamic": frozenset({"dimension_mismatch"}),
+    "dtype": frozenset({"dtype_mismatch", "value_not_convertible", "byte_size_mismatch"}),
+    "quantization": frozenset({"dtype_mismatch"}),
+}
+_PER_INPUT_KINDS = frozenset().union(*_MISMATCH_CAUSES.values())
+
+
+def _agree(explanation: Explanation, diagnosis: Sequence[Mismatch]) -> Explanation:
+    """The explanation made to say what the diagnosis says about the input the message names.
+
+    A mismatch of a kind that causes this message wins; failing that, any error on the same
+    input (the interpreter reports only the first problem it checks). A diagnosis about other
+    inputs leaves the explanation as it is. The input is matched by the tensor name the message
+    gives; without one, by the message's input number, which is a tensor index: in converted
+    models it is the input's position, the number a mismatch carries.
+    """
+    if explanation.kind not in _PER_INPUT_KINDS:
+        return explanation
+    facts = explanation.facts
+    name, index = facts.get("name"), facts.get("input")
+
+    def same_input(m: Mismatch) -> bool:
+        if m.input_index < 0:
+            return False
+        if name:
+            return m.input_name == name
+        return isinstance(index, int) and m.input_index == index
+
+    candidates = [m for m in diagnosis if same_input(m)]
+    causing = [m for m in candidates if explanation.kind in _MISMATCH_CAUSES.get(m.kind, ())]
+    errors = [m for m in candidates if m.severity == "error"]
+    chosen = (causing or errors or [None])[0]
+    if chosen is None:
+        return explanation
+    first = chosen.fixes[0] if chosen.fixes else None
+    if chosen in causing:
+        cause = (
+            f"The diagnosis of the data finds the cause: {chosen.message} The interpreter's "
+            f"message ({explanation.title}) is what that leads to."
+        )
+    else:
+        cause = (
+            f"The diagnosis of the data reports for this input: {chosen.message} The interpreter "
+            f"stops at the first problem it checks ({explanation.title}); fix what the diagnosis "
+            "reports first."
+        )
+    if first is not None:
+        fix = f"Apply the diagnosis' fix: {first.label.rstrip('.')}" + (f" (`{first.code}`)." if first.code else ".")
+    else:
+        where = f"input {chosen.input_index} ({chosen.input_name!r})"
+        fix = f"Fix what the diagnosis reports for {where}. {explanation.fix}"
+    agreed = {
+        **dict(facts),
+        "diagnosis_kind": chosen.kind,
+        "diagnosis_input": chosen.input_index,
+        "diagnosis_message": chosen.message,
+    }
+    if first is not None:
+        agreed["diagnosis_fix"] = first.code or first.label
+    return replace(explanation, cause=cause, fix=fix, facts=agreed)
 
 
 # What explain() reads of a text: the end, where the exception is. The reporter cuts each
@@ -1107,6 +1615,9 @@ def _explain_text(raw: str) -> Explanation:
     message = message[-_MAX_MESSAGE:]
     current, earlier = _split_current(message)
     hits = _matches(current)
+    if not hits and _RETYPED.search(current):
+        # A message retyped by hand ("cannot set tensor: got value of type uint8 …").
+        hits = _matches(current, folded=True)
     if not hits:
         return _unknown(message)
     earlier_kinds = [rule.kind for rule, _ in _matches(earlier)] if earlier else []
@@ -1139,10 +1650,14 @@ def _explain_text(raw: str) -> Explanation:
     )
 
 
+# Words of every message worth a second, case-blind pass: without them none would match anyway.
+_RETYPED = re.compile(r"tensor|delegate|interpreter|opcode|custom op|dimension|type|shape|model", re.IGNORECASE)
+
 _KERNEL_KINDS = frozenset(
     {
         "reshape_element_count", "concatenation_mismatch", "conv_input_rank", "fully_connected_cols",
-        "kernel_check_failed",
+        "kernel_check_failed", "reshape_stretch", "broadcast_shapes", "kernel_rank_unsupported",
+        "kernel_type_unsupported",
     }
 )
 
@@ -1170,25 +1685,54 @@ def _split_current(message: str) -> tuple[str, str]:
     return message, ""
 
 
-def _matches(text: str) -> list[tuple[_Rule, dict[str, Any]]]:
-    """Rules that match ``text`` in priority order, each once, with the facts of its first match."""
+def _matches(text: str, folded: bool = False) -> list[tuple[_Rule, dict[str, Any]]]:
+    """Rules that match ``text`` in priority order, each once, with the facts of its first match.
+
+    ``folded`` matches ignoring case, for a message someone retyped.
+    """
     hits: list[tuple[_Rule, dict[str, Any]]] = []
     kinds: set[str] = set()
+    # Several rules share a pattern (a kernel check, then whether it checks a type): scan once.
+    scanned: dict[re.Pattern[str], list[re.Match[str]]] = {}
+    checks = "!=" in text or "was not true" in text
     for rule in _RULES:
         if rule.kind in kinds or any(k in kinds for k in rule.unless):
             continue
-        found = _search(rule, text)
+        found = _search(rule, text, folded, scanned, checks)
         if found is not None:
             hits.append((rule, found))
             kinds.add(rule.kind)
     return hits
 
 
-def _search(rule: _Rule, text: str) -> dict[str, Any] | None:
-    for pattern in rule.patterns:
-        match = pattern.search(text)
-        if match:
-            return {k: _typed(k, v) for k, v in match.groupdict().items() if v is not None}
+# How many matches of one pattern a rule with a ``refine`` hook looks at before giving up.
+_MAX_REFINED = 20
+
+
+def _search(
+    rule: _Rule,
+    text: str,
+    folded: bool = False,
+    scanned: dict[re.Pattern[str], list[re.Match[str]]] | None = None,
+    checks: bool = True,
+) -> dict[str, Any] | None:
+    for pattern in rule.folded if folded else rule.patterns:
+        if not checks and _EXPR in pattern.pattern:
+            continue  # a kernel check needs "!=" or "was not true"; the scan costs the most
+        if scanned is not None and pattern in scanned:
+            found = scanned[pattern]
+        else:
+            found = list(itertools.islice(pattern.finditer(text), _MAX_REFINED if rule.refine else 1))
+            if scanned is not None:
+                scanned[pattern] = found
+        for match in found:
+            facts: dict[str, Any] | None = {
+                k: _typed(k, v) for k, v in match.groupdict().items() if v is not None
+            }
+            if rule.refine is not None:
+                facts = rule.refine(facts)  # type: ignore[arg-type]
+            if facts is not None:
+                return facts
     return None
 
 
@@ -1202,6 +1746,8 @@ def _values(facts: Mapping[str, Any]) -> dict[str, Any]:
     """The facts plus the phrases the templates share (``at_node``, ``the_op``, …)."""
     values = dict(facts)
     op, node = facts.get("op"), facts.get("node")
+    if not op and facts.get("op_name"):
+        op = facts["op_name"]
     values["at_node"] = f" at node {node}" if node is not None else ""
     values["the_op"] = f"the {op} op" if op else "an op"
     values["The_op"] = f"The {op} op" if op else "An op"

@@ -82,6 +82,17 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     dense = tf.function(lambda x: tf.tensordot(x, tf.ones([4, 3]), axes=1), input_signature=[spec([1, 2, 4])])
     save("dense", [dense.get_concrete_function()])
 
+    # Two inputs added element by element: resizing one breaks the broadcast.
+    add2 = tf.function(lambda a, b: a + b, input_signature=[spec([1, 4]), spec([1, 4])])
+    save("add2", [add2.get_concrete_function()])
+    # A TRANSPOSE whose input the tests widen to 9 dimensions, past the kernel's limit.
+    transpose = tf.function(lambda x: tf.transpose(x, [3, 2, 1, 0]) + 1.0, input_signature=[spec([1, 2, 2, 3])])
+    save("transpose", [transpose.get_concrete_function()])
+    # Float kernels whose tensors the tests retype to INT64 and BOOL.
+    save("exp", [tf.function(tf.exp, input_signature=[spec([1, 4])]).get_concrete_function()])
+    split = tf.function(lambda x: tf.split(x, 2, axis=1), input_signature=[spec([1, 4], tf.int32)])
+    save("split", [split.get_concrete_function()])
+
     class TwoSignatures(tf.Module):
         @tf.function(input_signature=[spec([1, 2])])
         def add(self, x: Any) -> dict[str, Any]:
@@ -869,6 +880,281 @@ def test_a_long_accumulated_buffer_is_cheap() -> None:
     assert result.message.count("Encountered") == 1
 
 
+# -- kernel families: rank limits, types, broadcasting, RESHAPE's -1, control flow, the API ----
+
+
+def _builtin_ops(tree: Any, code: int) -> list[Any]:
+    return [op for op in tree.subgraphs[0].operators if tree.operatorCodes[op.opcodeIndex].builtinCode == code]
+
+
+def _retyped(model: Path, old: int, new: int) -> bytes:
+    """The model with every input and op output of type ``old`` retyped to ``new``."""
+
+    def change(tree: Any) -> None:
+        graph = tree.subgraphs[0]
+        for index in [*graph.inputs, *(t for op in graph.operators for t in op.outputs)]:
+            if graph.tensors[index].type == old:
+                graph.tensors[index].type = new
+
+    return patched(model, change)
+
+
+@pytest.mark.parametrize("options", [{}, NO_DEFAULT_DELEGATES], ids=["default", "no-default-delegates"])
+def test_transpose_past_its_rank_limit(models: dict[str, Path], options: dict[str, Any]) -> None:
+    from ai_edge_litert import schema_py_generated as schema
+
+    def nine_dimensions(tree: Any) -> None:
+        graph = tree.subgraphs[0]
+        perm = graph.tensors[_builtin_ops(tree, schema.BuiltinOperator.TRANSPOSE)[0].inputs[1]]
+        perm.shape = np.array([9], np.int32)
+        tree.buffers[perm.buffer].data = np.arange(8, -1, -1, dtype=np.int32).tobytes()
+        for tensor in graph.tensors:
+            if list(tensor.shape) == [1, 2, 2, 3]:
+                tensor.shape = np.array([1] * 6 + [2, 2, 3], np.int32)
+
+    content = patched(models["transpose"], nine_dimensions)
+    error = raised(Interpreter(model_content=content, **options).allocate_tensors)
+
+    result = explained(error)
+
+    assert "only supports 1D-8D" in str(error)
+    assert result.kind == "kernel_rank_unsupported"
+    assert (result.facts["op"], result.facts["max_rank"]) == ("TRANSPOSE", 8)
+    assert "at most 8 dimensions" in result.cause and "TRANSPOSE" in result.cause
+    assert "Upgrade the runtime" in result.fix and "reshape" in result.fix
+
+
+def test_int64_tensor_for_a_float_kernel(models: dict[str, Path]) -> None:
+    from ai_edge_litert import schema_py_generated as schema
+
+    content = _retyped(models["exp"], schema.TensorType.FLOAT32, schema.TensorType.INT64)
+    interpreter = Interpreter(model_content=content)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], np.ones([1, 4], np.int64))
+    error = raised(interpreter.invoke)
+
+    result = explained(error)
+
+    assert re.search(r"Type 4 is currently not supported by Exp", str(error))
+    assert result.kind == "kernel_type_unsupported"
+    assert (result.facts["type"], result.facts["op"]) == ("INT64", "EXP")
+    assert "INT64" in result.title and "int64" in result.cause
+    assert "tf.cast" in result.fix and "tf.int32" in result.fix and "SELECT_TF_OPS" in result.fix
+
+
+def test_bool_tensor_for_split(models: dict[str, Path]) -> None:
+    # A type check written as a kernel check ("is_supported_type was not true").
+    from ai_edge_litert import schema_py_generated as schema
+
+    content = _retyped(models["split"], schema.TensorType.INT32, schema.TensorType.BOOL)
+    error = raised(Interpreter(model_content=content).allocate_tensors)
+
+    result = explained(error)
+
+    assert "was not true" in str(error)
+    assert result.kind == "kernel_type_unsupported"
+    assert result.facts["op"] == "SPLIT" and "type" in result.facts["check"]
+    assert result.matched[0] == "kernel_type_unsupported" and "kernel_check_failed" not in result.matched
+
+
+def test_broadcast_fails_after_resizing_one_input(models: dict[str, Path]) -> None:
+    interpreter = Interpreter(model_path=str(models["add2"]), **NO_DEFAULT_DELEGATES)
+    interpreter.resize_tensor_input(interpreter.get_input_details()[1]["index"], [1, 3])
+    error = raised(interpreter.allocate_tensors)
+
+    result = explained(error)
+
+    assert "are not broadcastable" in str(error)
+    assert result.kind == "broadcast_shapes"
+    assert result.facts["shapes"] == "[1,4] and [1,3]" and result.facts["op"] == "ADD"
+    assert "[1,4] and [1,3]" in result.cause and "resize" in result.cause
+    assert "get_input_details()" in result.fix
+
+
+def test_reshape_with_two_dimensions_to_infer(models: dict[str, Path]) -> None:
+    from ai_edge_litert import schema_py_generated as schema
+
+    def two_unknowns(tree: Any) -> None:
+        op = _builtin_ops(tree, schema.BuiltinOperator.RESHAPE)[0]
+        target = tree.subgraphs[0].tensors[op.inputs[1]]
+        target.shape = np.array([2], np.int32)
+        tree.buffers[target.buffer].data = np.array([-1, -1], np.int32).tobytes()
+        if op.builtinOptions is not None:
+            op.builtinOptions.newShape = [-1, -1]
+
+    content = patched(models["reshape_gather"], two_unknowns)
+    error = raised(Interpreter(model_content=content, **NO_DEFAULT_DELEGATES).allocate_tensors)
+
+    result = explained(error)
+
+    assert "stretch_dim != -1" in str(error)
+    assert result.kind == "reshape_stretch"
+    assert result.facts["op"] == "RESHAPE" and "reshape_utils.h" in result.facts["source"]
+    assert "-1" in result.cause and "one dimension" in result.cause
+    assert "resize_tensor_input" in result.fix
+
+
+def _with_custom_code(model: Path, name: str) -> bytes:
+    def change(tree: Any) -> None:
+        for code in tree.operatorCodes:
+            if code.customCode:
+                code.customCode = name.encode()
+
+    return patched(model, change)
+
+
+@pytest.mark.parametrize("op", ["Enter", "TensorArrayV3", "LoopCond"])
+def test_tf1_control_flow_kept_as_a_custom_op(models: dict[str, Path], op: str) -> None:
+    error = raised(Interpreter(model_content=_with_custom_code(models["custom"], op)).allocate_tensors)
+
+    result = explained(error)
+
+    assert f"unresolved custom op: {op}" in str(error)
+    assert result.kind == "tf1_control_flow" and result.facts["op"] == op
+    assert "TensorFlow 1.x control flow" in result.cause and "WHILE" in result.cause
+    assert "enable_control_flow_v2" in result.fix and "SELECT_TF_OPS" in result.fix
+
+
+def test_edge_tpu_model_without_its_delegate(models: dict[str, Path]) -> None:
+    content = _with_custom_code(models["custom"], "edgetpu-custom-op")
+    error = raised(Interpreter(model_content=content).allocate_tensors)
+
+    result = explained(error)
+
+    assert result.kind == "unresolved_custom_op" and result.facts["op"] == "edgetpu-custom-op"
+    assert "Edge TPU" in result.cause and "load_delegate('libedgetpu.so.1')" in result.fix
+
+
+def test_interpreter_method_this_runtime_lacks(models: dict[str, Path]) -> None:
+    interpreter = Interpreter(model_path=str(models["image"]))
+    error = raised(lambda: interpreter.set_num_threads(2))  # type: ignore[attr-defined]
+
+    result = explained(error)
+
+    assert isinstance(error, AttributeError)
+    assert result.kind == "interpreter_api_missing"
+    assert result.facts == {"owner": "Interpreter", "attr": "set_num_threads"}
+    assert "num_threads=4" in result.fix
+
+
+def test_module_attribute_this_runtime_lacks() -> None:
+    import ai_edge_litert.interpreter as module
+
+    error = raised(lambda: module.OpResolver)  # the name before TensorFlow 2.5
+
+    result = explained(error)
+
+    assert result.kind == "interpreter_api_missing"
+    assert result.facts == {"module": "ai_edge_litert.interpreter", "attr": "OpResolver"}
+
+
+def test_message_retyped_in_lower_case(models: dict[str, Path]) -> None:
+    interpreter = allocated(models["uint8"])
+    error = raised(interpreter.set_tensor, 0, np.zeros([1, 4], np.float32))
+
+    result = explain(str(error).lower())
+
+    assert result.kind == "dtype_mismatch"
+    assert (result.facts["got_type"], result.facts["expected_type"]) == ("FLOAT32", "UINT8")
+    assert "np.uint8" in result.fix and "scale" in result.fix
+
+
+def test_notebook_output_with_log_lines_around(models: dict[str, Path]) -> None:
+    interpreter = Interpreter(model_path=str(models["add2"]), **NO_DEFAULT_DELEGATES)
+    interpreter.resize_tensor_input(1, [1, 3])
+    error = raised(interpreter.allocate_tensors)
+    # How Jupyter prints it, with logcat-style lines before and a warning after.
+    pasted = (
+        "I/tflite  ( 6266): Initialized TensorFlow Lite runtime.\n"
+        "---------------------------------------------------------------------------\n"
+        "RuntimeError                              Traceback (most recent call last)\n"
+        "<ipython-input-7-a3e92edc5dd8> in <module>()\n"
+        "      1 interpreter.resize_tensor_input(1, [1, 3])\n"
+        "----> 2 interpreter.allocate_tensors()\n\n"
+        f"RuntimeError: {error}\n"
+        "W/System  ( 6266): A resource failed to call close.\n"
+    )
+
+    result = explain(pasted)
+
+    assert result.kind == "broadcast_shapes" and result.facts["node"] == 0
+    assert result.message.startswith("Given shapes")
+
+
+def test_log_prefixes_and_glued_messages_of_two_calls(models: dict[str, Path]) -> None:
+    # Two failures on one interpreter: the buffer keeps the first; logcat prefixes every line.
+    interpreter = Interpreter(model_content=_with_custom_code(models["custom"], "Enter"))
+    first = str(raised(interpreter.allocate_tensors))
+    second = str(raised(interpreter.allocate_tensors))
+    logged = "\n".join(f"E/tflite  (27994): {line}" for line in second.splitlines())
+
+    result = explain(logged)
+
+    assert second.count("Encountered") == 2 and first in second
+    assert result.kind == "tf1_control_flow" and "E/tflite" not in result.message
+    assert result.message.count("Encountered") == 1
+
+
+# Messages of delegates and builds this machine cannot run: each from the report it names.
+@pytest.mark.parametrize(
+    ("message", "kind", "facts"),
+    [
+        # google-coral/edgetpu#435: a model compiled for a newer Edge TPU runtime.
+        (("RuntimeError: Failed to prepare for TPU. Failed precondition: Package requires runtime version "
+          "(14), which is newer than this runtime version (13).Node number 2 (EdgeTpuDelegateForCustomOp) "
+          "failed to prepare."), "edgetpu_runtime_version",
+         {"required": 14, "installed": 13, "node": 2, "op": "EdgeTpuDelegateForCustomOp"}),
+        # google-coral/pycoral#15: libedgetpu and tflite_runtime of different releases.
+        (("RuntimeError: Internal: Unsupported data type in custom op handler: 0Node number 1 "
+          "(EdgeTpuDelegateForCustomOp) failed to prepare."), "edgetpu_runtime_mismatch",
+         {"code": 0, "node": 1, "op": "EdgeTpuDelegateForCustomOp"}),
+        # birdnet-team/BirdNET-Analyzer#740: the XNNPACK warning of ai-edge-litert.
+        (("WARNING: Attempting to use a delegate that only supports static-sized tensors with a graph that "
+          "has dynamic-sized tensors (tensor#187 is a dynamic-sized tensor)."), "delegate_dynamic_tensors",
+         {"tensor": 187}),
+        # tensorflow/flutter-tflite#259: TensorFlow Lite Micro without the op in its resolver.
+        (("Didn't find op for builtin opcode 'FULLY_CONNECTED' version '1'. An older version of this builtin "
+          "might be supported. Are you using an old TFLite binary with a newer model?\n\nFailed to get "
+          "registration from op code FULLY_CONNECTED"), "op_missing_from_resolver", {"op": "FULLY_CONNECTED"}),
+        # lshug/first-order-model-tf#13: TensorFlow 2.4 has no signature runner.
+        ("AttributeError: 'Interpreter' object has no attribute 'get_signature_runner'", "interpreter_api_missing",
+         {"owner": "Interpreter", "attr": "get_signature_runner"}),
+    ],
+)
+def test_messages_from_reports_of_other_builds(message: str, kind: str, facts: dict[str, Any]) -> None:
+    result = explain(message)
+
+    assert result.kind == kind
+    assert {k: result.facts[k] for k in facts} == facts
+
+
+def test_edge_tpu_runtime_version_fix_names_both_versions() -> None:
+    result = explain(
+        "Failed to prepare for TPU. Failed precondition: Package requires runtime version (14), which is "
+        "newer than this runtime version (13)."
+    )
+
+    assert "edgetpu_compiler -m 13" in result.fix and "14" in result.fix
+    assert "edgetpu_prepare_failed" not in result.matched
+
+
+def test_signature_runner_needs_tensorflow_2_5() -> None:
+    result = explain("AttributeError: 'Interpreter' object has no attribute 'get_signature_runner'")
+
+    assert "2.5" in result.cause and "2.5 or later" in result.fix
+
+
+def test_dynamic_tensor_warning_does_not_hide_an_error() -> None:
+    # The warning of the default delegate, then the error that matters.
+    result = explain(
+        "WARNING: Attempting to use a delegate that only supports static-sized tensors with a graph that has "
+        "dynamic-sized tensors (tensor#3 is a dynamic-sized tensor).\n"
+        "ValueError: Cannot set tensor: Dimension mismatch. Got 5 but expected 4 for dimension 1 of input 0."
+    )
+
+    assert result.kind == "dimension_mismatch"
+
+
 # -- messages the installed runtime cannot produce: hand-written strings ----------------------
 # Each string below comes from another version or build (named in the comment), or needs
 # hardware; the live tests above cover the wording of ai-edge-litert 2.3.0.
@@ -933,9 +1219,10 @@ def test_op_inside_a_while_body() -> None:
          "(SPLIT) failed to prepare.", "kernel_check_failed",
          {"check": "input_size % num_splits != 0", "got": 5, "expected": 0, "node": 1, "op": "SPLIT",
           "source": "tensorflow/lite/kernels/split.cc:90"}),
+        # A rank limit of an older PAD kernel.
         ("tensorflow/lite/kernels/pad.cc:113 NumDimensions(op_context->input) <= 4 was not true.Node "
-         "number 3 (PAD) failed to prepare.", "kernel_check_failed",
-         {"check": "NumDimensions(op_context->input) <= 4", "node": 3, "op": "PAD",
+         "number 3 (PAD) failed to prepare.", "kernel_rank_unsupported",
+         {"check": "NumDimensions(op_context->input) <= 4", "max_rank": 4, "node": 3, "op": "PAD",
           "source": "tensorflow/lite/kernels/pad.cc:113"}),
         # Coral: needs an Edge TPU model and no Edge TPU delegate.
         ("Encountered unresolved custom op: edgetpu-custom-op.Node number 0 (edgetpu-custom-op) failed "
@@ -1010,3 +1297,169 @@ def test_long_adversarial_text_is_explained_without_hanging(text):
     code = "import sys; from lite_debug.explain import explain; print(explain(sys.stdin.read()).kind)"
     done = subprocess.run([sys.executable, "-c", code], input=text, capture_output=True, text=True, timeout=30)
     assert done.returncode == 0 and done.stdout.strip(), done.stderr
+
+
+# -- real reports: tests/fixtures/real_errors ----------------------------------------------------
+# Texts as people pasted them in public issues, labelled from each thread's resolution. The
+# split (by a hash of the thread's URL) was fixed before the rules for these families were
+# written, and the rules were written against the dev entries only.
+
+_CORPUS: list[dict[str, str]] = json.loads(
+    (Path(__file__).parent / "fixtures" / "real_errors" / "corpus.json").read_text(encoding="utf-8")
+)
+_HELD_OUT = [entry for entry in _CORPUS if entry["split"] == "held_out"]
+
+
+def _split_of(source: str) -> str:
+    import hashlib
+
+    return "held_out" if hashlib.sha256(source.encode()).hexdigest()[0] in "01234567" else "dev"
+
+
+def test_corpus_entries_and_their_split() -> None:
+    assert len({entry["id"] for entry in _CORPUS}) == len(_CORPUS)
+    assert all(entry["split"] == _split_of(entry["source"]) for entry in _CORPUS)
+    assert all(entry["source"].startswith("https://github.com/") and entry["text"].strip() for entry in _CORPUS)
+    assert {entry["expected"] for entry in _CORPUS} <= set(known_kinds()) - {"unknown"}
+    assert len(_HELD_OUT) >= 25
+
+
+def _well_formed(result: Explanation) -> None:
+    for text in (result.title, result.cause, result.fix):
+        assert text and not re.search(r"\{\w+(?:!r)?\}", text)  # no template placeholder left
+    assert result.cause.endswith((".", ")")) and result.fix.endswith((".", ")"))
+    json.dumps(result.to_dict())
+
+
+@pytest.mark.parametrize("entry", _HELD_OUT, ids=[entry["id"] for entry in _HELD_OUT])
+def test_held_out_report_is_explained_with_its_cause(entry: dict[str, str]) -> None:
+    result = explain(entry["text"])
+
+    assert result.kind == entry["expected"], f"{entry['source']}: {entry['cause']}"
+    _well_formed(result)
+
+
+def test_held_out_rate(record_property: Callable[[str, object], None]) -> None:
+    right = [entry["id"] for entry in _HELD_OUT if explain(entry["text"]).kind == entry["expected"]]
+    rate = len(right) / len(_HELD_OUT)
+    record_property("held_out_rate", f"{len(right)}/{len(_HELD_OUT)}")
+
+    assert rate >= 0.85, f"{len(right)}/{len(_HELD_OUT)} held-out reports explained with their cause"
+
+
+def test_dev_reports_are_explained_with_their_cause() -> None:
+    dev = [entry for entry in _CORPUS if entry["split"] == "dev"]
+    wrong = {e["id"]: (e["expected"], explain(e["text"]).kind) for e in dev if explain(e["text"]).kind != e["expected"]}
+
+    assert not wrong
+    for entry in dev:
+        _well_formed(explain(entry["text"]))
+
+
+
+@pytest.mark.parametrize(
+    ("expected", "fix"),
+    [("FLOAT32", "x.astype(np.float32)"), ("FLOAT64", "float32 inputs")],
+    ids=["float32", "float64"],
+)
+def test_notype_of_older_runtimes(expected: str, fix: str) -> None:
+    # TensorFlow 2.3 printed NOTYPE for float64 arrays (Samsung/ONE#2761, tensorflow#44529).
+    message = f"ValueError: Cannot set tensor: Got value of type NOTYPE but expected type {expected} for input 0"
+
+    result = explain(message)
+
+    assert result.kind == "dtype_mismatch" and "float64" in result.cause and fix in result.fix
+
+# -- the diagnosis and the message agree ----------------------------------------------------------
+
+_EXAMPLES = Path(__file__).parents[1] / "lite_debug" / "examples"
+
+
+def _swapped_inputs_error() -> tuple[BaseException, list[Any]]:
+    """The real interpreter's error for the gallery's swapped inputs, and the diagnosis of them."""
+    from lite_debug import diagnose, inspect_model, load_data
+
+    model = _EXAMPLES / "two_inputs.tflite"
+    name = "two-inputs-swapped.broken.npz"
+    diagnosis = diagnose(inspect_model(model.read_bytes()), load_data(name, (_EXAMPLES / name).read_bytes()))
+    arrays = list(np.load(_EXAMPLES / name).values())
+    interpreter = Interpreter(model_path=str(model))
+    details = interpreter.get_input_details()
+    for detail, array in zip(details, arrays):  # set by position, in the file's order
+        interpreter.resize_tensor_input(detail["index"], array.shape)
+    interpreter.allocate_tensors()
+
+    def feed() -> None:
+        for detail, array in zip(details, arrays):
+            interpreter.set_tensor(detail["index"], array)
+
+    return raised(feed), diagnosis
+
+
+def test_explanation_agrees_with_the_association_diagnosis() -> None:
+    error, diagnosis = _swapped_inputs_error()
+    association = next(m for m in diagnosis if m.kind == "association" and m.input_name == "features")
+
+    alone = explain(error)
+    agreed = explain(error, diagnosis=diagnosis)
+
+    assert "expected type FLOAT32 for input 0, name: features" in str(error)
+    assert alone.kind == agreed.kind == "dtype_mismatch"
+    assert "astype" in alone.fix  # what the message alone suggests, and what would not help
+    assert "astype" not in agreed.fix and "astype" not in agreed.cause
+    assert association.message in agreed.cause
+    assert association.fixes[0].code in agreed.fix and association.fixes[0].label in agreed.fix
+    assert agreed.facts["diagnosis_kind"] == "association" and agreed.facts["diagnosis_input"] == 0
+    assert agreed.facts["diagnosis_fix"] == association.fixes[0].code
+    assert {k: agreed.facts[k] for k in alone.facts} == dict(alone.facts)
+    _well_formed(agreed)
+
+
+def test_a_diagnosis_of_another_input_changes_nothing() -> None:
+    error, diagnosis = _swapped_inputs_error()
+    other = [m for m in diagnosis if m.input_name != "features"]
+
+    assert other and explain(error, diagnosis=other) == explain(error)
+
+
+def test_explanation_agrees_with_a_shape_diagnosis(models: dict[str, Path]) -> None:
+    from lite_debug import diagnose, inspect_model
+
+    x = np.zeros([1, 5, 4, 3], np.float32)
+    diagnosis = diagnose(inspect_model(models["image"].read_bytes()), x)
+    error = raised(allocated(models["image"]).set_tensor, 0, x)
+
+    result = explain(error, diagnosis=diagnosis)
+
+    mismatch = next(m for m in diagnosis if m.severity == "error")
+    assert result.kind == "dimension_mismatch" and result.facts["diagnosis_kind"] == mismatch.kind
+    assert mismatch.message in result.cause and mismatch.fixes[0].label in result.fix
+
+
+def test_the_diagnosis_wins_when_it_names_the_same_input() -> None:
+    # The kinds cannot agree (a dtype message, a shape mismatch), but the input is the same.
+    from lite_debug.records import Mismatch
+
+    shape = Mismatch(
+        input_index=0, input_name="x", kind="shape", severity="error", expected="[1, 4]", got="[1, 5]",
+        message="Input 0 ('x') expects [1, 4], but the data is [1, 5].",
+    )
+    message = "Cannot set tensor: Got value of type FLOAT64 but expected type FLOAT32 for input 0, name: x "
+
+    result = explain(message, diagnosis=[shape])
+
+    assert result.kind == "dtype_mismatch" and result.facts["diagnosis_kind"] == "shape"
+    assert shape.message in result.cause and "first problem" in result.cause
+    assert "diagnosis" in result.fix and "diagnosis_fix" not in result.facts
+
+
+def test_a_diagnosis_does_not_touch_errors_of_the_graph() -> None:
+    from lite_debug.records import Mismatch
+
+    shape = Mismatch(
+        input_index=0, input_name="x", kind="shape", severity="error", expected="[1, 4]", got="[1, 5]",
+        message="Input 0 ('x') expects [1, 4], but the data is [1, 5].",
+    )
+    message = "Encountered unresolved custom op: Enter.Node number 0 (Enter) failed to prepare."
+
+    assert explain(message, diagnosis=[shape]) == explain(message)
