@@ -644,3 +644,38 @@ def test_describe_for_empty_and_clutter_only_archives():
     assert read_archive("c.zip", clutter).describe() == (
         "c.zip holds only files that operating systems add (__MACOSX/._x, .DS_Store), nothing lite-debug can use."
     )
+
+
+@pytest.mark.parametrize("mode", ["zip", "w", "w:gz", "w:bz2", "w:xz"])
+def test_mutated_archives_end_in_an_archive_or_a_sentence(mode):
+    import random
+
+    members = {
+        "issue/model.tflite": ex("two_inputs.tflite"),
+        "issue/in.npy": ex("image-size.good.npy")[:3000],
+        "issue/traceback.txt": traceback_of(DIMENSION),
+        "issue/README.md": "hello",
+    }
+    seed = make_zip(members) if mode == "zip" else make_tar(members, mode)
+    rng = random.Random(mode)
+    outcomes = {"read": 0, "refused": 0}
+    for _ in range(150):
+        data = bytearray(seed)
+        for _ in range(rng.choice([1, 2, 4, 8, 32])):
+            at = rng.randrange(len(data))
+            op = rng.random()
+            if op < 0.6:
+                data[at] = rng.randrange(256)
+            elif op < 0.8:
+                del data[at : at + rng.randrange(1, 64)]
+            else:
+                data[at:at] = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 16)))
+        try:
+            read_archive("mutant", bytes(data))
+            outcomes["read"] += 1
+        except BundleError as exc:
+            assert str(exc).endswith(".") and "mutant" in str(exc)
+            outcomes["refused"] += 1
+    # Most mutants break a checksum and are refused as damaged; none may escape as another error.
+    assert outcomes["refused"] > 0, outcomes
+
