@@ -17,6 +17,7 @@ from lite_debug.gallery import example
 from lite_debug.inspection import inspect_model
 from lite_debug.records import Feed
 from lite_debug.running import Limits, WorkerPool
+from zipbombs import central_directory_bomb
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -109,3 +110,49 @@ def test_pickled_input_in_a_bundle_is_refused():
     data = _zip({"model.tflite": b"m", "inputs/0.npy": pickled.getvalue()}, {**MANIFEST, "inputs": {"x": "inputs/0.npy"}})
     with pytest.raises(BundleError, match="inputs/0.npy"):
         read_bundle(data)
+
+
+def _count_directory_parses(monkeypatch):
+    parsed = []
+    original = zipfile.ZipFile._RealGetContents
+
+    def counting(self):
+        parsed.append(self)
+        return original(self)
+
+    monkeypatch.setattr(zipfile.ZipFile, "_RealGetContents", counting)
+    return parsed
+
+
+@pytest.mark.parametrize(
+    "bomb, words",
+    [
+        # The bomb listed 4 million entries; the end records say so before any is read.
+        (central_directory_bomb(2, declared=4_000_000, zip64=True), "declares 4,000,000 files, more than the 256 allowed"),
+        (central_directory_bomb(2, declared=60_000), "declares 60,000 files, more than the 256 allowed"),
+        # The end record says 3, the directory holds 100,000 records: counted, stopped at 257.
+        (central_directory_bomb(100_000, declared=3), "holds more files, more than the 256 allowed"),
+    ],
+    ids=["zip64", "classic", "lying-end-record"],
+)
+def test_a_central_directory_bomb_is_refused_before_zipfile_parses_it(monkeypatch, bomb, words):
+    parsed = _count_directory_parses(monkeypatch)
+    with pytest.raises(BundleError, match=words):
+        read_bundle(bomb)
+    assert not is_bundle(bomb)
+    assert parsed == []
+
+
+def test_a_nul_in_a_member_name_is_refused_although_zipfile_would_cut_it():
+    data = _zip({"inputs/0.npyPPP": b"x"}, MANIFEST).replace(b"inputs/0.npyPPP", b"inputs/0.npy\0..")
+    assert "inputs/0.npy" in zipfile.ZipFile(io.BytesIO(data)).namelist()
+    with pytest.raises(BundleError, match="NUL character"):
+        read_bundle(data)
+
+
+def test_a_damaged_directory_says_so():
+    data = _zip({"model.tflite": b"m"}, MANIFEST)
+    end = data.rfind(b"PK\x05\x06")
+    damaged = data[: end + 12] + (10**6).to_bytes(4, "little") + data[end + 16 :]  # the directory's size
+    with pytest.raises(BundleError, match="damaged zip archive"):
+        read_bundle(damaged)
