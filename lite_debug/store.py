@@ -43,7 +43,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence, TypeVar, runtime_checkable
 
@@ -257,11 +257,12 @@ class LocalStore:
     """Cases in an SQLite index plus content-addressed files, all under one directory.
 
     Safe to share between threads and between processes on one machine: each call opens its
-    own connection, readers never block, and writers take turns (``BEGIN IMMEDIATE``, waiting
-    up to ``busy_seconds``). Opening creates the directory (0700) and repairs what it can: an
-    index that is not a database, is damaged, was written by a newer lite-debug or by another
-    program is moved aside (``index.sqlite.corrupt-<time>``), a fresh one is started, and
-    ``warning`` says so. Raises ``StoreError`` when the directory itself cannot be used.
+    own connection (so a removed or replaced index is noticed at once), readers never block,
+    and writers take turns (``BEGIN IMMEDIATE``, waiting up to ``busy_seconds``). Opening
+    creates the directory (0700) and repairs what it can: an index that is not a database, is
+    damaged, was written by a newer lite-debug or by another program is moved aside
+    (``index.sqlite.corrupt-<time>``), a fresh one is started, and ``warning`` says so. Raises
+    ``StoreError`` when the directory itself cannot be used.
     """
 
     def __init__(
@@ -287,6 +288,7 @@ class LocalStore:
         self._repairing = threading.Lock()
         self._warnings: list[str] = []
         self._last_evict = -math.inf
+        self._anchor: sqlite3.Connection | None = None
         try:
             self._make_dirs()
             with self._dir_lock():
@@ -309,6 +311,23 @@ class LocalStore:
     def __repr__(self) -> str:
         return f"LocalStore({str(self.directory)!r})"
 
+    def close(self) -> None:
+        """Let go of the index (the store stays usable: the next call simply works slower)."""
+        with self._repairing:
+            anchor, self._anchor = self._anchor, None
+        if anchor is not None:
+            anchor.close()
+
+    def _hold(self, conn: sqlite3.Connection) -> None:
+        # One idle connection held for the store's life. Without it every call's connection is
+        # the last to close, and SQLite then copies its log into the database and syncs the disk:
+        # 35 ms a save instead of 2. (An index moved aside or deleted is not copied into on close,
+        # so dropping a stale one after a repair is safe.)
+        anchor, self._anchor = self._anchor, conn
+        if anchor is not None:
+            with contextlib.suppress(sqlite3.Error):
+                anchor.close()
+
     @property
     def warning(self) -> str | None:
         """Sentences about what opening or repairing the store did, or None when all was well."""
@@ -326,7 +345,8 @@ class LocalStore:
         """Store ``data`` once and return its address, ``sha256:<hex>``.
 
         Idempotent: the same bytes give the same address and one file; putting them again
-        renews their grace period (see ``Retention``). The bytes are written to a temporary
+        renews their grace period (see ``Retention``). ``data`` must not change during the
+        call. The bytes are written to a temporary
         file in pieces (no copy of ``data`` is made), flushed to disk, then renamed into place
         atomically, so a reader never sees half a blob. Raises ``StoreError`` when the disk
         refuses the write.
@@ -343,7 +363,7 @@ class LocalStore:
         tmp: Path | None = None
         try:
             while True:
-                if self._run("store a file", lambda: self._place(digest, size, tmp)):
+                if self._run("store a file", lambda tmp=tmp: self._place(digest, size, tmp)):
                     return digest
                 # Written outside the write lock: other sessions keep saving meanwhile.
                 tmp = self._run("store a file", lambda: self._write_tmp(view))
@@ -487,8 +507,8 @@ class LocalStore:
                 cap = self.retention.max_bytes
                 if cap and size > cap:
                     raise StoreError(
-                        f"The case cannot be saved: it holds {size / 2**20:,.1f} MB, more than the "
-                        f"{cap / 2**20:,.0f} MB the case store keeps in all; raise LITE_DEBUG_STORE_MAX_MB "
+                        f"The case cannot be saved: it holds {_amount(size)}, more than the "
+                        f"{_amount(cap)} the case store keeps in all; raise LITE_DEBUG_STORE_MAX_MB "
                         "or work with a smaller model or less data."
                     )
                 for _ in range(8):  # a collision among 2**144 ids is not expected; the primary key decides
@@ -804,8 +824,8 @@ class LocalStore:
         )
 
     def _repair(self) -> None:
+        self._make_dirs()  # the whole directory may be gone, .lock with it
         with self._repairing, self._dir_lock():
-            self._make_dirs()
             # Another thread or process may have repaired it already: check again under the lock.
             missing = not self._index.exists()
             problem = self._check_index()
@@ -875,7 +895,11 @@ class LocalStore:
             # exist with the umask's wider permissions.
             os.close(os.open(self._index, os.O_WRONLY | os.O_CREAT, 0o600))
         os.chmod(self._index, 0o600)
-        with contextlib.closing(self._connect(create=True)) as conn:
+        conn = self._connect(create=True)
+        try:
+            # Without syncs while the index is made (20-40 ms less per start): a crash now leaves
+            # a file the next start finds damaged and moves aside, and there was nothing in it.
+            conn.execute("PRAGMA synchronous = OFF")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -888,6 +912,11 @@ class LocalStore:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except BaseException:
+            conn.close()
+            raise
+        self._hold(conn)
 
     def _tidy_files(self) -> None:
         """Put back or delete what a crash left in trash/ and tmp/, and delete blob files the
@@ -945,6 +974,10 @@ def _check_id(case_id: object) -> None:
             "This address does not name a case: a case id is 24 letters, digits, '-' or '_'; "
             "check that the whole address was copied."
         )
+
+
+def _amount(n: int) -> str:
+    return f"{n / 2**20:,.1f} MB" if n >= 2**20 // 10 else f"{n:,} bytes"
 
 
 def _file_size(path: Path) -> int | None:
@@ -1016,9 +1049,7 @@ def open_store(env: Mapping[str, str] = os.environ, *, clock: Callable[[], float
     except StoreError as exc:
         fallback = Path(tempfile.mkdtemp(prefix="lite-debug-cases-"))
         store = LocalStore(fallback, retention=retention, clock=clock)
-        warnings.append(
-            f"{exc} Until then cases are kept in {fallback}, and are lost when the server stops."
-        )
+        warnings.append(f"{exc} Until then cases are kept in {fallback}, and are lost when the server stops.")
     for sentence in warnings:
         store._warn(sentence)
     try:
