@@ -736,7 +736,7 @@ class LocalStore:
         uri = self._index.as_uri() + ("?mode=rwc" if create else "?mode=rw")
         conn = sqlite3.connect(uri, uri=True, timeout=self._busy, isolation_level=None, check_same_thread=False)
         try:
-            conn.execute("PRAGMA synchronous = NORMAL")  # in WAL mode: durable enough, never corrupt
+            conn.execute("PRAGMA synchronous = NORMAL")  # WAL: a power cut may lose the last saves, never corrupts
         except BaseException:
             conn.close()
             raise
