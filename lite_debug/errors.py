@@ -8,6 +8,7 @@ the dashboard and the command line can show it as it is::
     ├── DataLoadError      a sample-data file cannot be read as arrays
     ├── FixError           a fix cannot be applied to the data it was given
     ├── BundleError        a bug-report bundle is malformed or over a limit
+    ├── StoreError         a saved case cannot be stored, found or restored
     └── WorkerError        the worker process could not be started or talked to
 
 A diagnosis is data (a list of ``Mismatch`` records), not an exception, and a failed run is a
@@ -22,6 +23,7 @@ __all__ = [
     "FixError",
     "LiteDebugError",
     "ModelLoadError",
+    "StoreError",
     "WorkerError",
 ]
 
@@ -44,6 +46,10 @@ class FixError(LiteDebugError):
 
 class BundleError(LiteDebugError):
     """A bug-report bundle is malformed, unsafe, or larger than the limits allow."""
+
+
+class StoreError(LiteDebugError):
+    """A case could not be saved, found, or restored intact from the case store."""
 
 
 class WorkerError(LiteDebugError):
