@@ -158,7 +158,7 @@ def measure_server(model_path: Path, browser, server) -> dict:
         reset = _reset_peak(proc.pid)
         rss_before = _rss(proc.pid)
         t0 = time.perf_counter()
-        uploader = page.get_by_test_id("stFileUploader").filter(has_text="Model (.tflite) or bug-report bundle")
+        uploader = page.get_by_test_id("stFileUploader").filter(has_text="Model (.tflite), or a bug-report archive")
         uploader.locator("input[type=file]").set_input_files(str(model_path))
         page.get_by_text(f"Open: {model_path.name}").wait_for(timeout=300_000)
         step("upload + open (Start page)", t0)

@@ -60,6 +60,8 @@ class _Check:
     generated: str | None = None
     model_name: str = ""
     bundle_name: str | None = None
+    opened: Any = None
+    data_source: str | None = None
     choices: list[Choice] = field(default_factory=list)
     fits_elsewhere: list[str | None] = field(default_factory=list)
     mismatches: list[Mismatch] = field(default_factory=list)
@@ -118,9 +120,9 @@ def _load_inputs(spec: ModelSpec, signature: str | None, files: Sequence[str], n
 
 def _prepare(args: argparse.Namespace) -> _Check:
     from .binding import bind
-    from .bundle import is_bundle, read_bundle
     from .generate import generate_feed
     from .inspection import inspect_model
+    from .opening import data_files_for, open_model_file
 
     if not args.model:
         raise UsageError(
@@ -128,30 +130,48 @@ def _prepare(args: argparse.Namespace) -> _Check:
             "(without it, the model runs on generated zeros)."
         )
     raw = _read(args.model, "model")
-    signature = args.signature
-    feed: Feed | None = None
-    model_name = Path(args.model).name
-    bundle_name = None
-    if is_bundle(raw):
-        bundle = read_bundle(raw)
-        model = bundle.model
-        signature = signature or bundle.signature
-        feed = bundle.feed
-        bundle_name, model_name = model_name, bundle.model_name
-    else:
-        model = raw
-    spec = inspect_model(model, name=f"the model file {model_name!r}")
+    opened = open_model_file(Path(args.model).name, raw, args.member)
+    signature = args.signature or opened.signature
+    spec = inspect_model(opened.model, name=f"the model file {opened.model_name!r}")
     if signature is not None and signature not in {s.key for s in spec.signatures}:
         known = ", ".join(repr(s.key) for s in spec.signatures) or "none"
         raise UsageError(f"The model has no signature {signature!r}; its signatures are: {known}.")
-    generated = None
+    generated, source = None, None
+    feed = opened.feed
     if args.data or args.input:
         feed = bind(spec, _load_inputs(spec, signature, args.data, args.input), signature)
-    elif feed is None:
+    elif opened.archive is not None:
+        inputs, _ = spec.io(signature)
+        files, keyed = data_files_for(opened, [t.name for t in inputs])
+        if files:
+            feed = _load_archive_data(spec, signature, files, keyed)
+            source = ", ".join(n for n, _ in files)
+    if feed is None:
         generated = args.generate
         feed = generate_feed(spec, args.generate, signature)
-    return _Check(spec=spec, model=model, feed=feed, signature=signature, generated=generated,
-                  model_name=model_name, bundle_name=bundle_name)
+    return _Check(spec=spec, model=bytes(opened.model), feed=feed, signature=signature, generated=generated,
+                  model_name=opened.model_name, bundle_name=opened.container, opened=opened, data_source=source)
+
+
+def _load_archive_data(spec: ModelSpec, signature: str | None, files, keyed: bool) -> Feed:
+    from .binding import bind_mixed
+    from .loading import load_data
+
+    inputs, _ = spec.io(signature)
+    by_name = {t.name: t for t in inputs}
+    named: dict[str, np.ndarray] = {}
+    positional: list[np.ndarray] = []
+    for name, data in files:
+        t = by_name.get(name) if keyed else (inputs[len(positional)] if len(positional) < len(inputs) else None)
+        loaded = load_data(name, data, dtype=t.dtype if t else None, shape=tuple(t.shape) if t else None)
+        arrays = loaded if isinstance(loaded, dict) else list(loaded)
+        if keyed and not isinstance(arrays, dict):
+            named[name] = arrays[0]
+        elif isinstance(arrays, dict):
+            named.update(arrays)
+        else:
+            positional.extend(arrays)
+    return bind_mixed(spec, named, positional, signature)
 
 
 def _limits(args: argparse.Namespace):
@@ -172,7 +192,7 @@ def _limits(args: argparse.Namespace):
 
 def _check(args: argparse.Namespace) -> int:
     from .choices import choices as find_choices, pending_fixes
-    from .diagnosis import diagnose, fix_all, signatures_that_fit
+    from .diagnosis import diagnose, explain_result, fix_all, signatures_that_fit
     from .running import WorkerPool
 
     state = _prepare(args)
@@ -202,12 +222,12 @@ def _check(args: argparse.Namespace) -> int:
             return _check_sweep(args, state, pool)
         if args.batch:
             return _check_batch(args, state, pool)
-        state.result = _explained(pool.run(state.model, state.spec, feed, state.signature), state.remaining)
+        state.result = explain_result(pool.run(state.model, state.spec, feed, state.signature), state.remaining)
         if args.repeat > 1 and state.result.ok:
             # Like benchmark_model: the first run warmed the worker; time the next N.
             runs = [pool.run(state.model, state.spec, feed, state.signature) for _ in range(args.repeat)]
             state.timing = _timing(runs)
-            state.result = _explained(next((r for r in runs if not r.ok), runs[-1]), state.remaining)
+            state.result = explain_result(next((r for r in runs if not r.ok), runs[-1]), state.remaining)
     finally:
         pool.close()
     errors_left = [m for m in state.remaining if m.severity == "error"]
@@ -235,19 +255,6 @@ def _picks(args: argparse.Namespace, state: _Check) -> dict[str, str]:
                     raise UsageError(f"--range takes LOW,HIGH such as 0,1 or -1,1, not {value!r}.") from None
             picks.update({f"{topic}:{t.name}": value for t in inputs})
     return picks
-
-
-def _explained(result: RunResult, mismatches: Sequence[Mismatch]) -> RunResult:
-    """The run's explanation, chosen knowing the diagnosis, so that the two agree."""
-    if result.status != "error" or not result.error_message:
-        return result
-    from .explain import explain
-
-    try:
-        explanation = explain(result.kernel_message or result.error_message, diagnosis=list(mismatches))
-    except TypeError:  # an explain() that does not take the diagnosis yet
-        return result
-    return replace(result, explanation=explanation)
 
 
 def _shapes(feed: Feed) -> str:
@@ -353,8 +360,10 @@ def _check_sweep(args: argparse.Namespace, state: _Check, pool) -> int:
 def _check_json(s: _Check) -> dict[str, Any]:
     from .report import fixes_to_list, mismatches_to_list, model_to_dict, run_to_dict
 
+    reported = s.opened.reported if s.opened is not None else None
     return {
-        "model": {**model_to_dict(s.spec), "file": s.model_name, **({"bundle": s.bundle_name} if s.bundle_name else {})},
+        "model": {**model_to_dict(s.spec), "file": s.model_name, **({"container": s.bundle_name} if s.bundle_name else {})},
+        "reported": None if reported is None else {**reported.to_dict(), "reproduced": _reproduced(s)},
         "signature": s.signature,
         "generated": s.generated,
         "choices": [c.to_dict() for c in s.choices],
@@ -366,20 +375,36 @@ def _check_json(s: _Check) -> dict[str, Any]:
     }
 
 
+def _reproduced(s: _Check) -> str | None:
+    """"the same", "a different error", "no error": the run against the archive's report."""
+    reported = s.opened.reported if s.opened is not None else None
+    if reported is None or s.result is None:
+        return None
+    if s.result.ok:
+        return "no error"
+    from .archive import same_error
+
+    e = s.result.explanation
+    return "the same" if e is not None and same_error(reported.explanation, e) else "a different error"
+
+
 def _check_text(s: _Check, args: argparse.Namespace) -> str:
     from .report import data_rows, format_table, tensor_rows
 
     inputs, outputs = s.spec.io(s.signature)
-    head = f"Model {s.model_name!r}" + (f" (from the bundle {s.bundle_name!r})" if s.bundle_name else "")
+    head = f"Model {s.model_name!r}" + (f" (from {s.bundle_name!r})" if s.bundle_name else "")
     out = [printable(f"{head}: {s.spec.size:,} bytes, {len(inputs)} input(s), {len(outputs)} output(s)"
            + (f", signature {s.signature!r}" if s.signature else ""))]
+    if s.opened is not None and s.opened.summary:
+        out.append(printable(s.opened.summary))
     if s.spec.signatures:
         out.append(printable("Signatures: " + ", ".join(sig.key for sig in s.spec.signatures)))
     table = [format_table(tensor_rows(inputs)), format_table(tensor_rows(outputs))]
     out += ["", "Inputs:", table[0], "", "Outputs:", table[1]]
     for op in (*s.spec.flex_ops, *s.spec.custom_ops):
         out += ["", printable(f"! {op.note}")]
-    out += ["", "Data" + (f" (generated: {s.generated})" if s.generated else "") + ":", format_table(data_rows(dict(s.feed.arrays)))]
+    where = f" (generated: {s.generated})" if s.generated else f" (from {s.data_source})" if s.data_source else ""
+    out += ["", printable("Data" + where + ":"), format_table(data_rows(dict(s.feed.arrays)))]
     for c in s.choices:
         out.append(printable(f"Choice, {c.topic} of {c.input!r}: {c.label_of(c.chosen)}. {c.reason}"))
     out += ["", "Mismatches:" if s.mismatches else "Mismatches: none — the data fits the model's inputs."]
@@ -419,6 +444,12 @@ def _check_text(s: _Check, args: argparse.Namespace) -> str:
             out.append(printable(f"  {r.detail}"))
     else:
         out.append(printable(f"Run: {r.status} — {r.detail}"))
+    reported = s.opened.reported if s.opened is not None else None
+    if reported is not None:
+        out += ["", printable(f"Reported in {reported.path}: {_first_line(reported.text, 200)}"),
+                printable(f"  {reported.explanation.title}"),
+                printable(f"  Reproduced here: {_reproduced(s)}"
+                          + (f" ({s.result.explanation.title})." if _reproduced(s) == "a different error" and s.result.explanation else "."))]
     return "\n".join(out)
 
 
@@ -473,10 +504,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     check = sub.add_parser("check", help="inspect a model, diagnose data, optionally fix it, and run it safely")
-    check.add_argument("model", nargs="?", help="a .tflite model or a lite-debug bundle .zip")
+    check.add_argument("model", nargs="?", help="a .tflite model, a lite-debug bundle, or a bug-report archive (.zip, .tar, .tar.gz)")
     check.add_argument("data", nargs="*", help="data files (.npy .npz .png .jpg .bmp .csv .json .bin), one per input in order; optional")
     check.add_argument("--input", action="append", default=[], metavar="NAME=FILE", help="data for one input by name")
     check.add_argument("--signature", help="run this signature of the model")
+    check.add_argument("--member", metavar="PATH", help="which model to open, when the archive given holds several")
     check.add_argument("--fix", action="store_true", help="apply the suggested fixes, then run")
     check.add_argument("--json", action="store_true", help="print one JSON object (errors too: {\"error\": …})")
     check.add_argument("--generate", choices=("zeros", "random"), default="zeros", help="data to make up when none is given")

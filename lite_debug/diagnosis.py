@@ -18,9 +18,9 @@ from .errors import FixError
 from .choices import by_input, choices as find_choices, parse_range
 from .fixes import FIX_ORDER, apply_fix, make_fix
 from .quantization import dtype_range, real_range
-from .records import Choice, Feed, Fix, Mismatch, ModelSpec, Step, TensorSpec
+from .records import Choice, Feed, Fix, Mismatch, ModelSpec, RunResult, Step, TensorSpec
 
-__all__ = ["FixOutcome", "diagnose", "fix_all", "signatures_that_fit"]
+__all__ = ["FixOutcome", "diagnose", "explain_result", "fix_all", "signatures_that_fit"]
 
 _IMAGE_CHANNELS = (1, 3, 4)
 _CHANNEL_WORDS = {1: "grayscale", 3: "RGB", 4: "RGBA"}
@@ -637,3 +637,18 @@ def signatures_that_fit(
         if not any(m.severity == "error" for m in found):
             fits.append(key)
     return fits
+
+
+def explain_result(result: RunResult, mismatches: Sequence[Mismatch]) -> RunResult:
+    """A failed run's explanation chosen knowing the diagnosis, so the two agree: arrays bound
+    to the wrong inputs are explained as that, not as "cast the array". Other results unchanged."""
+    if result.status != "error" or not (result.kernel_message or result.error_message):
+        return result
+    from dataclasses import replace
+
+    from .explain import explain
+
+    explanation = explain(result.kernel_message or result.error_message or "", diagnosis=list(mismatches))
+    if result.kernel_message and result.explanation is not None and "default_delegate_message" in result.explanation.facts:
+        explanation = replace(explanation, facts={**dict(explanation.facts), "default_delegate_message": result.explanation.facts["default_delegate_message"]})
+    return replace(result, explanation=explanation)

@@ -16,12 +16,13 @@ import numpy as np
 from .binding import bind, bind_mixed
 from .bundle import is_bundle, read_bundle, write_bundle
 from .choices import choices as find_choices, option_of, pending_fixes
-from .diagnosis import diagnose, fix_all
+from .diagnosis import diagnose, explain_result, fix_all
 from .errors import DataLoadError, FixError
 from .fixes import apply_fix
 from .generate import generate_feed
 from .inspection import inspect_model, packed_file
 from .loading import load_data
+from .archive import ErrorText
 from .records import Choice, Feed, Fix, Mismatch, ModelSpec, RunResult, Step, TensorSpec
 from .running import WorkerPool, default_pool
 
@@ -54,22 +55,45 @@ class Workspace:
     labels: list[str] | None = None
     batch_result: object | None = None
     sweep: list | None = None  # the last preprocessing sweep's candidates (lite_debug.sweep)
+    container: str | None = None  # the bundle or bug-report archive the model came in
+    reported: ErrorText | None = None  # the error the archive's text reports
+    archive_summary: str = ""
+    data_problem: str = ""  # why the archive's data could not be loaded, if it could not
     _cache: dict = field(default_factory=dict, repr=False)
 
     # -- loading -------------------------------------------------------------------------
     @classmethod
-    def open(cls, name: str, data: bytes | memoryview) -> "Workspace":
-        """A workspace for a ``.tflite`` file or a bug-report bundle.
+    def open(cls, name: str, data: bytes | memoryview, member: str | None = None) -> "Workspace":
+        """A workspace for a ``.tflite`` file, a lite-debug bundle, or a bug-report archive
+        (``.zip``, ``.tar``, ``.tar.gz``: its model, its data bound by name where names match,
+        and the error its text reports). ``member``: which model of an archive that holds several.
 
-        Raises ``ModelLoadError`` or ``BundleError`` with a sentence when the file is unusable.
+        Raises ``ChooseModel`` when an archive holds several models and no ``member`` says which,
+        ``ModelLoadError`` or ``BundleError`` with a sentence when the file is unusable. Data in
+        an archive that cannot be loaded does not stop the model opening: ``data_problem`` says why.
         """
-        if is_bundle(data):
-            bundle = read_bundle(data)
-            ws = cls._for_model(bundle.model_name, bundle.model)
+        from .opening import data_files_for, open_model_file
+
+        opened = open_model_file(name, data, member)
+        ws = cls._for_model(opened.model_name, opened.model)
+        ws.container, ws.reported, ws.archive_summary = opened.container, opened.reported, opened.summary
+        if opened.bundle is not None:
+            bundle = opened.bundle
             ws.signature = bundle.signature if bundle.signature in {s.key for s in ws.spec.signatures} else None
             ws.set_feed(bundle.feed, source=f"bundle {name}")
-            return ws
-        return cls._for_model(name, data)
+        elif opened.archive is not None:
+            files, keyed = data_files_for(opened, [t.name for t in ws.inputs])
+            try:
+                if files:
+                    ws.load_files(files, by_input=keyed, source=f"{name}: " + ", ".join(n for n, _ in files))
+                elif opened.archive.data_files:
+                    ws.data_problem = (
+                        f"{name} holds {len(opened.archive.data_files)} data files and none is named like an input "
+                        f"({', '.join(repr(t.name) for t in ws.inputs)}); upload the ones to use below."
+                    )
+            except DataLoadError as exc:
+                ws.data_problem = str(exc)
+        return ws
 
     @classmethod
     def _for_model(cls, name: str, data: bytes) -> "Workspace":
@@ -106,17 +130,27 @@ class Workspace:
         self.signature = signature
         self.set_feed(bind(self.spec, arrays, signature) if arrays else Feed({}), source=self.data_source)
 
-    def load_files(self, files: Sequence[tuple[str, bytes]]) -> None:
-        """Replace the data with these files: one per input in order, or one ``.npz`` for all.
+    def load_files(self, files: Sequence[tuple[str, bytes]], *, by_input: bool = False, source: str | None = None) -> None:
+        """Replace the data with these files: one per input in order, or one ``.npz`` for all;
+        with ``by_input``, each file's name is the name of the input it is for.
 
         Raw ``.bin`` files take the dtype and shape of the input in their position. Raises
         ``DataLoadError`` with a sentence naming the file that could not be read.
         """
         positional: list[np.ndarray] = []
         keyed: dict[str, np.ndarray] = {}
+        by_name = {t.name: t for t in self.inputs}
         for name, data in files:
             if is_bundle(data):
                 raise DataLoadError(f"{name!r} is a lite-debug bundle; open it where you open a model.")
+            if by_input and name in by_name:
+                t = by_name[name]
+                loaded = load_data(name, data, dtype=t.dtype, shape=tuple(t.shape))
+                arrays = list(loaded.values()) if isinstance(loaded, dict) else list(loaded)
+                if len(arrays) != 1:
+                    raise DataLoadError(f"The file for input {name!r} holds {len(arrays)} arrays; it needs one.")
+                keyed[name] = arrays[0]
+                continue
             hint = self.inputs[len(positional)] if len(positional) < len(self.inputs) else None
             loaded = load_data(
                 name, data, dtype=hint.dtype if hint else None, shape=tuple(hint.shape) if hint else None
@@ -127,7 +161,7 @@ class Workspace:
                 positional.extend(loaded)
         feed = bind_mixed(self.spec, keyed, positional, self.signature)
         self.example_id = None
-        self.set_feed(feed, source=", ".join(n for n, _ in files))
+        self.set_feed(feed, source=source or ", ".join(n for n, _ in files))
 
     def generate(self, mode: str = "zeros", low: float = 0.0, high: float = 1.0) -> None:
         """Replace the data with generated inputs of the right shape and dtype."""
@@ -405,10 +439,25 @@ class Workspace:
 
     # -- running and exporting -----------------------------------------------------------
     def run(self, pool: WorkerPool | None = None) -> RunResult:
-        """Run the current data in a worker process and keep the result."""
-        self.result = (pool or default_pool()).run(self.model_bytes, self.spec, self.feed, self.signature)
+        """Run the current data in a worker process and keep the result, its failure explained
+        knowing the diagnosis (so the two agree)."""
+        result = (pool or default_pool()).run(self.model_bytes, self.spec, self.feed, self.signature)
+        self.result = explain_result(result, self.mismatches)
         self.result_stale = False
         return self.result
+
+    @property
+    def reproduced(self) -> str | None:
+        """Whether the last run failed the way the archive's error text reports: ``"the same"``,
+        ``"a different error"``, ``"no error"``, or None when there is no report or no run."""
+        if self.reported is None or self.result is None or self.result_stale:
+            return None
+        if self.result.ok:
+            return "no error"
+        from .archive import same_error
+
+        e = self.result.explanation
+        return "the same" if e is not None and same_error(self.reported.explanation, e) else "a different error"
 
     def script(self):
         """A standalone script reproducing the run with the applied fixes (``ExportedScript``)."""

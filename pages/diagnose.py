@@ -41,6 +41,16 @@ st.title("Diagnose and fix")
 if ws.example_id:
     ex = example(ws.example_id)
     st.info(f"**{ex.title}.** {ex.story}", icon=":material/menu_book:")
+if ws.reported is not None:
+    rep = ws.reported
+    with st.container(border=True):
+        st.markdown(f":material/bug_report: **Reported in {md(rep.path)}:** {md(rep.explanation.title)}")
+        st.code(rep.text, language="text", wrap_lines=True)
+        if ws.reproduced is not None:
+            st.markdown(f"**Reproduced here:** {md(ws.reproduced)}"
+                        + (f" — {md(ws.result.explanation.title)}" if ws.reproduced == "a different error" and ws.result.explanation else ""))
+        else:
+            st.caption("Run the model to see whether lite-debug reproduces it.")
 if not ws.has_data:
     st.warning("There is no data for this model yet: upload some or generate an input on the Start page.")
     st.page_link(PAGES["start"], label="Go to Start", icon=":material/home:")

@@ -63,23 +63,41 @@ def _open_model() -> None:
     if upload is None:
         return
     _empty_uploader("model")
+    # getvalue() is the upload's own bytes object (BytesIO shares it until written to);
+    # getbuffer() would unshare it, copying the whole model.
+    _open(upload.name, upload.getvalue())
+
+
+def _open(name: str, data: bytes, member: str | None = None) -> None:
+    from lite_debug.opening import ChooseModel
     from lite_debug.session import Workspace
 
+    st.session_state.pop("choose-model", None)
     try:
-        with st.spinner(f"Reading {md(upload.name)}…"):
-            # getvalue() is the upload's own bytes object (BytesIO shares it until written to);
-            # getbuffer() would unshare it, copying the whole model.
-            opened = Workspace.open(upload.name, upload.getvalue())
+        with st.spinner(f"Reading {md(name)}…"):
+            opened = Workspace.open(name, data, member)
+    except ChooseModel as exc:
+        # Several models in one archive: ask which (the archive's bytes wait in the session).
+        st.session_state["choose-model"] = (name, data, exc.paths, exc.archive.describe())
+        st.session_state.pop("model-error", None)
+        return
     except LiteDebugError as exc:
         st.session_state["model-error"] = str(exc)
         return
     st.session_state.pop("model-error", None)
     st.session_state.pop("data-error", None)
     set_workspace(opened)
+    if opened.data_problem:
+        st.session_state["data-error"] = opened.data_problem
     if not opened.has_data and st.session_state.get("data-files"):
-        # The data uploaded before is for the new model too: load it again (a bundle brings its
-        # own data, which wins).
+        # The data uploaded before is for the new model too: load it again (a bundle or an
+        # archive brings its own data, which wins).
         _load_data(opened, st.session_state["data-files"])
+
+
+def _open_chosen() -> None:
+    name, data, _, _ = st.session_state["choose-model"]
+    _open(name, data, st.session_state["choose-model-path"])
 
 
 def _open_data() -> None:
@@ -100,14 +118,22 @@ with left:
     # No type filter: a file the uploader refused by its extension left the previous error on
     # screen and said nothing of its own; every file reaches the engine, which says what it is.
     st.file_uploader(
-        "Model (.tflite) or bug-report bundle (.zip)",
+        "Model (.tflite), or a bug-report archive (.zip, .tar.gz) or bundle",
         key=_uploader_key("model"),
         on_change=_open_model,
     )
-    if st.session_state.get("model-error"):
+    if st.session_state.get("choose-model"):
+        name, _, paths, summary = st.session_state["choose-model"]
+        st.info(md(summary) + " Which model should open?", icon=":material/folder_zip:")
+        st.selectbox("Model in the archive", paths, key="choose-model-path", format_func=lambda p: p)
+        st.button("Open this model", key="choose-model-open", on_click=_open_chosen, type="primary")
+    elif st.session_state.get("model-error"):
         st.error(md(st.session_state["model-error"]), icon=":material/error:")
     elif workspace() is not None:
-        st.caption(f"Open: **{md(workspace().model_name)}** ({workspace().spec.size:,} bytes). Upload another to replace it.")
+        ws_open = workspace()
+        st.caption(f"Open: **{md(ws_open.model_name)}** ({ws_open.spec.size:,} bytes). Upload another to replace it.")
+        if ws_open.archive_summary:
+            st.caption(md(ws_open.archive_summary))
 
 ws = workspace()
 with right:

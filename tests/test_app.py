@@ -555,3 +555,61 @@ def test_hostile_names_are_shown_as_text(tmp_path):
         assert "http:" not in raw and "http\\:" not in raw.replace("http\u2060\\:", ""), raw
     joined = texts([*at.markdown, *at.error])
     assert "![x](http://127.0.0.1:9/p.png) [Click](http://evil/) `a" in joined
+
+
+# -- bug-report archives on the Start page ---------------------------------------------------
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_an_archive_opens_with_its_data_and_its_reported_error():
+    from lite_debug.gallery import EXAMPLES_DIR, example
+
+    ex = example("image-size")
+    report = _zip({
+        "issue-1234/model.tflite": ex.model_bytes,
+        "issue-1234/input.png": (EXAMPLES_DIR / ex.input_files[0]).read_bytes(),
+        "issue-1234/traceback.txt": ("Traceback (most recent call last):\n  File \"run.py\", line 3\nValueError: " + ex.observed_error + "\n").encode(),
+        "__MACOSX/._model.tflite": b"junk",
+    })
+    at = app()
+    at.file_uploader(key="model-upload").set_value(upload("issue-1234.zip", report)).run()
+    assert not at.exception and not at.main.error
+    ws = at.session_state["ws"]
+    assert ws.model_name == "model.tflite" and ws.container == "issue-1234.zip" and ws.has_data
+    assert "1 model (issue-1234/model.tflite)" in texts(at.caption)
+    at.switch_page("pages/diagnose.py").run()
+    assert "Reported in issue-1234/traceback.txt" in texts(at.markdown)
+    ws.apply_all()
+    ws.undo()  # back to the data as reported: the run fails; the run page explains it
+    at.switch_page("pages/run.py").run()
+    at.button(key="run").click().run()
+    assert ws.reproduced in ("the same", "a different error")
+
+
+def test_an_archive_with_two_models_asks_which():
+    from lite_debug.gallery import example
+
+    two = _zip({"a/first.tflite": example("image-size").model_bytes, "b/second.tflite": example("uint8-float-data").model_bytes})
+    at = app()
+    at.file_uploader(key="model-upload").set_value(upload("two.zip", two)).run()
+    assert not at.exception and "Which model should open?" in texts(at.info)
+    at.selectbox(key="choose-model-path").select("b/second.tflite").run()
+    at.button(key="choose-model-open").click().run()
+    assert not at.exception and at.session_state["ws"].model_name == "second.tflite"
+
+
+def test_a_file_named_zip_that_is_not_one_says_so():
+    at = app()
+    at.file_uploader(key="model-upload").set_value(upload("model.zip", b"this is not a zip at all" * 10)).run()
+    assert "is named like a .zip archive but is not one" in texts(at.main.error)
+    assert "not a TFLite flatbuffer" not in texts(at.main.error)

@@ -248,7 +248,7 @@ def test_gallery_path(open_app, server):
 
 def test_upload_path(open_app):
     page = open_app()
-    model_uploader = page.get_by_test_id("stFileUploader").filter(has_text="Model (.tflite) or bug-report bundle")
+    model_uploader = page.get_by_test_id("stFileUploader").filter(has_text="Model (.tflite), or a bug-report archive")
     model_uploader.locator("input[type=file]").set_input_files(str(EXAMPLES_DIR / "segmenter.tflite"))
     page.get_by_test_id("stSidebar").get_by_text("segmenter.tflite").wait_for()
     # Opening a model reruns the page (and empties the model uploader): let that finish before
@@ -313,7 +313,7 @@ REAL = ROOT / "tests" / "real_models"
 
 
 def _upload_model(page, path) -> None:
-    uploader = page.get_by_test_id("stFileUploader").filter(has_text="Model (.tflite) or bug-report bundle")
+    uploader = page.get_by_test_id("stFileUploader").filter(has_text="Model (.tflite), or a bug-report archive")
     uploader.locator("input[type=file]").set_input_files(str(path))
     page.get_by_test_id("stSidebar").get_by_text(path.name if hasattr(path, "name") else path).first.wait_for()
     settle(page)

@@ -306,3 +306,49 @@ def test_sweep_scores_each_candidate_on_a_real_photo():
     assert best["picks"]["value range:input"] != "[0, 255]" and best["score"] > 0.8
     assert max(c["score"] for c in sweep if c["picks"]["value range:input"] == "[0, 255]") < 0.1
     assert all(f["kind"] for c in sweep for f in c["fixes"])
+
+
+# -- bug-report archives -------------------------------------------------------------------------
+
+
+def _zip_file(path, members: dict[str, bytes]):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def test_an_archive_reports_its_error_and_what_was_reproduced(tmp_path):
+    ex = next(e for e in examples() if e.id == "image-size")
+    good = files(ex, "good")[0]
+    report = _zip_file(tmp_path / "issue.zip", {
+        "issue/model.tflite": ex.model_bytes,
+        "issue/input.npy": good.read_bytes(),
+        "issue/log.txt": ("ValueError: " + ex.observed_error).encode(),
+    })
+    done = cli("check", report, "--json")
+    out = json.loads(done.stdout)
+    assert out["model"]["file"] == "model.tflite" and out["model"]["container"] == "issue.zip"
+    assert out["reported"]["path"] == "issue/log.txt" and out["reported"]["explanation"]["kind"] == "dimension_mismatch"
+    assert out["reported"]["text"].endswith(ex.observed_error)
+    # The archive's own good input runs: the reported error is not what happens with it.
+    assert out["run"]["status"] == "ok" and out["reported"]["reproduced"] == "no error"
+    text = cli("check", report).stdout
+    assert "Reported in issue/log.txt" in text and "Reproduced here: no error." in text
+
+
+def test_an_archive_with_two_models_needs_member(tmp_path):
+    ex = {e.id: e for e in examples()}
+    two = _zip_file(tmp_path / "two.zip", {"a/one.tflite": ex["image-size"].model_bytes, "b/two.tflite": ex["uint8-float-data"].model_bytes})
+    done = cli("check", two, "--json")
+    assert done.returncode == 2 and "--member" in json.loads(done.stdout)["error"]["message"]
+    done = cli("check", two, "--member", "b/two.tflite", "--json")
+    assert json.loads(done.stdout)["model"]["file"] == "two.tflite"
+
+
+def test_an_unsafe_archive_is_refused_naming_the_path(tmp_path):
+    bad = _zip_file(tmp_path / "bad.zip", {"../evil.tflite": b"x"})
+    done = cli("check", bad)
+    assert done.returncode == 2 and "../evil.tflite" in done.stderr
