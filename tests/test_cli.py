@@ -259,7 +259,7 @@ def test_a_bundle_is_named_by_its_model(tmp_path):
     path = tmp_path / "report.zip"
     path.write_bytes(write_bundle(ex.model_bytes, Feed({}), model_name="my_classifier.tflite"))
     done = cli("check", path)
-    assert "Model 'my_classifier.tflite' (from the bundle 'report.zip')" in done.stdout
+    assert "Model 'my_classifier.tflite' (from 'report.zip')" in done.stdout
 
 
 def test_top_class_only_for_a_classifier():

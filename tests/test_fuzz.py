@@ -608,7 +608,9 @@ def test_a_handful_of_mutants_through_the_command_line(tmp_path):
             report = json.loads(d.stdout)
             assert report["run"]["status"] in STATUSES, label
         else:
-            assert d.stderr.startswith("lite-debug: "), label
+            # An unusable file with --json: one {"error": …} object on stdout, with its sentence.
+            error = json.loads(d.stdout)["error"]
+            assert error["message"].endswith("."), label
     assert not problems, "\n\n".join(problems)
 
 
