@@ -505,6 +505,234 @@ def test_deeply_nested_json_is_refused() -> None:
     assert "nested more than 32" in message
 
 
+# --- parsing costs: time and memory in proportion to the file (issue 15, item 8) -----------
+#
+# Each case is a scaled copy of one measured on the 64 MiB cap (a one-row CSV took 27 s and
+# 1.26 GB; a 16.5 M-row CSV 79 s of CPU; a JSON with 2 M keys 36 s and 1.1 GB). The work is
+# bounded by counting it, not by timing it: the peak of memory traced while parsing, against
+# the file's size, and the Python function calls made, against the number of values (the old
+# parsers made one or more per value). Times at the cap are measured by bench/, not here.
+
+
+class _Work:
+    peak: int = 0
+    calls: int = 0
+
+
+def _measured(name: str, data: bytes, **kwargs: object) -> tuple[object, _Work]:
+    import sys
+    import tracemalloc
+
+    load_data("warm-up.csv", b"1,2\n3,4\n")  # pandas' import is not the file's cost
+    work = _Work()
+
+    def count(frame: object, event: str, arg: object) -> None:
+        if event == "call":
+            work.calls += 1
+
+    tracemalloc.start()
+    sys.setprofile(count)
+    try:
+        result: object = load_data(name, data, **kwargs)  # type: ignore[arg-type]
+    except DataLoadError as exc:
+        result = exc
+    finally:
+        sys.setprofile(None)
+        work.peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return result, work
+
+
+_VALUES = 1 << 19
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "shape"),
+    [
+        ("one-row.csv", (b"0.5," * _VALUES)[:-1], (_VALUES,)),
+        ("many-rows.csv", b"0.5\n" * _VALUES, (_VALUES, 1)),
+        ("ints.csv", b"7\n" * _VALUES, (_VALUES, 1)),
+        ("wide.csv", (b",".join([b"1.5"] * 2048) + b"\n") * (_VALUES // 2048), (_VALUES // 2048, 2048)),
+        ("list.json", b"[" + b"0.5," * (_VALUES - 1) + b"0.5]", (_VALUES,)),
+        ("lists.json", b"[" + b"[1]," * (_VALUES - 1) + b"[1]]", (_VALUES, 1)),
+        ("rows.json", b"[" + (b"[" + b"0.5," * 63 + b"0.5],") * (_VALUES // 64 - 1) + b"[" + b"0.5," * 63 + b"0.5]]", (_VALUES // 64, 64)),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_text_parses_in_memory_and_calls_proportional_to_the_file(name: str, data: bytes, shape: tuple[int, ...]) -> None:
+    result, work = _measured(name, data)
+    assert isinstance(result, list), result
+    assert result[0].shape == shape
+    # The densest numbers (two bytes each) become four-byte values: the array alone is twice
+    # the file, and the old parsers peaked at 7 to 31 times it.
+    assert work.peak < 6 * len(data), f"peak {work.peak / len(data):.1f} x the file"
+    assert work.calls < _VALUES // 20, f"{work.calls} Python calls for {_VALUES} values"
+
+
+def test_csv_values_come_back_exact_through_every_path() -> None:
+    rng = np.random.default_rng(0)
+    want = rng.integers(-(2**31), 2**31 - 1, size=(300, 5), dtype=np.int64)
+    text = "\n".join(",".join(str(v) for v in row) for row in want).encode()
+    [loaded] = load_data("ints.csv", text)
+    assert loaded.dtype == np.int32
+    np.testing.assert_array_equal(loaded, want)
+    floats = rng.standard_normal((40, 3000)).astype(np.float32)  # wide: read as one column
+    text = "\n".join(",".join(repr(float(v)) for v in row) for row in floats).encode()
+    [loaded] = load_data("wide.csv", text)
+    assert loaded.dtype == np.float32
+    np.testing.assert_array_equal(loaded, floats)
+
+
+def test_json_object_with_a_million_keys_is_refused_at_the_cap() -> None:
+    data = b"{" + b",".join(b'"k%d": 0.5' % i for i in range(200_000)) + b"}"
+    assert len(data) > 2 << 20
+    result, work = _measured("keys.json", data)
+    assert isinstance(result, DataLoadError)
+    message = str(result)
+    assert "more than 256 keys" in message and "one key per model input" in message
+    assert work.peak < len(data), f"peak {work.peak / len(data):.1f} x the file"
+    assert work.calls < 20_000  # a few dozen per key up to the cap, and none for the keys after it
+
+
+def test_json_with_20000_keys_is_refused_with_the_figure_in_one_sentence() -> None:
+    # The 209 KB file of the report: 20,000 keys, each of which once became an array and a
+    # warning of its own.
+    data = json.dumps({f"k{i}": [i] for i in range(20_000)}).encode()
+    message = load_error("keys.json", data)
+    assert "20,000 keys" in message and "256 arrays" in message
+
+
+def test_json_key_cap_is_a_limit() -> None:
+    data = json.dumps({f"k{i}": [i] for i in range(5)}).encode()
+    assert "5 keys" in load_error("five.json", data, limits=LoadLimits(max_json_keys=4))
+    assert len(load_data("five.json", data, limits=LoadLimits(max_json_keys=5))) == 5  # type: ignore[arg-type]
+
+
+def test_json_with_a_duplicate_key_is_refused() -> None:
+    assert "two keys named 'a'" in load_error("dup.json", b'{"a": [1], "a": [2]}')
+
+
+def _large(document: bytes, monkeypatch: pytest.MonkeyPatch) -> bytes:
+    """The same JSON padded past the size the standard library parses, so the large path reads it.
+
+    Values are read as numbers by pandas from 4 KiB on; the test lowers that to 0 so that
+    these small values take that way too.
+    """
+    import lite_debug.loading as loading
+
+    monkeypatch.setattr(loading, "_JSON_SMALL_VALUE", 0)
+    return document + b" " * (1 << 20)
+
+
+def test_large_json_reads_what_small_json_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    for document in [
+        b"[[0.5, 1], [2, 3.25]]",
+        b"[[1, 2, 3]]",
+        b"[true, false]",
+        b"[]",
+        b"[[], []]",
+        b"3.5",
+        b"[NaN, Infinity, -Infinity]",
+        b"[3000000000]",
+        b"[[[1], [2]], [[3], [4]]]",
+        b'{"tokens": [[101, 2023, 102]], "mask": [[true, true, false]], "scale": 0.5}',
+        b'{"caf\\u00e9": [1]}',
+    ]:
+        small = load_data("s.json", document)
+        large = load_data("l.json", _large(document, monkeypatch))
+        assert type(small) is type(large), document
+        pairs = zip(small.values(), large.values()) if isinstance(small, dict) else zip(small, large)  # type: ignore[union-attr,arg-type]
+        if isinstance(small, dict):
+            assert list(small) == list(large), document  # type: ignore[arg-type]
+        for a, b in pairs:
+            assert a.dtype == b.dtype and a.shape == b.shape, document
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("document", "words"),
+    [
+        (b"[[1, 2], [3]]", "not a rectangular"),
+        (b"[[1, 2], 3]", "not a rectangular"),
+        (b"[1,,2]", "holds 2 numbers where its shape (3,) needs 3"),
+        (b"[1 2]", "'1 2'"),
+        (b"[[], [1]]", "not rectangular"),
+        (b"[true, 2]", "mixes true/false"),
+        (b'{"x": [1, null]}', "key 'x' holds null"),
+        (b'{"x": "text"}', "key 'x' holds a string"),
+        (b'{"x": {"y": [1]}}', "key 'x' holds an object"),
+        (b'{"x": [1], "x": [2]}', "two keys named 'x'"),
+        (b'{"x": [1]', "not valid JSON"),
+        (b'{"x" [1]}', "a colon after the key"),
+        (b"[" * 40 + b"1" + b"]" * 40, "nested more than 32"),
+        (b"{}", "empty JSON object"),
+        (b"[0x10]", "'x'"),
+    ],
+)
+def test_large_json_problems_get_a_sentence(document: bytes, words: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert words in load_error("big.json", _large(document, monkeypatch))
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (b"x,y\n1,2\n\n3,4,5\n", "the row on line 4 has 3 values but the row on line 2 has 2"),
+        (b"x,y\n1,2\n\n3\n", "the row on line 4 has 1 value but the row on line 2 has 2"),
+        (b"x,y\n1,2\n\n3,\n", "an empty value on line 4, column 2"),
+        (b"1,2\n3,4\n5,cat\n", "'cat' on line 3, column 2"),
+        (b"1,2\n3,1_000\n", "'1_000' on line 2, column 2"),
+        (b'1,"2\n3,4\n', "not valid CSV"),
+    ],
+)
+def test_csv_problems_name_the_line_after_blank_lines(text: bytes, words: str) -> None:
+    assert words in load_error("t.csv", text)
+
+
+def test_csv_special_values_and_line_ends() -> None:
+    [loaded] = load_data("s.csv", b"1,nan\r\n3,-inf\r\n")
+    assert loaded.dtype == np.float32 and np.isnan(loaded[0, 1]) and loaded[1, 1] == -np.inf
+    [loaded] = load_data("mac.csv", b"1,2\r3,4\r")
+    np.testing.assert_array_equal(loaded, [[1, 2], [3, 4]])
+    [loaded] = load_data("q.csv", b'"1","2"\n3,4\n  \n')
+    np.testing.assert_array_equal(loaded, [[1, 2], [3, 4]])
+    [loaded] = load_data("big.csv", b"1\n99999999999999999999\n")
+    assert loaded.dtype == np.float32 and loaded[1, 0] == np.float32(1e20)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (b"1,2,3\n5,6\n", "the row on line 2 has 2 values but the row on line 1 has 3"),
+        (b"1,2,3\n5,,6\n", "an empty value on line 2, column 2"),
+        (b"1,2,3\n5,x,6\n", "'x' on line 2, column 2"),
+    ],
+)
+def test_wide_csv_problems_name_the_line(monkeypatch: pytest.MonkeyPatch, text: bytes, words: str) -> None:
+    import lite_debug.loading as loading
+
+    monkeypatch.setattr(loading, "_WIDE_COLUMNS", 2)  # the wide path, on a file small enough to read
+    assert words in load_error("w.csv", text)
+
+
+def test_wide_csv_with_spaces_tabs_and_trailing_delimiters(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lite_debug.loading as loading
+
+    monkeypatch.setattr(loading, "_WIDE_COLUMNS", 2)
+    for text in [b"a,b,c\n1,2,3\n\n4,5,6\n", b"1 2 3\n4  5\t6\n", b"1,2,3,\n4,5,6,\n"]:
+        [loaded] = load_data("w.csv", text)
+        np.testing.assert_array_equal(loaded, [[1, 2, 3], [4, 5, 6]])
+
+
+def test_a_line_far_longer_than_the_first_row_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lite_debug.loading as loading
+
+    monkeypatch.setattr(loading, "_LONG_LINE", 16)
+    message = load_error("long.csv", b"1,2\n" + b"3," * 40 + b"4\n")
+    assert "on line 2" in message and "row on line 1 with 2 values" in message
+    [loaded] = load_data("row.csv", b",".join([b"1"] * 40))  # one long row is a row
+    assert loaded.shape == (40,)
+
+
 # --- raw bytes -----------------------------------------------------------------------------
 
 
@@ -727,6 +955,7 @@ def test_default_limits_are_documented_values() -> None:
         max_pixels=50_000_000,
         max_text_bytes=64 << 20,
         max_npz_members=256,
+        max_json_keys=256,
     )
 
 
