@@ -17,11 +17,20 @@ content alone:
                             uint8, or uint16 for 16-bit gray PNG
 ``.csv`` ``.tsv`` ``.txt``  numbers only; one array, 1-D for one row, 2-D otherwise
 ``.json``                   a nested list (one array) or an object ``name -> nested list``
+``.wav`` ``.flac``          a recording: float32 samples in [-1, 1], ``[samples]`` for mono,
+``.ogg`` ``.mp3``           ``[samples, channels]`` otherwise; ``load_file`` adds its sample
+                            rate, channels, duration and sample format (``AudioInfo``)
 ``.bin`` ``.raw`` ``.dat``  raw bytes; needs ``dtype`` and ``shape`` (so does any unknown
                             extension that should be read as raw bytes)
 ==========================  ===============================================================
 
-Numbers from text (CSV, JSON) become float32 if any is a fraction, otherwise int32 when they
+Audio is decoded by libsndfile through the ``soundfile`` package, whose wheels bundle it
+(with FLAC, Ogg Vorbis/Opus and MP3 support) so that no system package is needed; a WAV
+header is walked here first, so that a header declaring billions of frames, zero channels
+or an absurd sample rate is refused before anything is allocated.
+
+CSV and JSON are parsed by pandas' C reader a chunk at a time, in time and memory in
+proportion to the file. Numbers from text (CSV, JSON) become float32 if any is a fraction, otherwise int32 when they
 all fit, int64 when they all fit that, float32 beyond; JSON ``true``/``false`` become bool.
 float32 and int32 are what TFLite models take most often; the diagnosis, not the loader, says
 when a model wants something else. Arrays come back C-contiguous, writable, in native byte
@@ -47,15 +56,34 @@ from numpy.lib import format as npy_format
 from PIL import Image, ImageOps
 
 from lite_debug.errors import DataLoadError
+from lite_debug.records import AudioInfo
 
 __all__ = [
     "DEFAULT_LIMITS",
     "LoadLimits",
+    "LoadedFile",
     "describe_array",
     "load_data",
+    "load_file",
 ]
 
 LoadedData = dict[str, np.ndarray] | list[np.ndarray]
+
+
+@dataclass(frozen=True)
+class LoadedFile:
+    """What ``load_file`` read from one file: its arrays and the facts known about them.
+
+    ``arrays`` is exactly what ``load_data`` returns for the file. ``format`` is how it was
+    read: ``"npy"``, ``"npz"``, ``"image"``, ``"csv"``, ``"json"``, ``"raw"`` or ``"audio"``.
+    ``audio`` holds the facts about a recording (sample rate, channels, duration, original
+    sample format, clipped fraction) when the file was one, and ``None`` otherwise; an audio
+    file always yields exactly one array, ``arrays[0]``, which ``audio`` describes.
+    """
+
+    arrays: LoadedData
+    format: str
+    audio: AudioInfo | None = None
 
 
 @dataclass(frozen=True)
@@ -67,7 +95,8 @@ class LoadLimits:
     file cannot make lite-debug allocate gigabytes; ``max_pixels`` caps an image's width ×
     height before it is decoded; ``max_text_bytes`` caps CSV and JSON, whose parsing costs
     more memory than their size; ``max_npz_members`` caps the members of an ``.npz`` and
-    ``max_json_keys`` the keys of a JSON object (each would become an array a model is fed).
+    ``max_json_keys`` the keys of a JSON object (each would become an array a model is fed);
+    ``max_audio_seconds`` caps a recording's duration, checked on its header before decoding.
     """
 
     max_bytes: int = 1 << 30
@@ -76,6 +105,7 @@ class LoadLimits:
     max_text_bytes: int = 64 << 20
     max_npz_members: int = 256
     max_json_keys: int = 256
+    max_audio_seconds: float = 600.0
 
 
 DEFAULT_LIMITS = LoadLimits()
@@ -83,16 +113,18 @@ DEFAULT_LIMITS = LoadLimits()
 _NPY_EXTS = {".npy": "npy", ".npz": "npz"}
 _IMAGE_EXTS = {".png": "image", ".jpg": "image", ".jpeg": "image", ".jpe": "image", ".bmp": "image", ".dib": "image"}
 _TEXT_EXTS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".json": "json"}
+_AUDIO_EXTS = {e: "audio" for e in (".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3")}
 _RAW_EXTS = {".bin", ".raw", ".dat"}
-_FORMAT_OF_EXT = {**_NPY_EXTS, **_IMAGE_EXTS, **_TEXT_EXTS}
+_FORMAT_OF_EXT = {**_NPY_EXTS, **_IMAGE_EXTS, **_TEXT_EXTS, **_AUDIO_EXTS}
 _FORMAT_NAMES = {
     "npy": "a NumPy .npy file",
     "npz": "a NumPy .npz archive",
     "image": "a PNG, JPEG or BMP image",
     "csv": "CSV text",
     "json": "JSON",
+    "audio": "a WAV, FLAC, Ogg or MP3 recording",
 }
-_SUPPORTED = ".npy, .npz, PNG, JPEG, BMP, CSV, JSON, or raw bytes with a dtype and shape"
+_SUPPORTED = ".npy, .npz, PNG, JPEG, BMP, CSV, JSON, WAV, FLAC, Ogg, MP3, or raw bytes with a dtype and shape"
 
 _NPY_MAGIC = b"\x93NUMPY"
 _LFS_MAGIC = b"version https://git-lfs.github.com/spec/"
@@ -170,13 +202,32 @@ def load_data(
     used, only for raw bytes (``.bin``, ``.raw``, ``.dat``, or an unknown extension); formats
     that describe themselves ignore them.
 
-    Returns a one-element list for ``.npy``, an image, CSV, raw bytes and JSON holding one
-    nested list; a dict ``name -> array`` for ``.npz`` (keys as stored, in archive order) and
-    for a JSON object. Every array is a fresh copy the caller owns.
+    Returns a one-element list for ``.npy``, an image, CSV, raw bytes, audio and JSON holding
+    one nested list; a dict ``name -> array`` for ``.npz`` (keys as stored, in archive order)
+    and for a JSON object. Every array is a fresh copy the caller owns. ``load_file`` returns
+    the same arrays with the facts known about them (an audio file's sample rate, …).
 
     Raises ``DataLoadError`` when the file is empty, truncated, corrupt, of an unknown or
     refused kind (object arrays, pickles, HTML pages, Git LFS pointers, …), or over one of
     ``limits``; and ``TypeError`` when ``data`` is not bytes.
+    """
+    return load_file(name, data, dtype=dtype, shape=shape, limits=limits).arrays
+
+
+def load_file(
+    name: str,
+    data: bytes,
+    *,
+    dtype: str | None = None,
+    shape: tuple[int, ...] | None = None,
+    limits: LoadLimits = DEFAULT_LIMITS,
+) -> LoadedFile:
+    """``load_data`` with the facts about what was read: a ``LoadedFile``.
+
+    Takes the same arguments and raises the same errors as ``load_data``; its ``arrays`` are
+    what ``load_data`` returns. For a recording (WAV, FLAC, Ogg, MP3) ``audio`` is an
+    ``AudioInfo``: the samples are float32 in [-1, 1], shaped ``[samples]`` for mono and
+    ``[samples, channels]`` otherwise, as the file interleaves them.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"load_data() needs the file's bytes, not {type(data).__name__}")
@@ -251,7 +302,7 @@ def _dispatch(
     dtype: str | None,
     shape: tuple[int, ...] | None,
     limits: LoadLimits,
-) -> LoadedData:
+) -> LoadedFile:
     ext = _extension(name)
     sniffed = _sniff(data)
     raw_requested = ext in _RAW_EXTS or (ext not in _FORMAT_OF_EXT and (dtype is not None or shape is not None))
@@ -260,11 +311,11 @@ def _dispatch(
             if sniffed is not None and not _raw_size_fits(len(data), dtype, shape):
                 # Callers may pass the model's dtype and shape for every file (the command
                 # line does); a .npy or image named .bin that does not fit them is what it says.
-                return _LOADERS[sniffed](label, data, limits)
-            return [_load_raw(label, data, dtype, shape, sniffed)]
+                return _read_as(sniffed, label, data, limits)
+            return LoadedFile(arrays=[_load_raw(label, data, dtype, shape, sniffed)], format="raw")
         if sniffed is not None and dtype is None and shape is None:
             # A .npy or an image renamed to .bin: it says what it is, so read it as that.
-            return _LOADERS[sniffed](label, data, limits)
+            return _read_as(sniffed, label, data, limits)
         impostor = _impostor(data)
         if impostor is not None and dtype is None and shape is None:
             what, remedy = impostor
@@ -279,13 +330,15 @@ def _dispatch(
     if sniffed is not None:
         # The magic bytes are certain where the extension is only a name: a JPEG saved as
         # .png, or an .npz renamed .npy, loads as what it is.
-        return _LOADERS[sniffed](label, data, limits)
+        return _read_as(sniffed, label, data, limits)
     if expected is not None:
-        if expected in ("npy", "npz", "image") or _impostor(data) is not None:
+        if expected == "audio" and _impostor(data) is None and _peek_text(data) is None:
+            return _read_as("audio", label, data, limits)  # MP3 without an ID3 tag: libsndfile decides
+        if expected in ("npy", "npz", "image", "audio") or _impostor(data) is not None:
             raise DataLoadError(_not_what_it_claims(label, data, expected))
         if expected == "csv" and (_peek_text(data) or "").lstrip().startswith(("[", "{")):
             expected = "json"  # no CSV of numbers starts so; JSON saved as .txt does
-        return _LOADERS[expected](label, data, limits)
+        return _read_as(expected, label, data, limits)
 
     impostor = _impostor(data)
     if impostor is not None:
@@ -295,9 +348,9 @@ def _dispatch(
     if text is not None:
         stripped = text.lstrip()
         if stripped.startswith(("[", "{")):
-            return _load_json(label, data, limits)
+            return _read_as("json", label, data, limits)
         if stripped and re.match(r"[-+.\w\"' \t,;]+$", stripped.splitlines()[0]):
-            return _load_csv(label, data, limits)
+            return _read_as("csv", label, data, limits)
     shown = f"extension {ext!r}" if ext else "no extension"
     raise DataLoadError(
         f"{label} has {shown} and its content is not a format lite-debug knows; "
@@ -317,6 +370,8 @@ def _sniff(data: bytes) -> str | None:
         return "npz"
     if data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")):
         return "image"
+    if (data[:4] in _WAV_FORMS and data[8:12] == b"WAVE") or data.startswith((b"fLaC", b"OggS", b"ID3")):
+        return "audio"
     # "BM" alone is too weak a sign; the size of the info header that follows narrows it.
     if data.startswith(b"BM") and len(data) >= 18 and struct.unpack_from("<I", data, 14)[0] in {12, 16, 40, 52, 56, 64, 108, 124}:
         return "image"
@@ -1432,6 +1487,160 @@ def _path(path: tuple[int, ...]) -> str:
     return "".join(f"[{i}]" for i in path) or "the top level"
 
 
+# --- audio ---------------------------------------------------------------------------------
+
+# The highest rate audio interfaces record at; anything above is a damaged header.
+_MAX_SAMPLE_RATE = 768_000
+_MAX_CHANNELS = 256
+_WAV_FORMS = (b"RIFF", b"RF64", b"BW64")
+_AUDIO_CONTAINERS = {"WAV": "WAV", "WAVEX": "WAV", "RF64": "WAV", "FLAC": "FLAC", "OGG": "Ogg", "MP3": "MP3"}
+# The largest sample value of an integer format, as a float in [-1, 1]: a sample at either
+# end of the scale is one the recording clipped.
+_FULL_SCALE = {"PCM_S8": 127 / 128, "PCM_U8": 127 / 128, "PCM_16": 32767 / 32768, "PCM_24": (2**23 - 1) / 2**23}
+
+
+@dataclass(frozen=True)
+class _WavHeader:
+    channels: int
+    sample_rate: int
+    block_align: int
+    declared_bytes: int  # of samples, as the data chunk says
+    present_bytes: int  # of samples actually in the file
+
+
+def _wav_header(label: str, data: bytes) -> _WavHeader:
+    """Walk a RIFF/RF64 WAVE file's chunks up to its samples, checking what they declare.
+
+    The RIFF size itself is not trusted (recorders that were interrupted, or that write to a
+    pipe, leave it wrong; libsndfile ignores it too): only the chunks that are there count.
+    """
+    if len(data) < 12:
+        raise DataLoadError(f"{label} is a WAV file cut short inside its header; record or export it again.")
+    ds64_data: int | None = None
+    fmt: tuple[int, int, int] | None = None
+    at = 12
+    while at + 8 <= len(data):
+        chunk, size = data[at : at + 4], struct.unpack_from("<I", data, at + 4)[0]
+        body = at + 8
+        if chunk == b"ds64" and len(data) >= body + 16:
+            ds64_data = struct.unpack_from("<Q", data, body + 8)[0]
+        elif chunk == b"fmt ":
+            if size < 16 or len(data) < body + 16:
+                raise DataLoadError(f"{label} has a damaged WAV format chunk; record or export it again.")
+            _tag, channels, rate, _bytes_per_second, block_align = struct.unpack_from("<HHIIH", data, body)
+            fmt = (channels, rate, block_align)
+        elif chunk == b"data":
+            if fmt is None:
+                raise DataLoadError(
+                    f"{label} has its samples before its format chunk, so how to read them is unknown; "
+                    "record or export it again."
+                )
+            channels, rate, block_align = fmt
+            declared = ds64_data if (size == 0xFFFFFFFF and ds64_data is not None) else size
+            present = len(data) - body
+            if size == 0xFFFFFFFF and ds64_data is None:
+                declared = present  # "unknown length", as streaming writers put it
+            return _WavHeader(channels, rate, block_align, declared, present)
+        at = body + size + (size & 1)  # chunks are padded to an even length
+    missing = "format chunk" if fmt is None else "data chunk"
+    raise DataLoadError(f"{label} is a WAV file without a {missing}, so it holds no samples lite-debug can read; record or export it again.")
+
+
+def _check_audio_shape(label: str, channels: int, rate: int, frames: int, limits: LoadLimits) -> None:
+    if channels < 1:
+        raise DataLoadError(f"{label} declares 0 channels, so it holds no audio; record or export it again.")
+    if channels > _MAX_CHANNELS:
+        raise DataLoadError(
+            f"{label} declares {channels:,} channels, more than the {_MAX_CHANNELS} any recording has; the header is "
+            "damaged, so record or export it again."
+        )
+    if not 1 <= rate <= _MAX_SAMPLE_RATE:
+        raise DataLoadError(
+            f"{label} declares a sample rate of {rate:,} Hz, outside the 1 Hz to {_MAX_SAMPLE_RATE:,} Hz any recording "
+            "has; the header is damaged, so record or export it again."
+        )
+    seconds = frames / rate
+    if seconds > limits.max_audio_seconds:
+        raise DataLoadError(
+            f"{label} holds {_duration(seconds)} of audio ({frames:,} samples at {rate:,} Hz), more than the "
+            f"{_duration(limits.max_audio_seconds)} lite-debug decodes; cut it to the part the model should hear."
+        )
+    nbytes = frames * channels * 4
+    if nbytes > limits.max_array_bytes:
+        raise DataLoadError(
+            f"{label} would take {_size(nbytes)} as float32 samples, more than the {_size(limits.max_array_bytes)} "
+            "lite-debug allows; cut it to the part the model should hear."
+        )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.3g} s"
+    minutes, s = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {s} s" if s else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def _load_audio(label: str, data: bytes, limits: LoadLimits) -> LoadedFile:
+    """Decode a recording into float32 samples in [-1, 1] with its facts (see ``AudioInfo``).
+
+    WAV headers are checked here before libsndfile sees them; for FLAC, Ogg and MP3 the
+    frame count libsndfile reads from the header is checked before a sample is decoded.
+    """
+    wav = _wav_header(label, data) if data[:4] in _WAV_FORMS and data[8:12] == b"WAVE" else None
+    if wav is not None:
+        if wav.block_align < 1:
+            raise DataLoadError(f"{label} has a damaged WAV format chunk (0 bytes per frame); record or export it again.")
+        _check_audio_shape(label, wav.channels, wav.sample_rate, 0, limits)
+        if wav.declared_bytes > wav.present_bytes:
+            raise DataLoadError(
+                f"{label} is truncated: its header declares {wav.declared_bytes // wav.block_align:,} frames "
+                f"({_size(wav.declared_bytes)}) but only {_size(wav.present_bytes)} of samples follow; "
+                "download or export it again."
+            )
+        _check_audio_shape(label, wav.channels, wav.sample_rate, wav.declared_bytes // wav.block_align, limits)
+    try:
+        import soundfile
+    except (ImportError, OSError):
+        raise DataLoadError(
+            f"{label} is audio, and reading audio needs the soundfile package, which is not installed here; "
+            "run pip install soundfile."
+        ) from None
+    try:
+        with soundfile.SoundFile(io.BytesIO(data)) as f:
+            frames, channels, rate = int(f.frames), int(f.channels), int(f.samplerate)
+            container, subtype = str(f.format), str(f.subtype)
+            _check_audio_shape(label, channels, rate, frames, limits)
+            samples = f.read(frames=frames, dtype="float32", always_2d=True)
+    except DataLoadError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as exc:  # soundfile.LibsndfileError, RuntimeError, ValueError, …
+        # libsndfile names our in-memory file in its message ("Error opening <_io.BytesIO …>: "): drop that.
+        reason = re.sub(r"^Error opening <[^>]*>: ", "", _reason(exc))
+        raise DataLoadError(
+            f"{label} could not be decoded as WAV, FLAC, Ogg or MP3 audio ({reason}); the file is corrupt or "
+            "in another format, so export it again as WAV."
+        ) from None
+    if samples.shape[0] == 0:
+        raise DataLoadError(f"{label} holds no samples (0 frames); record or export it again.")
+    from lite_debug.audio import clipped_fraction
+
+    array = _owned(samples[:, 0] if channels == 1 else samples)
+    info = AudioInfo(
+        sample_rate=rate,
+        channels=channels,
+        frames=int(samples.shape[0]),
+        container=_AUDIO_CONTAINERS.get(container, container),
+        sample_format=subtype,
+        clipped_fraction=clipped_fraction(array, _FULL_SCALE.get(subtype, 1.0)),
+    )
+    return LoadedFile(arrays=[array], format="audio", audio=info)
+
+
 # --- raw bytes -----------------------------------------------------------------------------
 
 
@@ -1483,13 +1692,19 @@ def _load_raw(label: str, data: bytes, dtype: str, shape: Sequence[int], sniffed
 
 # --- helpers -------------------------------------------------------------------------------
 
-_LOADERS: dict[str, Callable[[str, bytes, LoadLimits], LoadedData]] = {
+_LOADERS: dict[str, Callable[[str, bytes, LoadLimits], LoadedData | LoadedFile]] = {
     "npy": _load_npy,
     "npz": _load_npz,
     "image": _load_image,
     "csv": _load_csv,
     "json": _load_json,
+    "audio": _load_audio,
 }
+
+
+def _read_as(kind: str, label: str, data: bytes, limits: LoadLimits) -> LoadedFile:
+    result = _LOADERS[kind](label, data, limits)
+    return result if isinstance(result, LoadedFile) else LoadedFile(arrays=result, format=kind)
 
 
 def _owned(array: np.ndarray) -> np.ndarray:

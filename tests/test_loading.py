@@ -19,7 +19,7 @@ from numpy.lib import format as npy_format
 from PIL import Image
 
 from lite_debug.errors import DataLoadError
-from lite_debug.loading import DEFAULT_LIMITS, LoadLimits, describe_array, load_data
+from lite_debug.loading import DEFAULT_LIMITS, LoadLimits, describe_array, load_data, load_file
 
 # --- helpers -------------------------------------------------------------------------------
 
@@ -956,6 +956,7 @@ def test_default_limits_are_documented_values() -> None:
         max_text_bytes=64 << 20,
         max_npz_members=256,
         max_json_keys=256,
+        max_audio_seconds=600.0,
     )
 
 
@@ -973,3 +974,154 @@ def test_memory_error_becomes_a_sentence(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(np, "load", out_of_memory)
     message = load_error("x.npy", npy_bytes(np.zeros(3)))
     assert "more memory than this machine has free" in message
+
+
+# --- audio (issue 16, item 1) --------------------------------------------------------------
+
+sf = pytest.importorskip("soundfile")
+
+_RATE = 16_000
+
+
+def _tone(frames: int, channels: int) -> np.ndarray:
+    """A distinct sine per channel at half scale, as float32 [frames, channels]."""
+    t = np.arange(frames) / _RATE
+    return np.stack([0.5 * np.sin(2 * np.pi * (220 * (c + 1)) * t) for c in range(channels)], axis=1).astype(np.float32)
+
+
+def audio_bytes(x: np.ndarray, rate: int = _RATE, fmt: str = "WAV", subtype: str = "PCM_16") -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, x, rate, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+# How far a decoded sample may be from the original: one step of the format, or the codec's loss.
+_WAV_SUBTYPES = {"PCM_U8": 1 / 128, "PCM_16": 1 / 32768, "PCM_24": 1 / 2**23, "PCM_32": 1 / 2**31, "FLOAT": 0.0, "DOUBLE": 0.0}
+
+
+@pytest.mark.parametrize("channels", [1, 2, 6])
+@pytest.mark.parametrize("subtype", sorted(_WAV_SUBTYPES))
+def test_wav_of_every_sample_format_and_channel_count(subtype: str, channels: int) -> None:
+    want = _tone(4000, channels)
+    loaded = load_file("clip.wav", audio_bytes(want, subtype=subtype))
+    assert loaded.format == "audio" and isinstance(loaded.arrays, list) and len(loaded.arrays) == 1
+    [samples] = loaded.arrays
+    assert samples.dtype == np.float32 and samples.flags.c_contiguous and samples.flags.writeable
+    assert samples.shape == ((4000,) if channels == 1 else (4000, channels))
+    np.testing.assert_allclose(samples.reshape(4000, channels), want, atol=_WAV_SUBTYPES[subtype] + 1e-7)
+    info = loaded.audio
+    assert info is not None
+    assert (info.sample_rate, info.channels, info.frames, info.container) == (_RATE, channels, 4000, "WAV")
+    assert info.sample_format == subtype and info.duration == pytest.approx(0.25)
+    assert info.layout == ("[samples]" if channels == 1 else "[samples, channels]")
+    assert info.clipped_fraction == 0.0
+
+
+def test_int16_samples_are_divided_by_32768() -> None:
+    codes = np.array([-32768, -16384, 0, 16384, 32767], dtype=np.int16)
+    [samples] = load_data("codes.wav", audio_bytes(codes))
+    np.testing.assert_array_equal(samples, codes.astype(np.float32) / 32768)
+
+
+def test_clipped_fraction_counts_samples_at_full_scale() -> None:
+    codes = np.array([32767, -32768, 100, -100, 32767, 0, 5, 6], dtype=np.int16)
+    info = load_file("loud.wav", audio_bytes(codes)).audio
+    assert info is not None and info.clipped_fraction == pytest.approx(3 / 8)
+    u8 = load_file("loud8.wav", audio_bytes(np.array([1.0, -1.0, 0.0, 0.0], np.float32), subtype="PCM_U8")).audio
+    assert u8 is not None and u8.clipped_fraction == pytest.approx(2 / 4)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "subtype", "name", "tolerance"),
+    [
+        ("FLAC", "PCM_16", "clip.flac", 1 / 32768),
+        ("FLAC", "PCM_24", "clip.flac", 1 / 2**23),
+        ("OGG", "VORBIS", "clip.ogg", None),
+        ("MP3", "MPEG_LAYER_III", "clip.mp3", None),
+    ],
+)
+def test_flac_ogg_and_mp3_decode(fmt: str, subtype: str, name: str, tolerance: float | None) -> None:
+    want = _tone(8000, 2)
+    loaded = load_file(name, audio_bytes(want, fmt=fmt, subtype=subtype))
+    info = loaded.audio
+    assert info is not None and info.channels == 2 and info.sample_rate == _RATE and info.sample_format == subtype
+    [samples] = loaded.arrays
+    assert samples.dtype == np.float32 and samples.shape[1] == 2
+    if tolerance is not None:  # lossless: the samples themselves
+        np.testing.assert_allclose(samples, want, atol=tolerance)
+    else:  # lossy: the same tones, at about the same level
+        assert abs(samples.shape[0] - 8000) <= 2000
+        assert float(np.sqrt(np.mean(samples**2))) == pytest.approx(0.5 / np.sqrt(2), rel=0.15)
+
+
+def test_audio_is_recognised_by_content_under_any_name() -> None:
+    data = audio_bytes(_tone(100, 1))
+    assert load_file("recording.bin", data).format == "audio"  # no dtype/shape: what it says it is
+    assert load_file("recording", data).format == "audio"
+    flac = audio_bytes(_tone(100, 1), fmt="FLAC")
+    assert load_file("x.wav", flac).audio.container == "FLAC"  # type: ignore[union-attr]
+
+
+def test_wav_is_no_longer_read_as_raw_bytes_with_the_models_shape() -> None:
+    # The command line and the dashboard pass each input's dtype and shape along; a .wav once
+    # went to the raw reader with them and came back as "288,044 bytes but ... needs 576,000".
+    data = audio_bytes(_tone(144_000, 1), rate=48_000)
+    loaded = load_file("clip.wav", data, dtype="float32", shape=(1, 144_000))
+    assert loaded.format == "audio" and loaded.arrays[0].shape == (144_000,)  # type: ignore[index]
+    assert loaded.audio is not None and loaded.audio.duration == pytest.approx(3.0)
+
+
+def test_load_data_still_returns_plain_arrays_for_audio_and_facts_are_none_elsewhere() -> None:
+    result = load_data("clip.wav", audio_bytes(_tone(10, 1)))
+    assert type(result) is list and isinstance(result[0], np.ndarray)
+    assert load_file("x.npy", npy_bytes(np.zeros(3))).audio is None
+    assert load_file("x.npy", npy_bytes(np.zeros(3))).format == "npy"
+    assert load_file("x.csv", b"1,2\n").format == "csv"
+    assert load_file("x.bin", bytes(4), dtype="uint8", shape=(4,)).format == "raw"
+
+
+def _patched(data: bytes, offset: int, fmt: str, value: int) -> bytes:
+    out = bytearray(data)
+    struct.pack_into(fmt, out, offset, value)
+    return bytes(out)
+
+
+def test_hostile_wav_headers_get_a_sentence_before_anything_is_allocated() -> None:
+    import tracemalloc
+
+    clip = audio_bytes(_tone(1000, 1), subtype="PCM_U8")  # 44-byte header: data size at 40
+    cases = {
+        "frames.wav": (_patched(clip, 40, "<I", 2**31), ["truncated", "2,147,483,648 frames"]),
+        "cut.wav": (clip[:500], ["truncated", "1,000 frames", "456 bytes"]),
+        "mono0.wav": (_patched(clip, 22, "<H", 0), ["0 channels"]),
+        "rate.wav": (_patched(clip, 24, "<I", 3_000_000_000), ["3,000,000,000 Hz"]),
+        "rate0.wav": (_patched(clip, 24, "<I", 0), ["0 Hz"]),
+        "chunks.wav": (b"RIFF\x04\x00\x00\x00WAVEjunk\x00\x00\x00\x00", ["without a format chunk"]),
+    }
+    for name, (data, words) in cases.items():
+        tracemalloc.start()
+        message = load_error(name, data)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert all(w in message for w in words), message
+        assert peak < 1 << 20, f"{name}: {peak} bytes"
+
+
+def test_an_hour_of_silence_is_refused_by_the_duration_cap_from_its_header() -> None:
+    silence = audio_bytes(np.zeros(8_000 * 3_700, dtype=np.int16), rate=8_000)  # 59 MB of 8 kHz silence
+    message = load_error("silence.wav", silence)
+    assert "1 h 1 min of audio" in message and "8,000 Hz" in message and "10 min" in message
+    assert "3 s" in load_error("short.wav", audio_bytes(_tone(_RATE * 3, 1)), limits=LoadLimits(max_audio_seconds=2))
+
+
+def test_a_riff_size_that_lies_is_ignored_as_libsndfile_does() -> None:
+    clip = audio_bytes(_tone(1000, 1))
+    for riff_size in (0xFFFFFFF0, 4):
+        info = load_file("lie.wav", _patched(clip, 4, "<I", riff_size)).audio
+        assert info is not None and info.frames == 1000
+
+
+def test_damaged_audio_gets_a_sentence() -> None:
+    assert "could not be decoded" in load_error("noise.mp3", b"\xff\xfb" + bytes(2000))
+    assert "could not be decoded" in load_error("noise.flac", b"fLaC" + bytes(100))
+    assert "named like a WAV" in load_error("text.wav", b"hello, this is text\n")
