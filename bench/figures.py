@@ -29,6 +29,7 @@ import numpy as np
 
 from .models import ensure_models
 from .report import Row
+from .text_parse import text_parse
 
 __all__ = ["FIGURES"]
 
@@ -822,4 +823,5 @@ FIGURES: dict[str, Callable[[int, bool], list[Row]]] = {
     "batch": batch,
     "memory": peak_memory,
     "cold-start": cold_start,
+    "text-parse": text_parse,
 }

@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # numpy is imported where it is used: the dashboard's first p
     import numpy as np
 
 __all__ = [
+    "AudioInfo",
     "Choice",
     "Explanation",
     "Feed",
@@ -469,3 +470,33 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """Facts about a decoded recording, kept beside its samples (``loading.LoadedFile.audio``).
+
+    The samples themselves are float32 in [-1, 1] (an int16 sample is divided by 32768),
+    shaped ``[frames]`` for mono and ``[frames, channels]`` otherwise. ``container`` is the
+    file's kind (``"WAV"``, ``"FLAC"``, ``"Ogg"``, ``"MP3"``); ``sample_format`` how it stored
+    each sample, as libsndfile names it (``"PCM_16"``, ``"PCM_24"``, ``"FLOAT"``,
+    ``"VORBIS"``, ``"MPEG_LAYER_III"``, …); ``clipped_fraction`` the share of samples at
+    either end of the format's scale, which is where a recording that was too loud sits.
+    """
+
+    sample_rate: int
+    channels: int
+    frames: int
+    container: str
+    sample_format: str
+    clipped_fraction: float = 0.0
+
+    @property
+    def duration(self) -> float:
+        """Seconds of audio: frames / sample rate."""
+        return self.frames / self.sample_rate
+
+    @property
+    def layout(self) -> str:
+        """How the loaded array is laid out: ``"[samples]"`` or ``"[samples, channels]"``."""
+        return "[samples]" if self.channels == 1 else "[samples, channels]"

@@ -19,7 +19,7 @@ from numpy.lib import format as npy_format
 from PIL import Image
 
 from lite_debug.errors import DataLoadError
-from lite_debug.loading import DEFAULT_LIMITS, LoadLimits, describe_array, load_data
+from lite_debug.loading import DEFAULT_LIMITS, LoadLimits, describe_array, load_data, load_file
 
 # --- helpers -------------------------------------------------------------------------------
 
@@ -505,6 +505,234 @@ def test_deeply_nested_json_is_refused() -> None:
     assert "nested more than 32" in message
 
 
+# --- parsing costs: time and memory in proportion to the file (issue 15, item 8) -----------
+#
+# Each case is a scaled copy of one measured on the 64 MiB cap (a one-row CSV took 27 s and
+# 1.26 GB; a 16.5 M-row CSV 79 s of CPU; a JSON with 2 M keys 36 s and 1.1 GB). The work is
+# bounded by counting it, not by timing it: the peak of memory traced while parsing, against
+# the file's size, and the Python function calls made, against the number of values (the old
+# parsers made one or more per value). Times at the cap are measured by bench/, not here.
+
+
+class _Work:
+    peak: int = 0
+    calls: int = 0
+
+
+def _measured(name: str, data: bytes, **kwargs: object) -> tuple[object, _Work]:
+    import sys
+    import tracemalloc
+
+    load_data("warm-up.csv", b"1,2\n3,4\n")  # pandas' import is not the file's cost
+    work = _Work()
+
+    def count(frame: object, event: str, arg: object) -> None:
+        if event == "call":
+            work.calls += 1
+
+    tracemalloc.start()
+    sys.setprofile(count)
+    try:
+        result: object = load_data(name, data, **kwargs)  # type: ignore[arg-type]
+    except DataLoadError as exc:
+        result = exc
+    finally:
+        sys.setprofile(None)
+        work.peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return result, work
+
+
+_VALUES = 1 << 19
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "shape"),
+    [
+        ("one-row.csv", (b"0.5," * _VALUES)[:-1], (_VALUES,)),
+        ("many-rows.csv", b"0.5\n" * _VALUES, (_VALUES, 1)),
+        ("ints.csv", b"7\n" * _VALUES, (_VALUES, 1)),
+        ("wide.csv", (b",".join([b"1.5"] * 2048) + b"\n") * (_VALUES // 2048), (_VALUES // 2048, 2048)),
+        ("list.json", b"[" + b"0.5," * (_VALUES - 1) + b"0.5]", (_VALUES,)),
+        ("lists.json", b"[" + b"[1]," * (_VALUES - 1) + b"[1]]", (_VALUES, 1)),
+        ("rows.json", b"[" + (b"[" + b"0.5," * 63 + b"0.5],") * (_VALUES // 64 - 1) + b"[" + b"0.5," * 63 + b"0.5]]", (_VALUES // 64, 64)),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_text_parses_in_memory_and_calls_proportional_to_the_file(name: str, data: bytes, shape: tuple[int, ...]) -> None:
+    result, work = _measured(name, data)
+    assert isinstance(result, list), result
+    assert result[0].shape == shape
+    # The densest numbers (two bytes each) become four-byte values: the array alone is twice
+    # the file, and the old parsers peaked at 7 to 31 times it.
+    assert work.peak < 6 * len(data), f"peak {work.peak / len(data):.1f} x the file"
+    assert work.calls < _VALUES // 20, f"{work.calls} Python calls for {_VALUES} values"
+
+
+def test_csv_values_come_back_exact_through_every_path() -> None:
+    rng = np.random.default_rng(0)
+    want = rng.integers(-(2**31), 2**31 - 1, size=(300, 5), dtype=np.int64)
+    text = "\n".join(",".join(str(v) for v in row) for row in want).encode()
+    [loaded] = load_data("ints.csv", text)
+    assert loaded.dtype == np.int32
+    np.testing.assert_array_equal(loaded, want)
+    floats = rng.standard_normal((40, 3000)).astype(np.float32)  # wide: read as one column
+    text = "\n".join(",".join(repr(float(v)) for v in row) for row in floats).encode()
+    [loaded] = load_data("wide.csv", text)
+    assert loaded.dtype == np.float32
+    np.testing.assert_array_equal(loaded, floats)
+
+
+def test_json_object_with_a_million_keys_is_refused_at_the_cap() -> None:
+    data = b"{" + b",".join(b'"k%d": 0.5' % i for i in range(200_000)) + b"}"
+    assert len(data) > 2 << 20
+    result, work = _measured("keys.json", data)
+    assert isinstance(result, DataLoadError)
+    message = str(result)
+    assert "more than 256 keys" in message and "one key per model input" in message
+    assert work.peak < len(data), f"peak {work.peak / len(data):.1f} x the file"
+    assert work.calls < 20_000  # a few dozen per key up to the cap, and none for the keys after it
+
+
+def test_json_with_20000_keys_is_refused_with_the_figure_in_one_sentence() -> None:
+    # The 209 KB file of the report: 20,000 keys, each of which once became an array and a
+    # warning of its own.
+    data = json.dumps({f"k{i}": [i] for i in range(20_000)}).encode()
+    message = load_error("keys.json", data)
+    assert "20,000 keys" in message and "256 arrays" in message
+
+
+def test_json_key_cap_is_a_limit() -> None:
+    data = json.dumps({f"k{i}": [i] for i in range(5)}).encode()
+    assert "5 keys" in load_error("five.json", data, limits=LoadLimits(max_json_keys=4))
+    assert len(load_data("five.json", data, limits=LoadLimits(max_json_keys=5))) == 5  # type: ignore[arg-type]
+
+
+def test_json_with_a_duplicate_key_is_refused() -> None:
+    assert "two keys named 'a'" in load_error("dup.json", b'{"a": [1], "a": [2]}')
+
+
+def _large(document: bytes, monkeypatch: pytest.MonkeyPatch) -> bytes:
+    """The same JSON padded past the size the standard library parses, so the large path reads it.
+
+    Values are read as numbers by pandas from 4 KiB on; the test lowers that to 0 so that
+    these small values take that way too.
+    """
+    import lite_debug.loading as loading
+
+    monkeypatch.setattr(loading, "_JSON_SMALL_VALUE", 0)
+    return document + b" " * (1 << 20)
+
+
+def test_large_json_reads_what_small_json_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    for document in [
+        b"[[0.5, 1], [2, 3.25]]",
+        b"[[1, 2, 3]]",
+        b"[true, false]",
+        b"[]",
+        b"[[], []]",
+        b"3.5",
+        b"[NaN, Infinity, -Infinity]",
+        b"[3000000000]",
+        b"[[[1], [2]], [[3], [4]]]",
+        b'{"tokens": [[101, 2023, 102]], "mask": [[true, true, false]], "scale": 0.5}',
+        b'{"caf\\u00e9": [1]}',
+    ]:
+        small = load_data("s.json", document)
+        large = load_data("l.json", _large(document, monkeypatch))
+        assert type(small) is type(large), document
+        pairs = zip(small.values(), large.values()) if isinstance(small, dict) else zip(small, large)  # type: ignore[union-attr,arg-type]
+        if isinstance(small, dict):
+            assert list(small) == list(large), document  # type: ignore[arg-type]
+        for a, b in pairs:
+            assert a.dtype == b.dtype and a.shape == b.shape, document
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("document", "words"),
+    [
+        (b"[[1, 2], [3]]", "not a rectangular"),
+        (b"[[1, 2], 3]", "not a rectangular"),
+        (b"[1,,2]", "holds 2 numbers where its shape (3,) needs 3"),
+        (b"[1 2]", "'1 2'"),
+        (b"[[], [1]]", "not rectangular"),
+        (b"[true, 2]", "mixes true/false"),
+        (b'{"x": [1, null]}', "key 'x' holds null"),
+        (b'{"x": "text"}', "key 'x' holds a string"),
+        (b'{"x": {"y": [1]}}', "key 'x' holds an object"),
+        (b'{"x": [1], "x": [2]}', "two keys named 'x'"),
+        (b'{"x": [1]', "not valid JSON"),
+        (b'{"x" [1]}', "a colon after the key"),
+        (b"[" * 40 + b"1" + b"]" * 40, "nested more than 32"),
+        (b"{}", "empty JSON object"),
+        (b"[0x10]", "'x'"),
+    ],
+)
+def test_large_json_problems_get_a_sentence(document: bytes, words: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert words in load_error("big.json", _large(document, monkeypatch))
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (b"x,y\n1,2\n\n3,4,5\n", "the row on line 4 has 3 values but the row on line 2 has 2"),
+        (b"x,y\n1,2\n\n3\n", "the row on line 4 has 1 value but the row on line 2 has 2"),
+        (b"x,y\n1,2\n\n3,\n", "an empty value on line 4, column 2"),
+        (b"1,2\n3,4\n5,cat\n", "'cat' on line 3, column 2"),
+        (b"1,2\n3,1_000\n", "'1_000' on line 2, column 2"),
+        (b'1,"2\n3,4\n', "not valid CSV"),
+    ],
+)
+def test_csv_problems_name_the_line_after_blank_lines(text: bytes, words: str) -> None:
+    assert words in load_error("t.csv", text)
+
+
+def test_csv_special_values_and_line_ends() -> None:
+    [loaded] = load_data("s.csv", b"1,nan\r\n3,-inf\r\n")
+    assert loaded.dtype == np.float32 and np.isnan(loaded[0, 1]) and loaded[1, 1] == -np.inf
+    [loaded] = load_data("mac.csv", b"1,2\r3,4\r")
+    np.testing.assert_array_equal(loaded, [[1, 2], [3, 4]])
+    [loaded] = load_data("q.csv", b'"1","2"\n3,4\n  \n')
+    np.testing.assert_array_equal(loaded, [[1, 2], [3, 4]])
+    [loaded] = load_data("big.csv", b"1\n99999999999999999999\n")
+    assert loaded.dtype == np.float32 and loaded[1, 0] == np.float32(1e20)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (b"1,2,3\n5,6\n", "the row on line 2 has 2 values but the row on line 1 has 3"),
+        (b"1,2,3\n5,,6\n", "an empty value on line 2, column 2"),
+        (b"1,2,3\n5,x,6\n", "'x' on line 2, column 2"),
+    ],
+)
+def test_wide_csv_problems_name_the_line(monkeypatch: pytest.MonkeyPatch, text: bytes, words: str) -> None:
+    import lite_debug.loading as loading
+
+    monkeypatch.setattr(loading, "_WIDE_COLUMNS", 2)  # the wide path, on a file small enough to read
+    assert words in load_error("w.csv", text)
+
+
+def test_wide_csv_with_spaces_tabs_and_trailing_delimiters(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lite_debug.loading as loading
+
+    monkeypatch.setattr(loading, "_WIDE_COLUMNS", 2)
+    for text in [b"a,b,c\n1,2,3\n\n4,5,6\n", b"1 2 3\n4  5\t6\n", b"1,2,3,\n4,5,6,\n"]:
+        [loaded] = load_data("w.csv", text)
+        np.testing.assert_array_equal(loaded, [[1, 2, 3], [4, 5, 6]])
+
+
+def test_a_line_far_longer_than_the_first_row_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lite_debug.loading as loading
+
+    monkeypatch.setattr(loading, "_LONG_LINE", 16)
+    message = load_error("long.csv", b"1,2\n" + b"3," * 40 + b"4\n")
+    assert "on line 2" in message and "row on line 1 with 2 values" in message
+    [loaded] = load_data("row.csv", b",".join([b"1"] * 40))  # one long row is a row
+    assert loaded.shape == (40,)
+
+
 # --- raw bytes -----------------------------------------------------------------------------
 
 
@@ -727,6 +955,8 @@ def test_default_limits_are_documented_values() -> None:
         max_pixels=50_000_000,
         max_text_bytes=64 << 20,
         max_npz_members=256,
+        max_json_keys=256,
+        max_audio_seconds=600.0,
     )
 
 
@@ -744,3 +974,154 @@ def test_memory_error_becomes_a_sentence(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(np, "load", out_of_memory)
     message = load_error("x.npy", npy_bytes(np.zeros(3)))
     assert "more memory than this machine has free" in message
+
+
+# --- audio (issue 16, item 1) --------------------------------------------------------------
+
+sf = pytest.importorskip("soundfile")
+
+_RATE = 16_000
+
+
+def _tone(frames: int, channels: int) -> np.ndarray:
+    """A distinct sine per channel at half scale, as float32 [frames, channels]."""
+    t = np.arange(frames) / _RATE
+    return np.stack([0.5 * np.sin(2 * np.pi * (220 * (c + 1)) * t) for c in range(channels)], axis=1).astype(np.float32)
+
+
+def audio_bytes(x: np.ndarray, rate: int = _RATE, fmt: str = "WAV", subtype: str = "PCM_16") -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, x, rate, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+# How far a decoded sample may be from the original: one step of the format, or the codec's loss.
+_WAV_SUBTYPES = {"PCM_U8": 1 / 128, "PCM_16": 1 / 32768, "PCM_24": 1 / 2**23, "PCM_32": 1 / 2**31, "FLOAT": 0.0, "DOUBLE": 0.0}
+
+
+@pytest.mark.parametrize("channels", [1, 2, 6])
+@pytest.mark.parametrize("subtype", sorted(_WAV_SUBTYPES))
+def test_wav_of_every_sample_format_and_channel_count(subtype: str, channels: int) -> None:
+    want = _tone(4000, channels)
+    loaded = load_file("clip.wav", audio_bytes(want, subtype=subtype))
+    assert loaded.format == "audio" and isinstance(loaded.arrays, list) and len(loaded.arrays) == 1
+    [samples] = loaded.arrays
+    assert samples.dtype == np.float32 and samples.flags.c_contiguous and samples.flags.writeable
+    assert samples.shape == ((4000,) if channels == 1 else (4000, channels))
+    np.testing.assert_allclose(samples.reshape(4000, channels), want, atol=_WAV_SUBTYPES[subtype] + 1e-7)
+    info = loaded.audio
+    assert info is not None
+    assert (info.sample_rate, info.channels, info.frames, info.container) == (_RATE, channels, 4000, "WAV")
+    assert info.sample_format == subtype and info.duration == pytest.approx(0.25)
+    assert info.layout == ("[samples]" if channels == 1 else "[samples, channels]")
+    assert info.clipped_fraction == 0.0
+
+
+def test_int16_samples_are_divided_by_32768() -> None:
+    codes = np.array([-32768, -16384, 0, 16384, 32767], dtype=np.int16)
+    [samples] = load_data("codes.wav", audio_bytes(codes))
+    np.testing.assert_array_equal(samples, codes.astype(np.float32) / 32768)
+
+
+def test_clipped_fraction_counts_samples_at_full_scale() -> None:
+    codes = np.array([32767, -32768, 100, -100, 32767, 0, 5, 6], dtype=np.int16)
+    info = load_file("loud.wav", audio_bytes(codes)).audio
+    assert info is not None and info.clipped_fraction == pytest.approx(3 / 8)
+    u8 = load_file("loud8.wav", audio_bytes(np.array([1.0, -1.0, 0.0, 0.0], np.float32), subtype="PCM_U8")).audio
+    assert u8 is not None and u8.clipped_fraction == pytest.approx(2 / 4)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "subtype", "name", "tolerance"),
+    [
+        ("FLAC", "PCM_16", "clip.flac", 1 / 32768),
+        ("FLAC", "PCM_24", "clip.flac", 1 / 2**23),
+        ("OGG", "VORBIS", "clip.ogg", None),
+        ("MP3", "MPEG_LAYER_III", "clip.mp3", None),
+    ],
+)
+def test_flac_ogg_and_mp3_decode(fmt: str, subtype: str, name: str, tolerance: float | None) -> None:
+    want = _tone(8000, 2)
+    loaded = load_file(name, audio_bytes(want, fmt=fmt, subtype=subtype))
+    info = loaded.audio
+    assert info is not None and info.channels == 2 and info.sample_rate == _RATE and info.sample_format == subtype
+    [samples] = loaded.arrays
+    assert samples.dtype == np.float32 and samples.shape[1] == 2
+    if tolerance is not None:  # lossless: the samples themselves
+        np.testing.assert_allclose(samples, want, atol=tolerance)
+    else:  # lossy: the same tones, at about the same level
+        assert abs(samples.shape[0] - 8000) <= 2000
+        assert float(np.sqrt(np.mean(samples**2))) == pytest.approx(0.5 / np.sqrt(2), rel=0.15)
+
+
+def test_audio_is_recognised_by_content_under_any_name() -> None:
+    data = audio_bytes(_tone(100, 1))
+    assert load_file("recording.bin", data).format == "audio"  # no dtype/shape: what it says it is
+    assert load_file("recording", data).format == "audio"
+    flac = audio_bytes(_tone(100, 1), fmt="FLAC")
+    assert load_file("x.wav", flac).audio.container == "FLAC"  # type: ignore[union-attr]
+
+
+def test_wav_is_no_longer_read_as_raw_bytes_with_the_models_shape() -> None:
+    # The command line and the dashboard pass each input's dtype and shape along; a .wav once
+    # went to the raw reader with them and came back as "288,044 bytes but ... needs 576,000".
+    data = audio_bytes(_tone(144_000, 1), rate=48_000)
+    loaded = load_file("clip.wav", data, dtype="float32", shape=(1, 144_000))
+    assert loaded.format == "audio" and loaded.arrays[0].shape == (144_000,)  # type: ignore[index]
+    assert loaded.audio is not None and loaded.audio.duration == pytest.approx(3.0)
+
+
+def test_load_data_still_returns_plain_arrays_for_audio_and_facts_are_none_elsewhere() -> None:
+    result = load_data("clip.wav", audio_bytes(_tone(10, 1)))
+    assert type(result) is list and isinstance(result[0], np.ndarray)
+    assert load_file("x.npy", npy_bytes(np.zeros(3))).audio is None
+    assert load_file("x.npy", npy_bytes(np.zeros(3))).format == "npy"
+    assert load_file("x.csv", b"1,2\n").format == "csv"
+    assert load_file("x.bin", bytes(4), dtype="uint8", shape=(4,)).format == "raw"
+
+
+def _patched(data: bytes, offset: int, fmt: str, value: int) -> bytes:
+    out = bytearray(data)
+    struct.pack_into(fmt, out, offset, value)
+    return bytes(out)
+
+
+def test_hostile_wav_headers_get_a_sentence_before_anything_is_allocated() -> None:
+    import tracemalloc
+
+    clip = audio_bytes(_tone(1000, 1), subtype="PCM_U8")  # 44-byte header: data size at 40
+    cases = {
+        "frames.wav": (_patched(clip, 40, "<I", 2**31), ["truncated", "2,147,483,648 frames"]),
+        "cut.wav": (clip[:500], ["truncated", "1,000 frames", "456 bytes"]),
+        "mono0.wav": (_patched(clip, 22, "<H", 0), ["0 channels"]),
+        "rate.wav": (_patched(clip, 24, "<I", 3_000_000_000), ["3,000,000,000 Hz"]),
+        "rate0.wav": (_patched(clip, 24, "<I", 0), ["0 Hz"]),
+        "chunks.wav": (b"RIFF\x04\x00\x00\x00WAVEjunk\x00\x00\x00\x00", ["without a format chunk"]),
+    }
+    for name, (data, words) in cases.items():
+        tracemalloc.start()
+        message = load_error(name, data)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert all(w in message for w in words), message
+        assert peak < 1 << 20, f"{name}: {peak} bytes"
+
+
+def test_an_hour_of_silence_is_refused_by_the_duration_cap_from_its_header() -> None:
+    silence = audio_bytes(np.zeros(8_000 * 3_700, dtype=np.int16), rate=8_000)  # 59 MB of 8 kHz silence
+    message = load_error("silence.wav", silence)
+    assert "1 h 1 min of audio" in message and "8,000 Hz" in message and "10 min" in message
+    assert "3 s" in load_error("short.wav", audio_bytes(_tone(_RATE * 3, 1)), limits=LoadLimits(max_audio_seconds=2))
+
+
+def test_a_riff_size_that_lies_is_ignored_as_libsndfile_does() -> None:
+    clip = audio_bytes(_tone(1000, 1))
+    for riff_size in (0xFFFFFFF0, 4):
+        info = load_file("lie.wav", _patched(clip, 4, "<I", riff_size)).audio
+        assert info is not None and info.frames == 1000
+
+
+def test_damaged_audio_gets_a_sentence() -> None:
+    assert "could not be decoded" in load_error("noise.mp3", b"\xff\xfb" + bytes(2000))
+    assert "could not be decoded" in load_error("noise.flac", b"fLaC" + bytes(100))
+    assert "named like a WAV" in load_error("text.wav", b"hello, this is text\n")
