@@ -429,7 +429,7 @@ def open_bundle(data: "bytes | memoryview | Bundle", *, name: str = "bundle.zip"
 
 
 def _open_v1(bundle: Bundle, name: str) -> "Workspace":
-    from .casefile import _run
+    from .casefile import _lower_first, _run
     from .records import OutputTensor, Quantization
     from .session import Workspace
     from .quantization import dequantize
@@ -437,7 +437,7 @@ def _open_v1(bundle: Bundle, name: str) -> "Workspace":
     try:
         ws = Workspace._for_model(bundle.model_name, bundle.model)
     except LiteDebugError as exc:
-        raise BundleError(f"The bundle's model {bundle.model_name!r} cannot be opened: {exc}") from None
+        raise BundleError(f"The bundle's model {bundle.model_name!r} cannot be opened: {_lower_first(str(exc))}") from None
     ws.container = name
     ws.signature = bundle.signature if bundle.signature in {s.key for s in ws.spec.signatures} else None
     ws.set_feed(bundle.feed, source=f"bundle {name}")

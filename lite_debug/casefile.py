@@ -523,14 +523,14 @@ def _fix(v: Any, where: str) -> Fix:
     allowed = {k.rstrip("?"): t for k, t in schema.items()}
     for key in params:
         if key not in allowed:
-            raise _refuse(f"{where}.params", f"has {str(key)[:60]!r}, which a {kind} fix does not take")
+            raise _refuse(f"{where}.params", f"has {str(key)[:60]!r}, which the fix {kind!r} does not take")
     checked: dict[str, Any] = {}
     for key, t in schema.items():
         bare = key.rstrip("?")
         if bare not in params:
             if key.endswith("?"):
                 continue
-            raise _refuse(f"{where}.params", f"lacks {bare!r}, which a {kind} fix needs")
+            raise _refuse(f"{where}.params", f"lacks {bare!r}, which the fix {kind!r} needs")
         checked[bare] = _param(t, params[bare], f"{where}.params.{bare}")
     if kind == "quantize" and checked.get("source") is not None and "target" not in checked:
         raise _refuse(f"{where}.params", "has a source range and no target range")
@@ -660,7 +660,10 @@ class _Members:
     def __call__(self, digest: str, where: str) -> bytes:
         if digest in self.cache:
             return self.cache[digest]
-        data = self.read_member(digest)
+        try:
+            data = self.read_member(digest)
+        except KeyError:
+            raise _refuse(where, f"names the file {digest[:19]}…, which the case does not hold") from None
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise BundleError(f"The saved case's member {digest[:19]}… could not be read as bytes.")
         if _address(data) != digest:
@@ -846,7 +849,7 @@ def build_workspace(case: ParsedCase, *, container: str | None = None, source: s
     try:
         ws = Workspace._for_model(case.model_name, case.model)
     except LiteDebugError as exc:
-        raise BundleError(f"The saved case's model {case.model_name!r} cannot be opened: {exc}") from None
+        raise BundleError(f"The saved case's model {case.model_name!r} cannot be opened: {_lower_first(str(exc))}") from None
     if case.signature is not None and case.signature not in {s.key for s in ws.spec.signatures}:
         known = ", ".join(repr(s.key) for s in ws.spec.signatures) or "none"
         raise _refuse("signature", f"is {case.signature[:60]!r}, which the model does not have (its signatures: {known})")
@@ -924,6 +927,10 @@ def _check_budget(fix: Fix, feed: Feed, what: str) -> None:
             f"The saved case's {what} would make an array of {elements:,} values, more than the "
             f"{MAX_REPLAY_ELEMENTS:,} lite-debug replays; the case was altered or damaged."
         )
+
+
+def _lower_first(sentence: str) -> str:
+    return sentence[:1].lower() + sentence[1:]
 
 
 def _describe(arrays: Sequence[tuple[str, str, tuple[int, ...]]]) -> str:
