@@ -158,11 +158,13 @@ def versions() -> dict[str, str]:
 def compare_outputs(recorded: Recorded | RunResult | None, result: RunResult | None) -> dict[str, dict[str, Any]]:
     """Each output of the recorded run beside the same output of ``result``, by name.
 
-    For every output either run has: ``max_abs`` (the largest absolute difference of the real,
-    dequantized values; None when the shapes differ or one side lacks the output),
-    ``equal`` (the raw arrays are identical, dtype included), ``shape_equal``, ``dtype_equal``,
-    ``recorded_shape`` and ``shape`` (None on the side that lacks it), ``nan_differs`` (how many
-    positions are NaN on one side only). Empty when either run has no outputs. Raises nothing.
+    For every output either run has: ``max_abs``, the largest absolute difference of the real
+    (dequantized) values over the positions finite on both sides (None when the shapes differ
+    or one side lacks the output); ``nonfinite_differs``, how many positions are NaN or
+    infinite on one side and not the same on the other; ``equal`` (the raw arrays are
+    identical, dtype included), ``shape_equal``, ``dtype_equal``, ``recorded_shape`` and
+    ``shape`` (None on the side that lacks it). Every value is plain JSON (no NaN or
+    infinity). Empty when either run is missing. Raises nothing.
     """
     run = recorded.run if isinstance(recorded, Recorded) else recorded
     if run is None or result is None:
@@ -173,29 +175,43 @@ def compare_outputs(recorded: Recorded | RunResult | None, result: RunResult | N
     for name in [*old, *(n for n in new if n not in old)]:
         a, b = old.get(name), new.get(name)
         entry: dict[str, Any] = {
-            "max_abs": None, "equal": False, "shape_equal": False, "dtype_equal": False,
-            "recorded_shape": list(a.shape) if a is not None else None, "shape": list(b.shape) if b is not None else None,
-            "nan_differs": 0,
+            "max_abs": None,
+            "nonfinite_differs": 0,
+            "equal": False,
+            "shape_equal": False,
+            "dtype_equal": False,
+            "recorded_shape": list(a.shape) if a is not None else None,
+            "shape": list(b.shape) if b is not None else None,
         }
         if a is not None and b is not None:
             entry["shape_equal"] = a.shape == b.shape
             entry["dtype_equal"] = a.dtype == b.dtype
-            entry["equal"] = entry["shape_equal"] and entry["dtype_equal"] and bool(np.array_equal(a.raw, b.raw, equal_nan=a.raw.dtype.kind in "fc"))
+            entry["equal"] = bool(
+                entry["shape_equal"]
+                and entry["dtype_equal"]
+                and np.array_equal(a.raw, b.raw, equal_nan=a.raw.dtype.kind in "fc")
+            )
             if entry["shape_equal"] and a.values.dtype.kind in "biuf" and b.values.dtype.kind in "biuf":
                 x, y = a.values.astype(np.float64), b.values.astype(np.float64)
                 both = np.isfinite(x) & np.isfinite(y)
-                same_nonfinite = (x == y) | (np.isnan(x) & np.isnan(y))
-                entry["nan_differs"] = int(np.count_nonzero(np.isnan(x) != np.isnan(y)))
+                same = (x == y) | (np.isnan(x) & np.isnan(y))  # inf == inf; NaN on both sides
+                entry["nonfinite_differs"] = int(np.count_nonzero(~both & ~same))
                 diff = np.abs(x[both] - y[both])
-                worst = float(diff.max()) if diff.size else 0.0
-                if np.any(~both & ~same_nonfinite):
-                    worst = math.inf  # an infinity or NaN on one side only: no finite bound
-                entry["max_abs"] = worst
+                entry["max_abs"] = float(diff.max()) if diff.size else 0.0
         out[name] = entry
     return out
 
 
-_COMPARED = ("python", "numpy", "ai-edge-litert", "tensorflow", "tensorflow-cpu", "tflite-runtime", "lite-debug", "platform")
+_COMPARED = (
+    "python",
+    "numpy",
+    "ai-edge-litert",
+    "tensorflow",
+    "tensorflow-cpu",
+    "tflite-runtime",
+    "lite-debug",
+    "platform",
+)
 
 
 def compare_versions(recorded: Mapping[str, str], current: Mapping[str, str] | None = None) -> list[VersionDifference]:
@@ -255,7 +271,12 @@ def _explanation_dict(e: Explanation | None) -> dict[str, Any] | None:
 def _shapes(feed: Feed) -> dict[str, Any]:
     return {
         "arrays": [
-            {"name": name, "dtype": str(np.asarray(x).dtype), "shape": [int(d) for d in np.shape(x)], "sha256": _array_digest(np.asarray(x))}
+            {
+                "name": name,
+                "dtype": str(np.asarray(x).dtype),
+                "shape": [int(d) for d in np.shape(x)],
+                "sha256": _array_digest(np.asarray(x)),
+            }
             for name, x in feed.arrays.items()
         ],
         "resize": {k: [int(d) for d in v] for k, v in feed.resize.items()},
@@ -274,30 +295,37 @@ def _click_dict(click: tuple[str, object]) -> dict[str, Any]:
 
 
 def _run_dict(result: RunResult, stale: bool, put: Callable[[bytes], str]) -> dict[str, Any]:
-    return _plain({
-        "status": result.status,
-        "error_type": result.error_type,
-        "error_message": result.error_message,
-        "kernel_message": result.kernel_message,
-        "signal": result.signal,
-        "invoke_ms": result.invoke_ms,
-        "total_ms": result.total_ms,
-        "detail": result.detail,
-        "limit": result.limit,
-        "explanation": _explanation_dict(result.explanation),
-        "stale": bool(stale),
-        "outputs": [
-            {
-                "name": o.name, "index": int(o.index), "member": put(_npy(o.raw)), "dtype": str(o.raw.dtype),
-                "shape": [int(d) for d in o.raw.shape],
-                "quantization": {
-                    "scale": list(o.quantization.scale), "zero_point": list(o.quantization.zero_point),
-                    "quantized_dimension": int(o.quantization.quantized_dimension),
-                },
-            }
-            for o in result.outputs
-        ],
-    })
+    return _plain(
+        {
+            "status": result.status,
+            "error_type": result.error_type,
+            "error_message": result.error_message,
+            "kernel_message": result.kernel_message,
+            "signal": result.signal,
+            "invoke_ms": result.invoke_ms,
+            "total_ms": result.total_ms,
+            "detail": result.detail,
+            "limit": result.limit,
+            "explanation": _explanation_dict(result.explanation),
+            "stale": bool(stale),
+            "outputs": [
+                {
+                    "name": o.name,
+                    "index": int(o.index),
+                    "member": put(_npy(o.raw)),
+                    "dtype": str(o.raw.dtype),
+                    "shape": [int(d) for d in o.raw.shape],
+                    "quantization": {
+                        "scale": list(o.quantization.scale),
+                        "zero_point": list(o.quantization.zero_point),
+                        "quantized_dimension": int(o.quantization.quantized_dimension),
+                    },
+                }
+                for o in result.outputs
+                if str(o.raw.dtype) in _DTYPES  # strings and complex values are not kept
+            ],
+        }
+    )
 
 
 def dump_workspace(ws: "Workspace") -> tuple[dict[str, Any], dict[str, bytes | memoryview]]:
@@ -323,16 +351,20 @@ def dump_workspace(ws: "Workspace") -> tuple[dict[str, Any], dict[str, bytes | m
     arrays = []
     for name, x in ws.original.arrays.items():
         x = np.asarray(x)
-        if x.dtype.hasobject:
+        if x.dtype.hasobject or str(x.dtype) not in _DTYPES:
             raise BundleError(
-                f"The data for {name!r} holds Python objects, which cannot be saved without pickling; "
-                "convert it to a numeric array first."
+                f"The data for {name!r} is an array of {x.dtype}, which a saved case does not hold (only numbers "
+                "and booleans, never pickled objects); convert it to a numeric array first."
             )
         arrays.append({"name": name, "member": put(_npy(x)), "dtype": str(x.dtype), "shape": [int(d) for d in x.shape]})
     diagnosis = diagnose(ws.spec, ws.original, ws.signature, choices=ws.choices) if ws.original.arrays else []
     reported = None
     if ws.reported is not None:
-        reported = {"path": ws.reported.path, "text": ws.reported.text, "explanation": _explanation_dict(ws.reported.explanation)}
+        reported = {
+            "path": ws.reported.path,
+            "text": ws.reported.text,
+            "explanation": _explanation_dict(ws.reported.explanation),
+        }
     manifest = {
         "format": FORMAT,
         "version": VERSION,
@@ -361,13 +393,6 @@ def dump_workspace(ws: "Workspace") -> tuple[dict[str, Any], dict[str, bytes | m
 
 
 # -- reading: every value checked before it is used ----------------------------------------------
-class _Damaged(Exception):
-    """One check failed; ``where`` says which part of the manifest."""
-
-    def __init__(self, where: str, what: str) -> None:
-        super().__init__(f"{where} {what}")
-
-
 def _refuse(where: str, what: str) -> BundleError:
     return BundleError(
         f"The saved case is damaged or was altered: its {where} {what}, so it cannot be opened; "
@@ -581,7 +606,10 @@ def _mismatch(v: Any, where: str) -> Mismatch:
         expected=_text(d["expected"], f"{where}.expected", MAX_TEXT),
         got=_text(d["got"], f"{where}.got", MAX_TEXT),
         message=_text(d["message"], f"{where}.message", MAX_TEXT),
-        fixes=tuple(_fix(f, f"{where}.fixes[{i}]") for i, f in enumerate(_list(d.get("fixes", []), f"{where}.fixes", MAX_FIXES_PER_MISMATCH))),
+        fixes=tuple(
+            _fix(f, f"{where}.fixes[{i}]")
+            for i, f in enumerate(_list(d.get("fixes", []), f"{where}.fixes", MAX_FIXES_PER_MISMATCH))
+        ),
         dimension=_int(d.get("dimension"), f"{where}.dimension", -1, MAX_DIMS, optional=True),
         choice=_text(d.get("choice"), f"{where}.choice", optional=True),
     )
@@ -604,7 +632,9 @@ def _after(v: Any, where: str) -> _After:
         shape = _shape(a["shape"], f"{w}.shape")
         dtype = _dtype(a["dtype"], f"{w}.dtype")
         if _nbytes(shape, dtype) > MAX_ARRAY_BYTES:
-            raise _refuse(w, f"declares {_nbytes(shape, dtype):,} bytes, more than the {MAX_ARRAY_BYTES:,} an array may have")
+            raise _refuse(
+                w, f"declares {_nbytes(shape, dtype):,} bytes, more than the {MAX_ARRAY_BYTES:,} an array may have"
+            )
         digest = _digest(a["sha256"], f"{w}.sha256") if "sha256" in a else ""
         arrays.append((_text(a["name"], f"{w}.name"), dtype, shape, digest))
     resize = _resize(d.get("resize", {}), f"{where}.resize")
@@ -622,8 +652,15 @@ def _nbytes(shape: Sequence[int], dtype: str) -> int:
 def _quantization(v: Any, where: str) -> Quantization:
     d = _obj(v, where)
     scale = tuple(_number(s, f"{where}.scale") for s in _list(d.get("scale", []), f"{where}.scale", 1 << 16))
-    zero = tuple(_int(z, f"{where}.zero_point", -(2**40), 2**40) for z in _list(d.get("zero_point", []), f"{where}.zero_point", 1 << 16))
-    return Quantization(scale=scale, zero_point=zero, quantized_dimension=_int(d.get("quantized_dimension", 0), f"{where}.quantized_dimension", 0, MAX_DIMS))
+    zero = tuple(
+        _int(z, f"{where}.zero_point", -(2**40), 2**40)
+        for z in _list(d.get("zero_point", []), f"{where}.zero_point", 1 << 16)
+    )
+    return Quantization(
+        scale=scale,
+        zero_point=zero,
+        quantized_dimension=_int(d.get("quantized_dimension", 0), f"{where}.quantized_dimension", 0, MAX_DIMS),
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -667,7 +704,10 @@ class _Members:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise BundleError(f"The saved case's member {digest[:19]}… could not be read as bytes.")
         if _address(data) != digest:
-            raise _refuse(where, f"names the file {digest[:19]}…, whose content does not have that address (it was changed or damaged)")
+            raise _refuse(
+                where,
+                f"names the file {digest[:19]}…, whose content does not have that address (it was changed or damaged)",
+            )
         self.cache[digest] = bytes(data)
         return self.cache[digest]
 
@@ -717,12 +757,15 @@ def parse_case(manifest: Any, read_member: Callable[[str], bytes]) -> ParsedCase
             raise _refuse(f"{w}.name", f"repeats {name!r}")
         dtype, shape = _dtype(a["dtype"], f"{w}.dtype"), _shape(a["shape"], f"{w}.shape")
         if _nbytes(shape, dtype) > MAX_ARRAY_BYTES:
-            raise _refuse(w, f"declares {_nbytes(shape, dtype):,} bytes, more than the {MAX_ARRAY_BYTES:,} an array may have")
+            raise _refuse(
+                w, f"declares {_nbytes(shape, dtype):,} bytes, more than the {MAX_ARRAY_BYTES:,} an array may have"
+            )
         arrays[name] = members.array(_digest(a["member"], f"{w}.member"), w, dtype, shape)
     feed = Feed(arrays=arrays, resize=_resize(original.get("resize", {}), "original.resize"))
 
     preferences = {
-        _text(k, "preferences key"): _text(v, f"preferences[{k!r}]") for k, v in _obj(m.get("preferences", {}), "preferences").items()
+        _text(k, "preferences key"): _text(v, f"preferences[{k!r}]")
+        for k, v in _obj(m.get("preferences", {}), "preferences").items()
     }
     raw_diagnosis = _list(m.get("diagnosis", []), "diagnosis", MAX_MISMATCHES)
     diagnosis = tuple(_mismatch(d, f"diagnosis[{i}]") for i, d in enumerate(raw_diagnosis))
@@ -766,22 +809,40 @@ def parse_case(manifest: Any, read_member: Callable[[str], bytes]) -> ParsedCase
         explanation = _explanation(r["explanation"], "reported.explanation")
         if explanation is None:
             raise _refuse("reported.explanation", "is missing")
-        reported = ErrorText(path=_text(r["path"], "reported.path"), text=_text(r["text"], "reported.text", MAX_TEXT), explanation=explanation)
+        reported = ErrorText(
+            path=_text(r["path"], "reported.path"),
+            text=_text(r["text"], "reported.text", MAX_TEXT),
+            explanation=explanation,
+        )
 
-    vers = {_text(k, "versions key", 200): _text(v, f"versions[{k!r}]", 1000) for k, v in _obj(m.get("versions", {}), "versions").items()}
+    vers = {
+        _text(k, "versions key", 200): _text(v, f"versions[{k!r}]", 1000)
+        for k, v in _obj(m.get("versions", {}), "versions").items()
+    }
     signature = m.get("signature")
     return ParsedCase(
-        model_name=model_name, model=model,
+        model_name=model_name,
+        model=model,
         signature=None if signature is None else _text(signature, "signature"),
         data_source=_text(m.get("data_source", ""), "data_source", MAX_TEXT),
-        original=feed, preferences=preferences, clicks=tuple(clicks), steps=tuple(steps),
-        run=run, stale=stale, reported=reported, diagnosis=diagnosis, versions=vers,
+        original=feed,
+        preferences=preferences,
+        clicks=tuple(clicks),
+        steps=tuple(steps),
+        run=run,
+        stale=stale,
+        reported=reported,
+        diagnosis=diagnosis,
+        versions=vers,
         created=_text(m.get("created", ""), "created", 100),
-        raw_diagnosis=tuple(_plain(d) for d in raw_diagnosis), raw_run=_plain({k: v for k, v in raw_run.items() if k != "outputs"}),
+        raw_diagnosis=tuple(_plain(d) for d in raw_diagnosis),
+        raw_run=_plain({k: v for k, v in raw_run.items() if k != "outputs"}),
     )
 
 
-def _run(d: dict[str, Any], where: str, members: _Members | None = None, outputs: Sequence[OutputTensor] = ()) -> RunResult:
+def _run(
+    d: dict[str, Any], where: str, members: _Members | None = None, outputs: Sequence[OutputTensor] = ()
+) -> RunResult:
     """A recorded run from its JSON (and its outputs, read through ``members`` or given)."""
     d = _obj(d, where, ("status",))
     read: list[OutputTensor] = list(outputs)
@@ -796,7 +857,9 @@ def _run(d: dict[str, Any], where: str, members: _Members | None = None, outputs
             names.add(name)
             dtype, shape = _dtype(o["dtype"], f"{w}.dtype"), _shape(o["shape"], f"{w}.shape")
             if _nbytes(shape, dtype) > MAX_ARRAY_BYTES:
-                raise _refuse(w, f"declares {_nbytes(shape, dtype):,} bytes, more than the {MAX_ARRAY_BYTES:,} an array may have")
+                raise _refuse(
+                    w, f"declares {_nbytes(shape, dtype):,} bytes, more than the {MAX_ARRAY_BYTES:,} an array may have"
+                )
             raw = members.array(_digest(o["member"], f"{w}.member"), w, dtype, shape)
             q = _quantization(o.get("quantization", {}), f"{w}.quantization")
             read.append(_output(name, _int(o.get("index", i), f"{w}.index", 0, MAX_DIM), raw, q, w))
@@ -820,7 +883,10 @@ def _output(name: str, index: int, raw: np.ndarray, q: Quantization, where: str)
     from .quantization import dequantize
 
     if q.per_channel and not (q.quantized_dimension < raw.ndim and raw.shape[q.quantized_dimension] == len(q.scale)):
-        raise _refuse(f"{where}.quantization", f"has {len(q.scale)} scales on dimension {q.quantized_dimension} of an output of shape {list(raw.shape)}")
+        raise _refuse(
+            f"{where}.quantization",
+            f"has {len(q.scale)} scales on dimension {q.quantized_dimension} of an output of shape {list(raw.shape)}",
+        )
     if len(q.zero_point) > max(len(q.scale), 1):
         raise _refuse(f"{where}.quantization", "has more zero points than scales")
     return OutputTensor(name=name, index=index, raw=raw, values=dequantize(raw, q), quantization=q)
@@ -842,17 +908,23 @@ def load_workspace(
     return build_workspace(parse_case(manifest, read_member), container=container, source=source)
 
 
-def build_workspace(case: ParsedCase, *, container: str | None = None, source: str | None = None, format_version: int = VERSION) -> "Workspace":
+def build_workspace(
+    case: ParsedCase, *, container: str | None = None, source: str | None = None, format_version: int = VERSION
+) -> "Workspace":
     """The workspace of a parsed case (see ``load_workspace``), its fixes replayed."""
     from .session import Workspace
 
     try:
         ws = Workspace._for_model(case.model_name, case.model)
     except LiteDebugError as exc:
-        raise BundleError(f"The saved case's model {case.model_name!r} cannot be opened: {_lower_first(str(exc))}") from None
+        raise BundleError(
+            f"The saved case's model {case.model_name!r} cannot be opened: {_lower_first(str(exc))}"
+        ) from None
     if case.signature is not None and case.signature not in {s.key for s in ws.spec.signatures}:
         known = ", ".join(repr(s.key) for s in ws.spec.signatures) or "none"
-        raise _refuse("signature", f"is {case.signature[:60]!r}, which the model does not have (its signatures: {known})")
+        raise _refuse(
+            "signature", f"is {case.signature[:60]!r}, which the model does not have (its signatures: {known})"
+        )
     ws.container = container
     ws.signature = case.signature
     ws.set_feed(case.original, source=source if source is not None else case.data_source)
@@ -863,8 +935,13 @@ def build_workspace(case: ParsedCase, *, container: str | None = None, source: s
     ws.result, ws.result_stale = None, False
     ws.reported = case.reported
     ws.recorded = Recorded(  # type: ignore[attr-defined]
-        run=case.run, stale=case.stale, diagnosis=case.diagnosis, versions=dict(case.versions),
-        created=case.created, format_version=format_version, notes=tuple(notes),
+        run=case.run,
+        stale=case.stale,
+        diagnosis=case.diagnosis,
+        versions=dict(case.versions),
+        created=case.created,
+        format_version=format_version,
+        notes=tuple(notes),
     )
     return ws
 
@@ -880,11 +957,15 @@ def _replay(case: ParsedCase) -> tuple[list[Step], list[str]]:
         try:
             feed = apply_fix(feed, fix)
         except FixError as exc:
-            raise BundleError(f"The saved case's {what} does not apply to the data it was saved with: {exc} "
-                              "The case was altered or damaged; open the model and data on their own.") from None
+            raise BundleError(
+                f"The saved case's {what} does not apply to the data it was saved with: {exc} "
+                "The case was altered or damaged; open the model and data on their own."
+            ) from None
         except (ValueError, TypeError, IndexError, KeyError, OverflowError, ZeroDivisionError, MemoryError) as exc:
-            raise BundleError(f"The saved case's {what} cannot be replayed ({type(exc).__name__}); the case was altered "
-                              "or damaged, so open the model and data on their own.") from None
+            raise BundleError(
+                f"The saved case's {what} cannot be replayed ({type(exc).__name__}); the case was altered "
+                "or damaged, so open the model and data on their own."
+            ) from None
         got = [(n, str(np.asarray(x).dtype), tuple(int(d) for d in np.shape(x))) for n, x in feed.arrays.items()]
         want = [(n, dt, shape) for n, dt, shape, _ in after.arrays]
         resize = tuple((k, tuple(int(d) for d in v)) for k, v in feed.resize.items())
@@ -894,7 +975,9 @@ def _replay(case: ParsedCase) -> tuple[list[Step], list[str]]:
                 f"({_describe(got)} instead of {_describe(want)}); the case was altered, or made by a lite-debug whose "
                 "fixes work differently, so it cannot be opened with its history."
             )
-        changed = [n for n, _, _, digest in after.arrays if digest and _array_digest(np.asarray(feed.arrays[n])) != digest]
+        changed = [
+            n for n, _, _, digest in after.arrays if digest and _array_digest(np.asarray(feed.arrays[n])) != digest
+        ]
         if changed:
             notes.append(
                 f"Replaying {what} gave other values for {', '.join(repr(n) for n in changed)} than when it was saved "

@@ -5,12 +5,15 @@ from __future__ import annotations
 import io
 import json
 import re
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from lite_debug.casefile import compare_outputs, compare_versions
 from lite_debug.bundle import OLD_BUNDLE_NOTE, BundleLimits, is_bundle, open_bundle, read_bundle, write_bundle
 from lite_debug.diagnosis import diagnose, fix_all
 from lite_debug.errors import BundleError
@@ -18,6 +21,8 @@ from lite_debug.gallery import example
 from lite_debug.inspection import inspect_model
 from lite_debug.records import Feed
 from lite_debug.running import Limits, WorkerPool
+from lite_debug.session import Workspace
+from test_inspection import REAL, need_real_models
 from zipbombs import central_directory_bomb
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -163,13 +168,6 @@ def test_a_damaged_directory_says_so():
 
 # -- format 2: the failure, the history and the run kept -------------------------------------------
 
-import subprocess
-import sys
-
-from lite_debug.casefile import compare_outputs, compare_versions
-from lite_debug.session import Workspace
-from test_inspection import REAL, need_real_models
-
 
 @pytest.fixture(scope="module")
 def pool():
@@ -313,3 +311,32 @@ def test_json_members_are_capped_before_they_are_parsed():
     data = write_bundle((FIXTURES / "add_float.tflite").read_bytes(), Feed({"x": np.zeros((1, 4), np.float32)}))
     with pytest.raises(BundleError, match="more than 100 bytes"):
         read_bundle(data, limits=BundleLimits(max_json_bytes=100))
+
+
+def test_a_workspace_assembled_from_a_command_line_check_writes_a_bundle_that_reopens(pool):
+    # What `lite-debug check MODEL DATA --fix --bundle OUT.zip` has: the data as given, the outcome
+    # of fix_all (one click) and the run. Assembled into a Workspace, it writes the same bundle.
+    from lite_debug.binding import bind
+    from lite_debug.choices import choices as find_choices, pending_fixes
+    from lite_debug.inspection import inspect_model
+
+    ex = example("int8-uint8-image")
+    spec = inspect_model(ex.model_bytes)
+    original = bind(spec, ex.broken_inputs())
+    picks = {"value range:" + spec.inputs[0].name: "[0, 1]"}
+    found = find_choices(spec, original, None, picks)
+    outcome = fix_all(spec, original, choices=found, extra=pending_fixes(found, ()))
+    result = pool.run(ex.model_bytes, spec, outcome.feed)
+
+    ws = Workspace(model_name=ex.model_file, model_bytes=ex.model_bytes, spec=spec)
+    ws.set_feed(original, source="int8-uint8-image.broken.png")
+    ws.preferences = dict(picks)
+    ws.steps, ws.clicks = list(outcome.steps), [("all", False)]
+    ws.result = result
+
+    back = open_bundle(write_bundle(ws))
+
+    assert [s.fix.to_dict() for s in back.steps] == [f.to_dict() for f in outcome.applied]
+    assert np.array_equal(next(iter(back.feed.arrays.values())), next(iter(outcome.feed.arrays.values())))
+    assert back.preferences == picks and back.recorded.run.status == result.status
+    assert "--data" in ws.script().text

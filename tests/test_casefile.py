@@ -126,7 +126,9 @@ def test_undo_after_opening_takes_back_a_click_as_before():
 def test_a_sample_of_a_batch_is_a_click_that_survives():
     ws = Workspace.from_example("uint8-float-data")
     (x,) = ws.original.arrays.values()
-    ws.set_feed(ws.original.replace(arrays={k: np.concatenate([x, x * 0.5, x]) for k in ws.original.arrays}), source="stack")
+    ws.set_feed(
+        ws.original.replace(arrays={k: np.concatenate([x, x * 0.5, x]) for k in ws.original.arrays}), source="stack"
+    )
     assert ws.batch is not None
     ws.open_sample(1)
     ws.apply_all()
@@ -139,7 +141,9 @@ def test_a_sample_of_a_batch_is_a_click_that_survives():
 
 def test_a_run_before_the_last_fixes_is_kept_as_stale():
     ws = Workspace.from_example("image-size")
-    ws.result = RunResult(status="error", error_type="ValueError", error_message="Cannot set tensor: Dimension mismatch.")
+    ws.result = RunResult(
+        status="error", error_type="ValueError", error_message="Cannot set tensor: Dimension mismatch."
+    )
     ws.apply_all()
     assert ws.result_stale
     back = round_trip(ws)
@@ -194,17 +198,26 @@ def test_recorded_and_new_outputs_side_by_side():
         return OutputTensor(name=name, index=0, raw=raw, values=dequantize(raw, q), quantization=q)
 
     q = Quantization(scale=(0.5,), zero_point=(10,))
-    old = RunResult(status="ok", outputs=(
-        out("a", np.array([1.0, 2.0, np.nan], np.float32)), out("b", np.array([12, 14], np.uint8), q), out("gone", np.zeros(2)),
-    ))
-    new = RunResult(status="ok", outputs=(
-        out("a", np.array([1.0, 2.5, np.nan], np.float32)), out("b", np.array([12, 15], np.uint8), q),
-        out("new", np.zeros(3)),
-    ))
+    old = RunResult(
+        status="ok",
+        outputs=(
+            out("a", np.array([1.0, 2.0, np.nan], np.float32)),
+            out("b", np.array([12, 14], np.uint8), q),
+            out("gone", np.zeros(2)),
+        ),
+    )
+    new = RunResult(
+        status="ok",
+        outputs=(
+            out("a", np.array([1.0, 2.5, np.nan], np.float32)),
+            out("b", np.array([12, 15], np.uint8), q),
+            out("new", np.zeros(3)),
+        ),
+    )
 
     c = compare_outputs(Recorded(run=old), new)
 
-    assert c["a"]["max_abs"] == 0.5 and not c["a"]["equal"] and c["a"]["nan_differs"] == 0
+    assert c["a"]["max_abs"] == 0.5 and not c["a"]["equal"] and c["a"]["nonfinite_differs"] == 0
     assert c["b"]["max_abs"] == 0.5  # dequantized: one step of 0.5
     assert c["gone"]["shape"] is None and c["gone"]["max_abs"] is None
     assert c["new"]["recorded_shape"] is None and list(c) == ["a", "b", "gone", "new"]
@@ -212,7 +225,16 @@ def test_recorded_and_new_outputs_side_by_side():
     assert compare_outputs(old, other)["a"]["shape_equal"] is False
     assert compare_outputs(Recorded(), new) == {} and compare_outputs(old, None) == {}
     nan = RunResult(status="ok", outputs=(out("a", np.array([1.0, np.nan, np.nan], np.float32)),))
-    assert compare_outputs(old, nan)["a"]["max_abs"] == float("inf") and compare_outputs(old, nan)["a"]["nan_differs"] == 1
+    assert compare_outputs(old, nan)["a"] == {
+        "max_abs": 0.0,
+        "nonfinite_differs": 1,
+        "equal": False,
+        "shape_equal": True,
+        "dtype_equal": True,
+        "recorded_shape": [3],
+        "shape": [3],
+    }
+    json.dumps(compare_outputs(old, nan), allow_nan=False)  # plain JSON for --json
 
 
 def test_versions_are_compared_runtime_first():
@@ -308,29 +330,69 @@ HOSTILE = [
     ("a pickled array", _pickled_array, "cannot be read as an array"),
     ("a model that is no model", _model_not_a_model, "model 'image_classifier.tflite' cannot be opened: the model"),
     ("an unknown fix", _set("steps.0.fix.kind", "rm_rf"), "steps[0].fix.kind is 'rm_rf', none of"),
-    ("code in a parameter", _step({"kind": "quantize", "input": NAME, "params": {
-        "dtype": "uint8", "scale": 0.1, "zero_point": "__import__('os').system('echo owned')"}}),
-     "steps[0].fix.params.zero_point should be a whole number, not text"),
-    ("a parameter a fix does not take", _step({"kind": "add_batch", "input": NAME, "params": {"evil": 1}}),
-     "has 'evil', which the fix 'add_batch' does not take"),
-    ("a parameter missing", _step({"kind": "reshape", "input": NAME, "params": {}}), "lacks 'shape', which the fix 'reshape' needs"),
-    ("a fix that does not apply", _step({"kind": "reshape", "input": NAME, "params": {"shape": [7, 7]}}),
-     "does not apply to the data it was saved with"),
-    ("a fix for no input", _step({"kind": "add_batch", "input": "nope", "params": {}}), "there is no data for input 'nope'"),
-    ("zeros of 200 GB", _step({"kind": "generate", "input": NAME, "params": {"shape": [50000, 50000, 20], "dtype": "float32"}}),
-     "would make an array of 50,000,000,000 values"),
-    ("a resize to 65536 squared", _step({"kind": "resize_image", "input": NAME, "params": {"height": 65536, "width": 65536}}),
-     "would make an array of"),
-    ("a replay of other shapes", _set("steps.0.after.arrays.0.shape", [2, 256, 256, 3]), "gives data of other shapes than it recorded"),
+    (
+        "code in a parameter",
+        _step(
+            {
+                "kind": "quantize",
+                "input": NAME,
+                "params": {"dtype": "uint8", "scale": 0.1, "zero_point": "__import__('os').system('echo owned')"},
+            }
+        ),
+        "steps[0].fix.params.zero_point should be a whole number, not text",
+    ),
+    (
+        "a parameter a fix does not take",
+        _step({"kind": "add_batch", "input": NAME, "params": {"evil": 1}}),
+        "has 'evil', which the fix 'add_batch' does not take",
+    ),
+    (
+        "a parameter missing",
+        _step({"kind": "reshape", "input": NAME, "params": {}}),
+        "lacks 'shape', which the fix 'reshape' needs",
+    ),
+    (
+        "a fix that does not apply",
+        _step({"kind": "reshape", "input": NAME, "params": {"shape": [7, 7]}}),
+        "does not apply to the data it was saved with",
+    ),
+    (
+        "a fix for no input",
+        _step({"kind": "add_batch", "input": "nope", "params": {}}),
+        "there is no data for input 'nope'",
+    ),
+    (
+        "zeros of 200 GB",
+        _step({"kind": "generate", "input": NAME, "params": {"shape": [50000, 50000, 20], "dtype": "float32"}}),
+        "would make an array of 50,000,000,000 values",
+    ),
+    (
+        "a resize to 65536 squared",
+        _step({"kind": "resize_image", "input": NAME, "params": {"height": 65536, "width": 65536}}),
+        "would make an array of",
+    ),
+    (
+        "a replay of other shapes",
+        _set("steps.0.after.arrays.0.shape", [2, 256, 256, 3]),
+        "gives data of other shapes than it recorded",
+    ),
     ("a step of no click", _set("steps.0.click", 7), "steps[0].click is 7, outside 0…0"),
     ("an unknown signature", _set("signature", "serve"), "signature is 'serve', which the model does not have"),
     ("a name of 10,000 characters", _set("original.arrays.0.name", "x" * 10000), "is 10,000 characters long"),
-    ("a pick that is not text", _set("preferences", {"resize method:x": 3}), "preferences['resize method:x'] should be text"),
+    (
+        "a pick that is not text",
+        _set("preferences", {"resize method:x": 3}),
+        "preferences['resize method:x'] should be text",
+    ),
     ("a diagnosis of numbers", _set("diagnosis", [5]), "diagnosis[0] should be an object, not a number"),
     ("a bogus run status", _set("run.status", "fine"), "run.status is 'fine', none of"),
-    ("per-channel scales that do not fit", _set("run.outputs.0.quantization", {"scale": [1.0, 2.0, 3.0], "zero_point": [0, 0, 0],
-                                                                            "quantized_dimension": 0}),
-     "has 3 scales on dimension 0 of an output of shape [1, 10]"),
+    (
+        "per-channel scales that do not fit",
+        _set(
+            "run.outputs.0.quantization", {"scale": [1.0, 2.0, 3.0], "zero_point": [0, 0, 0], "quantized_dimension": 0}
+        ),
+        "has 3 scales on dimension 0 of an output of shape [1, 10]",
+    ),
     ("an infinite time", _set("run.invoke_ms", 1e400), "run.invoke_ms is inf, not a finite number"),
     ("a report without its explanation", _set("reported", {"path": "a", "text": "b"}), "reported lacks 'explanation'"),
     ("a mismatch of an unknown kind", _set("diagnosis.0.kind", "evil"), "diagnosis[0].kind is 'evil', none of"),

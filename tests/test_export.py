@@ -14,9 +14,11 @@ from PIL import Image
 
 from lite_debug.binding import bind
 from lite_debug.diagnosis import diagnose, fix_all
-from lite_debug.export import EMBED_LIMIT, ExportedScript, _image_helper, _resize_helper, make_script, npz_bytes, script_for_display
+from lite_debug.export import (
+    EMBED_LIMIT, ExportedScript, _image_helper, _resize_helper, make_script, npz_bytes, script_for_display,
+)
 from lite_debug.fixes import apply_fix, make_fix, resize_image
-from lite_debug.gallery import EXAMPLES_DIR, example, examples
+from lite_debug.gallery import example, examples
 from lite_debug.inspection import inspect_model
 from lite_debug.loading import load_data
 from lite_debug.records import Feed
