@@ -443,3 +443,42 @@ def test_a_good_case_opens_after_a_refused_one(saved):
     with pytest.raises(BundleError):
         load_workspace({**manifest, "steps": 5}, lambda digest: members[digest])
     assert len(load_workspace(manifest, lambda digest: members[digest]).steps) == 3
+
+
+def _leaves(value, path=()):
+    """Every place in a JSON value, as a path of keys and indices."""
+    yield path
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _leaves(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value[:3]):
+            yield from _leaves(v, (*path, i))
+
+
+ODD = [None, -1, 0, 2**63, 1e308, -0.5, True, "", "x" * 300, "../../x", [], [1, 2], {}, {"a": None}, "sha256:" + "0" * 64]
+
+
+def test_any_one_value_changed_opens_or_gives_a_sentence(saved):
+    # A small fuzz of the reader: every place of the manifest, a few odd values each.
+    import random
+
+    manifest, members = saved
+    places = [p for p in _leaves(manifest) if p]
+    rng = random.Random(12)
+    opened = refused = 0
+    for path in places:
+        for value in rng.sample(ODD, 3):
+            m = copy.deepcopy(manifest)
+            target = m
+            for key in path[:-1]:
+                target = target[key]
+            target[path[-1]] = value
+            try:
+                load_workspace(m, lambda digest: members[digest])
+                opened += 1
+            except BundleError as exc:
+                message = str(exc)
+                assert message[0].isupper() and message.endswith("."), message
+                refused += 1
+    assert refused > 100 and opened > 10  # some changes are harmless (a label, a message)
