@@ -1,34 +1,52 @@
-"""Bug-report bundles: one ``.zip`` with the model, the inputs, the outputs and the diagnosis.
+"""Bug-report bundles: one ``.zip`` that keeps the failure, the fixes and the run.
 
 A bundle is what a user attaches to a bug report, and what a maintainer opens to see the same
-failure. Reading one never extracts to disk: members are read in memory, with the member count,
-each name, and the total size *actually decompressed* (not the size the archive declares)
-checked as they stream.
+failure. Format version 2 (``write_bundle(workspace)``) holds a saved case (``casefile``): the
+model, the data as given (``inputs/*.npy``), the diagnosis before any fix (``diagnosis.json``),
+every fix applied in order with its line of Python, the last run's status and outputs
+(``run.json``, ``outputs/*.npy``), the error a bug report reported, the versions of the machine
+(``versions.json``), and ``reproduce.py``, which runs in the unzipped folder as it is.
+``open_bundle`` rebuilds the workspace with its history. Version 1 bundles (the data after its
+fixes, no history) still open, as data without a history.
+
+Reading one never extracts to disk: members are read in memory, with the member count, each
+name, and the total size *actually decompressed* (not the size the archive declares) checked
+as they stream.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import platform
 import re
 
 import zipfile
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
-from typing import Any, Iterable, Mapping
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import numpy as np
 
 from ._zipdir import DamagedDirectory, TooManyEntries, check_directory
-from .errors import BundleError
+from .casefile import ParsedCase, Recorded, build_workspace, dump_workspace, parse_case, versions
+from .errors import BundleError, LiteDebugError
 from .records import Feed, Fix, Mismatch, RunResult
 
-__all__ = ["Bundle", "BundleLimits", "is_bundle", "read_bundle", "versions", "write_bundle"]
+if TYPE_CHECKING:
+    from .session import Workspace
+
+__all__ = ["Bundle", "BundleLimits", "OLD_BUNDLE_NOTE", "is_bundle", "open_bundle", "read_bundle", "versions", "write_bundle"]
 
 FORMAT = "lite-debug-bundle"
+VERSION = 2
+SCRIPT_NAME = "reproduce.py"
+OLD_BUNDLE_NOTE = (
+    "This is an old lite-debug bundle (format version 1): it holds the data after its fixes, not the data as "
+    "given, and no history of the fixes, so the original failure cannot be shown and nothing can be undone. "
+    "Bundles exported by this version keep both."
+)
 
 # Everything zipfile and zlib raise on a damaged or hostile archive: bad structure, an unknown
 # zip version or compression (NotImplementedError), an encrypted member (RuntimeError), a
@@ -41,11 +59,20 @@ class BundleLimits:
     max_members: int = 256
     max_total_bytes: int = 1 << 30
     max_member_bytes: int = 512 << 20
+    max_json_bytes: int = 32 << 20  # manifest.json and the other JSON members, each
 
 
 @dataclass(frozen=True, eq=False)
 class Bundle:
-    """The contents of a bundle, read back."""
+    """The contents of a bundle, read back.
+
+    ``feed`` is the data as given for a version 2 bundle, and the data after its fixes for a
+    version 1 bundle (which kept no other). ``diagnosis`` is the diagnosis before any fix
+    (version 2; version 1 kept the one after its fixes), ``fixes_applied`` the fixes in the
+    order applied, ``outputs`` the recorded run's raw outputs by name. ``case`` is the checked
+    case of a version 2 bundle, which ``open_bundle`` rebuilds the workspace from; ``note`` a
+    sentence to show (an old bundle).
+    """
 
     model: bytes
     feed: Feed
@@ -56,17 +83,9 @@ class Bundle:
     fixes_applied: tuple[dict[str, Any], ...] = ()
     versions: Mapping[str, str] = field(default_factory=dict)
     model_name: str = "model.tflite"
-
-
-def versions() -> dict[str, str]:
-    """Versions of what a run depends on, without importing the runtime."""
-    found = {"python": platform.python_version(), "platform": platform.platform(), "numpy": np.__version__}
-    for dist in ("ai-edge-litert", "tensorflow", "tensorflow-cpu", "tflite-runtime", "lite-debug"):
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
+    version: int = 1
+    case: ParsedCase | None = field(default=None, repr=False)
+    note: str = ""
 
 
 def _npy(array: np.ndarray) -> bytes:
@@ -76,6 +95,80 @@ def _npy(array: np.ndarray) -> bytes:
 
 
 def write_bundle(
+    source: "Workspace | bytes | memoryview",
+    feed: Feed | None = None,
+    *,
+    signature: str | None = None,
+    mismatches: Iterable[Mismatch] = (),
+    result: RunResult | None = None,
+    fixes_applied: Iterable[Fix] = (),
+    model_name: str = "model.tflite",
+) -> bytes:
+    """Pack a bundle and return the ``.zip`` bytes.
+
+    ``write_bundle(workspace)`` writes format version 2 (see the module docstring): the data
+    as given, the history, the last run, the reported error. The older form,
+    ``write_bundle(model_bytes, feed, ...)``, still writes format version 1 (``feed`` and the
+    rest as given, no history), which tests and old callers use. Raises ``BundleError`` for
+    data that cannot be saved without pickling.
+    """
+    if feed is None and not isinstance(source, (bytes, bytearray, memoryview)):
+        return _write_workspace(source)
+    if feed is None:
+        raise TypeError("write_bundle(model_bytes, feed, ...) needs the feed; pass a Workspace to write a version 2 bundle.")
+    return _write_v1(source, feed, signature=signature, mismatches=mismatches, result=result,
+                     fixes_applied=fixes_applied, model_name=model_name)
+
+
+def _write_workspace(ws: "Workspace") -> bytes:
+    case, members = dump_workspace(ws)
+    paths: dict[str, str] = {case["model"]["member"]: "model.tflite"}
+    data_files: dict[str, str] = {}
+    for i, a in enumerate(case["original"]["arrays"]):
+        data_files[a["name"]] = paths.setdefault(a["member"], f"inputs/{i}.npy")
+    if case["run"] is not None:
+        for i, o in enumerate(case["run"]["outputs"]):
+            paths.setdefault(o["member"], f"outputs/{i}.npy")
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "created": case["created"],
+        "model_name": PurePosixPath(ws.model_name.replace("\\", "/")).name or "model.tflite",
+        "files": paths,
+        "case": case,
+    }
+    script = _script(ws, data_files)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("manifest.json", json.dumps(manifest, indent=1))
+        for digest, path in paths.items():
+            zf.writestr(path, members[digest])
+        # For people who unzip it: the same facts as the manifest, one concern a file.
+        zf.writestr("diagnosis.json", json.dumps(case["diagnosis"], indent=2))
+        zf.writestr("fixes.json", json.dumps([s["fix"] for s in case["steps"]], indent=2))
+        zf.writestr("run.json", json.dumps(case["run"] or {"status": "not run"}, indent=2))
+        zf.writestr("versions.json", json.dumps(case["versions"], indent=2))
+        if case["reported"] is not None:
+            zf.writestr("reported.json", json.dumps(case["reported"], indent=2))
+        if script is not None:
+            zf.writestr(SCRIPT_NAME, script)
+    return buf.getvalue()
+
+
+def _script(ws: "Workspace", data_files: Mapping[str, str]) -> str | None:
+    """reproduce.py for the unzipped bundle: the model and the data as given, from their files."""
+    from .export import make_script
+
+    try:
+        return make_script(
+            model_filename="model.tflite", original=ws.original, steps=ws.steps, spec=ws.spec,
+            signature=ws.signature, remaining=ws.errors, data_files=data_files, data_source=ws.data_source,
+        ).text
+    except (LiteDebugError, ValueError, KeyError):
+        return None  # the bundle is still worth having without its script
+
+
+def _write_v1(
     model: bytes,
     feed: Feed,
     *,
@@ -85,7 +178,7 @@ def write_bundle(
     fixes_applied: Iterable[Fix] = (),
     model_name: str = "model.tflite",
 ) -> bytes:
-    """Pack a bundle and return the ``.zip`` bytes."""
+    """A format version 1 bundle: the data as passed (after its fixes), no history."""
     inputs = {name: f"inputs/{i}.npy" for i, name in enumerate(feed.arrays)}
     outputs = {}
     run: dict[str, Any] = {"status": "skipped"}
@@ -162,7 +255,8 @@ class _Reader:
     def __init__(self, zf: zipfile.ZipFile, limits: BundleLimits) -> None:
         self.zf, self.limits, self.total = zf, limits, 0
 
-    def read(self, name: str) -> bytes:
+    def read(self, name: str, most: int | None = None) -> bytes:
+        most = self.limits.max_member_bytes if most is None else min(most, self.limits.max_member_bytes)
         try:
             info = self.zf.getinfo(name)
         except KeyError:
@@ -176,9 +270,9 @@ class _Reader:
                         break
                     size += len(chunk)
                     self.total += len(chunk)
-                    if size > self.limits.max_member_bytes:
+                    if size > most:
                         raise BundleError(
-                            f"The bundle member {name!r} decompresses to more than {self.limits.max_member_bytes:,} bytes; "
+                            f"The bundle member {name!r} decompresses to more than {most:,} bytes; "
                             "refusing it as a possible zip bomb."
                         )
                     if self.total > self.limits.max_total_bytes:
@@ -194,7 +288,7 @@ class _Reader:
         if name not in self.zf.namelist():
             return default
         try:
-            return json.loads(self.read(name).decode("utf-8"))
+            return json.loads(self.read(name, self.limits.max_json_bytes).decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError):  # JSONDecodeError is a ValueError
             raise BundleError(f"The bundle's {name} is not valid JSON; the bundle is damaged.") from None
 
@@ -242,6 +336,16 @@ def read_bundle(data: bytes, *, limits: BundleLimits = BundleLimits()) -> Bundle
         manifest = reader.json("manifest.json", None)
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise BundleError("The zip has no lite-debug manifest.json, so it is not a lite-debug bundle.")
+        version = manifest.get("version", 1)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise BundleError("The bundle's manifest gives no usable format version; the bundle is damaged.")
+        if version > VERSION:
+            raise BundleError(
+                f"The bundle was written in format version {version}, newer than the {VERSION} this lite-debug reads; "
+                "update lite-debug to open it."
+            )
+        if version >= 2:
+            return _read_v2(manifest, reader)
         try:
             model = reader.read(str(manifest["model"]))
             inputs: dict[str, np.ndarray] = {}
@@ -270,7 +374,94 @@ def read_bundle(data: bytes, *, limits: BundleLimits = BundleLimits()) -> Bundle
         fixes_applied=tuple(f for f in _list(manifest.get("fixes_applied")) if isinstance(f, dict)),
         versions=vers if isinstance(vers, dict) else {},
         model_name=str(manifest.get("model_name", "model.tflite")),
+        version=1,
+        note=OLD_BUNDLE_NOTE,
     )
+
+
+def _read_v2(manifest: dict[str, Any], reader: _Reader) -> Bundle:
+    files = manifest.get("files")
+    if not isinstance(files, dict) or len(files) > reader.limits.max_members:
+        raise BundleError("The bundle's manifest lists its files as something other than a map of a few; the bundle is damaged.")
+    for digest, path in files.items():
+        if not isinstance(path, str) or not re.fullmatch(r"sha256:[0-9a-f]{64}", str(digest)):
+            raise BundleError("The bundle's manifest maps its files by something other than content addresses; the bundle is damaged.")
+        _check_name(path)
+
+    def read_member(digest: str) -> bytes:
+        if digest not in files:
+            raise BundleError(f"The bundle's case names the file {digest[:19]}…, which its manifest does not list; the bundle is damaged.")
+        return reader.read(files[digest])
+
+    case = parse_case(manifest.get("case"), read_member)
+    name = manifest.get("model_name", case.model_name)
+    return Bundle(
+        model=case.model,
+        feed=case.original,
+        signature=case.signature,
+        outputs={o.name: o.raw for o in case.run.outputs} if case.run is not None else {},
+        diagnosis=case.raw_diagnosis,
+        run=case.raw_run,
+        fixes_applied=tuple(f.to_dict() for _, f, _, _ in case.steps),
+        versions=case.versions,
+        model_name=name if isinstance(name, str) and name else "model.tflite",
+        version=2,
+        case=case,
+    )
+
+
+def open_bundle(data: "bytes | memoryview | Bundle", *, name: str = "bundle.zip") -> "Workspace":
+    """The workspace a bundle was saved from: for version 2, the data as given, the picks,
+    every fix replayed into a history that can be undone, and the recorded run, diagnosis,
+    reported error and versions as ``workspace.recorded`` (a ``casefile.Recorded``); the
+    workspace has not run. A version 1 bundle opens as its data (after its fixes) with no
+    history, its run recorded, and ``OLD_BUNDLE_NOTE`` among ``recorded.notes``.
+
+    ``name`` is the bundle's file name (``workspace.container``). Raises ``BundleError`` with a
+    sentence for a damaged, unsafe or altered bundle, or a model that is not a TFLite model.
+    """
+    bundle = data if isinstance(data, Bundle) else read_bundle(bytes(data))
+    if bundle.case is not None:
+        saved = bundle.case.data_source
+        return build_workspace(bundle.case, container=name, format_version=bundle.version,
+                               source=f"bundle {name}" + (f": {saved}" if saved else ""))
+    return _open_v1(bundle, name)
+
+
+def _open_v1(bundle: Bundle, name: str) -> "Workspace":
+    from .casefile import _lower_first, _run
+    from .records import OutputTensor, Quantization
+    from .session import Workspace
+    from .quantization import dequantize
+
+    try:
+        ws = Workspace._for_model(bundle.model_name, bundle.model)
+    except LiteDebugError as exc:
+        raise BundleError(f"The bundle's model {bundle.model_name!r} cannot be opened: {_lower_first(str(exc))}") from None
+    ws.container = name
+    ws.signature = bundle.signature if bundle.signature in {s.key for s in ws.spec.signatures} else None
+    ws.set_feed(bundle.feed, source=f"bundle {name}")
+    notes = [OLD_BUNDLE_NOTE]
+    run = None
+    specs = {t.name: t for t in ws.outputs}
+    outputs = []
+    for position, (out_name, raw) in enumerate(bundle.outputs.items()):
+        t = specs.get(out_name)
+        q = t.quantization if t is not None else Quantization()
+        try:
+            values = dequantize(raw, q)
+        except ValueError:
+            q, values = Quantization(), raw
+        outputs.append(OutputTensor(name=out_name, index=t.index if t is not None else position, raw=raw, values=values, quantization=q))
+    if bundle.run and not (bundle.run.get("status") == "skipped" and not outputs):
+        try:
+            run = _run(dict(bundle.run), "run.json", outputs=outputs)
+        except BundleError:
+            notes.append("Its recorded run (run.json) could not be read, so it is left out.")
+    ws.recorded = Recorded(  # type: ignore[attr-defined]
+        run=run, versions={str(k)[:200]: str(v)[:1000] for k, v in list(bundle.versions.items())[:64]}, format_version=1, notes=tuple(notes),
+    )
+    return ws
 
 
 def _list(value: Any) -> list:

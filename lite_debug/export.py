@@ -3,12 +3,17 @@
 ``make_script`` writes the script a user would have written by hand: load the data as it was
 given, apply each fix lite-debug applied (the same line of Python the dashboard shows), resize
 the inputs that need it, run the interpreter, print and save the outputs. The script needs
-only ``numpy`` and ``ai-edge-litert`` (and Pillow when an image is resized), so it can be
-attached to a bug report or run on a machine without lite-debug.
+only ``numpy`` and ``ai-edge-litert`` (and Pillow when it reads an image or resizes with
+Pillow's filter), so it can be attached to a bug report or run on a machine without lite-debug.
 
-The data travels with the script: small inputs are embedded in it as base64 ``.npy``; larger
-ones go to an ``inputs.npz`` that the caller writes next to the script (``ExportedScript``
-carries both, and ``ExportedScript.write`` puts them in a folder).
+The script takes ``--model PATH``, ``--out PATH`` and ``--data PATH``: other data to run the
+same fixes on (an ``.npy`` for a single input, an ``.npz`` keyed by input names, or, when the
+data was an image, an image file read as lite-debug reads one). Without ``--data`` it runs on
+the data lite-debug was given: embedded in the script as base64 ``.npy`` when the arrays total
+at most ``EMBED_LIMIT`` bytes, otherwise in an ``inputs.npz`` the caller writes next to it
+(``ExportedScript`` carries both, ``ExportedScript.write`` puts them in a folder), or in
+``.npy`` files a bundle holds beside it. ``script_for_display`` shows the script with the
+embedded data cut to one line.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import base64
 import inspect
 import io
+import re
 import textwrap
 import zipfile
 from dataclasses import dataclass
@@ -28,10 +34,12 @@ from .diagnosis import diagnose
 from .fixes import REGISTRY, apply_fix
 from .records import Feed, Fix, Mismatch, ModelSpec, Step
 
-__all__ = ["ExportedScript", "INPUTS_FILENAME", "make_script", "npz_bytes"]
+__all__ = ["EMBED_LIMIT", "ExportedScript", "INPUTS_FILENAME", "make_script", "npz_bytes", "script_for_display"]
 
 INPUTS_FILENAME = "inputs.npz"
+EMBED_LIMIT = 256 << 10  # bytes of data embedded in a script; more goes beside it
 _WIDTH = 100  # comment lines and base64 lines wrap here
+_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".jpe", ".bmp", ".dib")
 
 def _resize_helper() -> str:
     """lite_debug.resize's code, as the script's own: it resizes exactly as lite-debug did, with
@@ -48,6 +56,30 @@ def embedded_array(text):
     """An array embedded in this script as a base64 .npy file."""
     return np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False)
 '''
+
+def _image_helper() -> str:
+    """How lite-debug reads an image file, as the script's own: its loading module's conversion
+    copied, so that --data with a photo gives the array the dashboard would have."""
+    from . import loading
+
+    source = inspect.getsource(loading._image_to_array)
+    # Without its annotations: the script has no "from __future__ import annotations", and
+    # Image is imported only when an image is read.
+    convert = "def image_to_array(img):" + source[source.index("\n"):]
+    return (
+        "def load_image(path):\n"
+        '    """An image file as lite-debug reads one: turned by its EXIF orientation, uint8 H×W (gray),\n'
+        '    H×W×2 (gray and alpha), H×W×3 or H×W×4 (uint16 for 16-bit gray)."""\n'
+        "    from PIL import Image, ImageOps  # only when an image is read\n"
+        "\n"
+        f"    with Image.open(path, formats={loading._IMAGE_FORMATS!r}) as img:\n"
+        "        img.load()\n"
+        "        # Viewers show photos turned by their EXIF orientation; so does lite-debug.\n"
+        "        shown = ImageOps.exif_transpose(img) or img\n"
+        "        return np.ascontiguousarray(image_to_array(shown))\n"
+        "\n\n" + convert.strip("\n")
+    )
+
 
 _REPORT_HELPERS = '''
 def describe(name, value, quantization=None, top=5):
@@ -87,12 +119,18 @@ def save_npz(path, arrays):
 class ExportedScript:
     """A reproduction script, and the inputs it reads when they were too large to embed.
 
-    ``inputs_npz`` is ``None`` when the inputs are embedded in ``text``; otherwise it is the
-    content of the ``inputs.npz`` the script expects next to itself.
+    ``inputs_npz`` is ``None`` when the inputs are embedded in ``text`` (or read from files a
+    bundle holds); otherwise it is the content of the ``inputs.npz`` the script expects next
+    to itself.
     """
 
     text: str
     inputs_npz: bytes | None = None
+
+    @property
+    def display(self) -> str:
+        """The script to show on screen: embedded data cut to one line (``script_for_display``)."""
+        return script_for_display(self.text)
 
     def write(self, directory: str | Path, name: str = "reproduce.py") -> Path:
         """Write the script (and ``inputs.npz`` if any) into ``directory``; return the script's path."""
@@ -180,10 +218,53 @@ def _fix_block(number: int, total: int, fix: Fix, mismatch: Mismatch | None, bef
     return lines
 
 
-def _embedded(name: str, value: np.ndarray) -> list[str]:
+def _embedded(name: str, value: np.ndarray, indent: str = "    ") -> list[str]:
     encoded = _npy_base64(value)
     chunks = [encoded[i : i + _WIDTH] for i in range(0, len(encoded), _WIDTH)] or [""]
-    return [f"inputs[{name!r}] = embedded_array(", '    """'] + ["    " + c for c in chunks] + ['    """', ")"]
+    inner = indent + "    "
+    return (
+        [f"{indent}inputs[{name!r}] = embedded_array(", f'{inner}"""']
+        + [inner + c for c in chunks]
+        + [f'{inner}"""', f"{indent})"]
+    )
+
+
+_EMBEDDED_OPEN = re.compile(r"^(\s*)inputs\[.*\] = embedded_array\($")
+
+
+def script_for_display(text: str) -> str:
+    """The script with every embedded array's base64 replaced by one line saying how much was
+    cut, for showing on screen; the script itself (to download or run) is ``text``."""
+    lines = text.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        out.append(lines[i])
+        quote = lines[i + 1].strip() if i + 1 < len(lines) else ""
+        if _EMBEDDED_OPEN.match(lines[i]) and quote == '"""':
+            end = next((j for j in range(i + 2, len(lines)) if lines[j].strip() == '"""'), None)
+            if end is not None:
+                inner = lines[i + 1][: len(lines[i + 1]) - len(lines[i + 1].lstrip())]
+                chars = sum(len(line.strip()) for line in lines[i + 2 : end])
+                out += [lines[i + 1], f"{inner}… {chars:,} characters of base64 (the .npy of the data) not shown here; "
+                        "the downloaded script holds them …", lines[end]]
+                i = end + 1
+                continue
+        i += 1
+    return "\n".join(out)
+
+
+def _looks_like_image(value: np.ndarray, data_source: str) -> bool:
+    """Whether the data as given is one image as lite-debug decodes image files (so the
+    script reads an image file given with --data the same way)."""
+    decoded = (value.dtype == np.uint8 and value.ndim == 3 and value.shape[-1] in (2, 3, 4)) or (
+        value.dtype in (np.uint8, np.uint16) and value.ndim == 2
+    )
+    if not decoded or min(value.shape[:2]) < 2:
+        return False
+    if not data_source:
+        return value.ndim == 3 and value.shape[-1] in (3, 4)
+    return any(ext in data_source.lower() for ext in _IMAGE_EXTENSIONS)
 
 
 def make_script(
@@ -195,7 +276,10 @@ def make_script(
     applied: Sequence[Fix] = (),
     signature: str | None = None,
     remaining: Sequence[Mismatch] | None = None,
-    embed_limit: int = 4 << 20,
+    embed_limit: int = EMBED_LIMIT,
+    data_files: Mapping[str, str] | None = None,
+    data_source: str = "",
+    reads_images: bool | None = None,
 ) -> ExportedScript:
     """Return a standalone script that runs the model on ``original`` with the fixes applied.
 
@@ -203,14 +287,19 @@ def make_script(
     fixes in the order lite-debug applied them, each with the mismatch it answered and the data
     after it (``Workspace.steps``, ``FixOutcome.steps``). A plain list of fixes (``applied``)
     is replayed to know the data after each. ``remaining``: the errors left after the fixes
-    (diagnosed here once when not given). The inputs are embedded when their total size is at
-    most ``embed_limit`` bytes; otherwise the result's ``inputs_npz`` holds them and the script
-    reads ``inputs.npz`` from its own folder.
+    (diagnosed here once when not given).
 
-    The script takes the model's path as its first argument (default ``model_filename``, next
-    to the script) and where to save the outputs as its second (default ``outputs.npz`` next to
-    the script). It uses the signature runner when ``signature`` is given, the index API
-    (``resize_tensor_input``, ``set_tensor``) otherwise.
+    Where the script finds the data as given: with ``data_files`` (input name → a ``.npy``
+    path relative to the script, as in a bundle), in those files; otherwise embedded when the
+    arrays total at most ``embed_limit`` bytes, else in ``inputs.npz`` next to the script (the
+    result's ``inputs_npz``). ``--data PATH`` replaces it: an ``.npy`` for a single input, an
+    ``.npz`` keyed by the input names, or an image file when ``reads_images`` (by default:
+    the data is one array that looks like a decoded image and ``data_source``, the file names
+    it came from, names an image, if given).
+
+    The script takes ``--model`` (default ``model_filename`` next to it) and ``--out`` (default
+    ``outputs.npz`` next to it). It uses the signature runner when ``signature`` is given, the
+    index API (``resize_tensor_input``, ``set_tensor``) otherwise.
 
     Raises ``FixError`` when a fix of ``applied`` does not apply to the data, ``KeyError`` for an
     unknown signature and ``ValueError`` for object arrays, which cannot be saved without pickling.
@@ -224,7 +313,13 @@ def make_script(
                 f"The array for {name!r} holds Python objects, which a script cannot embed without pickling; "
                 "convert it to a numeric array first."
             )
-    embed = total <= embed_limit
+    if data_files is not None:
+        missing = [name for name in arrays if name not in data_files]
+        if missing:
+            raise ValueError(f"No file is named for the data of {missing[0]!r}; name one for every array.")
+    embed = data_files is None and total <= embed_limit
+    if reads_images is None:
+        reads_images = len(arrays) == 1 and _looks_like_image(next(iter(arrays.values())), data_source)
     feed = Feed(arrays=arrays, resize=dict(original.resize))
     if steps is None:
         replayed = []
@@ -243,23 +338,31 @@ def make_script(
     if remaining is None:
         remaining = [m for m in diagnose(spec, before, signature) if m.severity == "error"]
 
+    names = list(arrays)
+    kinds = ["an .npy" + (" or an image file (PNG, JPEG, BMP)" if reads_images else "") if len(names) == 1 else None,
+             "an .npz keyed by " + ("the input name" if len(names) == 1 else "the input names")]
+    data_help = " or ".join(k for k in kinds if k)
     out: list[str] = []
     add = out.append
     add("#!/usr/bin/env python3")
     add('"""Reproduce a lite-debug run: the data as given, the fixes applied, the model run.')
     add("")
-    needs = "numpy, ai-edge-litert and Pillow" if needs_pillow else "numpy and ai-edge-litert"
+    pillow = "Pillow" if needs_pillow else "Pillow to read an image" if reads_images else ""
+    needs = "numpy and ai-edge-litert" + (f" ({pillow})" if pillow else "")
     add(f"Generated by lite-debug; it needs only {needs}:")
     add("")
-    add("    pip install numpy ai-edge-litert" + (" pillow" if needs_pillow else ""))
-    add("    python this_script.py [MODEL.tflite] [OUTPUTS.npz]")
+    add("    pip install numpy ai-edge-litert" + (" pillow" if pillow else ""))
+    add("    python reproduce.py [--model MODEL.tflite] [--data DATA] [--out OUTPUTS.npz]")
     add("")
-    add("The model defaults to the file named below, next to this script; the outputs are saved to")
-    add("outputs.npz next to this script unless a second argument names another path.")
+    add("The model defaults to the file named below, next to this script, and the outputs are saved to")
+    add("outputs.npz next to it. --data runs the same fixes on other data: " + data_help + ".")
+    add("The fixes were chosen for the data lite-debug was given; data of another shape may need others.")
     add('"""')
     add("")
-    add("import base64")
-    add("import io")
+    add("import argparse")
+    if embed:
+        add("import base64")
+        add("import io")
     add("import sys")
     add("import zipfile")
     add("from pathlib import Path")
@@ -270,15 +373,29 @@ def make_script(
     out += _comment(f"The model lite-debug ran: {spec.size} bytes, sha256 {spec.sha256}.")
     add(f"MODEL_FILENAME = {model_filename!r}")
     add(f"SIGNATURE = {signature!r}")
+    add("# The names of the data as given, in order; the fixes below work on these.")
+    add(f"INPUT_NAMES = {names!r}")
     add("HERE = Path(__file__).resolve().parent")
-    add("MODEL_PATH = sys.argv[1] if len(sys.argv) > 1 else str(HERE / MODEL_FILENAME)")
-    add('OUTPUTS_PATH = sys.argv[2] if len(sys.argv) > 2 else str(HERE / "outputs.npz")')
+    add("")
+    add('parser = argparse.ArgumentParser(description="Reproduce a lite-debug run.")')
+    add('parser.add_argument("--model", default=str(HERE / MODEL_FILENAME), help="the .tflite model (default: %(default)s)")')
+    add(f'parser.add_argument("--data", help={("other data to run the fixes on: " + data_help)!r})')
+    add('parser.add_argument("--out", default=str(HERE / "outputs.npz"), help="where to save the outputs (default: %(default)s)")')
+    add("args = parser.parse_args()")
+    add("MODEL_PATH, OUTPUTS_PATH = args.model, args.out")
     add("")
     add("")
     if embed:
         out += _LOAD_HELPER.strip("\n").splitlines()
         add("")
         add("")
+    if reads_images:
+        out += _image_helper().splitlines()
+        add("")
+        add("")
+    out += _read_data_helper(reads_images).splitlines()
+    add("")
+    add("")
     if needs_resize:
         out += _resize_helper().splitlines()
         add("")
@@ -286,20 +403,30 @@ def make_script(
     out += _REPORT_HELPERS.strip("\n").splitlines()
     add("")
     add("")
-    add("# 1. The data as it was given, before any fix, keyed by the model's input names.")
-    add("inputs = {}")
-    if embed:
+    add("def given_data():")
+    add('    """The data as lite-debug was given it, before any fix, keyed by the model\'s input names."""')
+    add("    inputs = {}")
+    if data_files is not None:
+        out += _comment("The data is in the .npy files beside this script (as the bundle holds them).", "    ")
+        for name, path in data_files.items():
+            if name in arrays:
+                add(f"    inputs[{name!r}] = np.load(HERE / {path!r}, allow_pickle=False)")
+    elif embed:
         for name, value in arrays.items():
-            out += _comment(f"{name!r}: {_what(value)}")
+            out += _comment(f"{name!r}: {_what(value)}", "    ")
             out += _embedded(name, value)
     else:
         out += _comment(
-            f"The data ({total} bytes) is too large to embed: it is in {INPUTS_FILENAME} next to this script."
+            f"The data ({total:,} bytes) is too large to embed: it is in {INPUTS_FILENAME} next to this script.", "    "
         )
-        add(f"with np.load(HERE / {INPUTS_FILENAME!r}, allow_pickle=False) as npz:")
+        add(f"    with np.load(HERE / {INPUTS_FILENAME!r}, allow_pickle=False) as npz:")
         for name in arrays:
-            add(f"    inputs[{name!r}] = npz[{name!r}]")
+            add(f"        inputs[{name!r}] = npz[{name!r}]")
+    add("    return inputs")
     add("")
+    add("")
+    add("# 1. The data: the file given with --data, or the data lite-debug was given.")
+    add("inputs = read_data(args.data) if args.data else given_data()")
     add("# Inputs to resize before allocating tensors (the interpreter's shapes are fixed otherwise).")
     add(f"resize = {_resize_literal(original.resize)}")
     add("for name, x in inputs.items():")
@@ -358,7 +485,37 @@ def make_script(
     add("save_npz(OUTPUTS_PATH, outputs)")
     add('print(f"saved {len(outputs)} output(s) to {OUTPUTS_PATH}")')
     text = "\n".join(out) + "\n"
-    return ExportedScript(text=text, inputs_npz=None if embed else npz_bytes(arrays))
+    return ExportedScript(text=text, inputs_npz=None if embed or data_files is not None else npz_bytes(arrays))
+
+
+def _read_data_helper(reads_images: bool) -> str:
+    """read_data: the file given with --data, checked against the names of the data as given."""
+    image = (
+        f"    if suffix in {_IMAGE_EXTENSIONS!r}:\n"
+        "        return {INPUT_NAMES[0]: load_image(path)}\n"
+    ) if reads_images else ""
+    kinds = "an .npy or an image file" if reads_images else "an .npy"
+    return (
+        "def read_data(path):\n"
+        '    """The data in a file given with --data: an .npz keyed by the input names, or (for data of\n'
+        f'    one input) {kinds}."""\n'
+        "    path = Path(path)\n"
+        "    if not path.is_file():\n"
+        '        sys.exit(f"--data: {path} is not a file.")\n'
+        "    suffix = path.suffix.lower()\n"
+        '    if suffix == ".npz":\n'
+        "        with np.load(path, allow_pickle=False) as npz:\n"
+        "            given = {name: npz[name] for name in npz.files}\n"
+        "        if sorted(given) != sorted(INPUT_NAMES):\n"
+        '            sys.exit(f"--data: {path.name} holds the arrays {sorted(given)}; it needs one for each of {INPUT_NAMES}.")\n'
+        "        return {name: given[name] for name in INPUT_NAMES}\n"
+        "    if len(INPUT_NAMES) != 1:\n"
+        '        sys.exit(f"--data: the data has {len(INPUT_NAMES)} arrays, {INPUT_NAMES}: give an .npz keyed by those names.")\n'
+        '    if suffix == ".npy":\n'
+        "        return {INPUT_NAMES[0]: np.load(path, allow_pickle=False)}\n"
+        + image
+        + f'    sys.exit(f"--data: {{path.name}} is not {kinds} or an .npz.")\n'
+    )
 
 
 def _resize_literal(resize: Mapping[str, Sequence[int]]) -> str:

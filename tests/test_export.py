@@ -14,14 +14,18 @@ from PIL import Image
 
 from lite_debug.binding import bind
 from lite_debug.diagnosis import diagnose, fix_all
-from lite_debug.export import ExportedScript, _resize_helper, make_script, npz_bytes
+from lite_debug.export import (
+    EMBED_LIMIT, ExportedScript, _image_helper, _resize_helper, make_script, npz_bytes, script_for_display,
+)
 from lite_debug.fixes import apply_fix, make_fix, resize_image
 from lite_debug.gallery import example, examples
 from lite_debug.inspection import inspect_model
+from lite_debug.loading import load_data
 from lite_debug.records import Feed
 from lite_debug.running import Limits, WorkerPool, run
 
 from specs import model, tensor
+from test_inspection import REAL, need_real_models
 
 RUN_MARK = "\n# 3. Run the model.\n"
 
@@ -102,7 +106,7 @@ def test_script_reproduces_the_fixed_run(ex_id, tmp_path, pool):
     model_path.write_bytes(ex.model_bytes)
     out_path = tmp_path / "out.npz"
 
-    done = _run_script(script, model_path, out_path)
+    done = _run_script(script, "--model", model_path, "--out", out_path)
 
     assert done.returncode == 0, done.stderr
     expected = run(ex.model_bytes, fixed, ex.signature, spec=spec, pool=pool)
@@ -166,7 +170,9 @@ def test_every_example_exports_a_script_that_compiles(ex):
         ).text
         compile(text, f"{ex.id}.py", "exec")
         assert "lite_debug" not in text.replace("lite-debug", "")
-        assert ("from PIL import Image" in text) == any(f.kind == "resize_image" for f in applied)
+        # Pillow: for a resize, or to read an image given with --data when the data was one.
+        reads_image = ex.input_files[0].endswith(".png")
+        assert ("from PIL import Image" in text) == (reads_image or any(f.kind == "resize_image" for f in applied))
         assert ("get_signature_runner" in text) == (ex.signature is not None)
 
 
@@ -180,7 +186,7 @@ def _prepare_only(tmp_path: Path, exported: ExportedScript) -> dict[str, np.ndar
     head, _ = exported.text.split(RUN_MARK)
     folder = tmp_path / "prep"
     script = ExportedScript(head + "\nsave_npz(OUTPUTS_PATH, inputs)\n", exported.inputs_npz).write(folder)
-    done = _run_script(script, "unused.tflite", folder / "fed.npz")
+    done = _run_script(script, "--model", "unused.tflite", "--out", folder / "fed.npz")
     assert done.returncode == 0, done.stderr
     return _load_npz(folder / "fed.npz")
 
@@ -300,3 +306,142 @@ def test_refuses_what_it_cannot_write():
         make_script(
             model_filename="m.tflite", original=Feed({"x": np.zeros((1, 2))}), applied=[], spec=spec, signature="nope"
         )
+
+
+
+# -- other data with --data, images read as lite-debug reads them, the script as shown -------------
+
+
+def _replayed(fixes, feed: Feed) -> Feed:
+    for fix in fixes:
+        feed = apply_fix(feed, fix)
+    return feed
+
+
+def test_data_given_with_data_gets_the_same_fixes(tmp_path, pool):
+    ex, spec, original, applied, _ = _prepare("image-size")
+    (name,) = original.arrays
+    exported = make_script(model_filename=ex.model_file, original=original, applied=applied, spec=spec)
+    script = exported.write(tmp_path / "export")
+    (tmp_path / "export" / ex.model_file).write_bytes(ex.model_bytes)
+    # Another picture of another size: the fixes (resize, batch, scale) fit it too.
+    other = np.random.default_rng(3).integers(0, 256, (300, 180, 3), dtype=np.uint8)
+    expected = run(ex.model_bytes, _replayed(applied, Feed({name: other})), spec=spec, pool=pool)
+    np.save(tmp_path / "other.npy", other)
+    (tmp_path / "other.npz").write_bytes(npz_bytes({name: other}))
+    Image.fromarray(other).save(tmp_path / "other.png")
+
+    for data in ("other.npy", "other.npz", "other.png"):
+        out = tmp_path / f"out-{data}.npz"
+        done = _run_script(script, "--data", tmp_path / data, "--out", out)
+        assert done.returncode == 0, done.stderr
+        assert f"given  {name!r}: shape [300, 180, 3], dtype uint8" in done.stdout
+        _assert_same_outputs(_load_npz(out), expected)
+
+
+def test_data_that_does_not_fit_the_names_is_refused_with_a_sentence(tmp_path):
+    ex, spec, original, applied, _ = _prepare("two-inputs-swapped")
+    script = make_script(model_filename=ex.model_file, original=original, applied=applied, spec=spec).write(tmp_path / "e")
+    np.save(tmp_path / "one.npy", np.zeros((1, 10), np.float32))
+    (tmp_path / "wrong.npz").write_bytes(npz_bytes({"nope": np.zeros(3)}))
+
+    one = _run_script(script, "--data", tmp_path / "one.npy")
+    wrong = _run_script(script, "--data", tmp_path / "wrong.npz")
+    absent = _run_script(script, "--data", tmp_path / "absent.npz")
+
+    assert one.returncode == 1 and "give an .npz keyed by those names" in one.stderr
+    assert wrong.returncode == 1 and "holds the arrays ['nope']; it needs one for each of" in wrong.stderr
+    assert absent.returncode == 1 and "is not a file" in absent.stderr
+    assert "Traceback" not in one.stderr + wrong.stderr + absent.stderr
+
+
+def test_a_real_photo_on_a_mediapipe_model_goes_beside_the_script_and_other_photos_run_too(tmp_path, pool):
+    from lite_debug.session import Workspace
+
+    need_real_models()
+    name = "face_detection_short_range.tflite"
+    ws = Workspace.open(name, (REAL / name).read_bytes())
+    ws.load_files([("grace_hopper.jpg", (REAL / "grace_hopper.jpg").read_bytes())])
+    ws.apply_all()
+    assert [s.fix.kind for s in ws.steps][:2] == ["add_batch", "resize_image"]
+    exported = ws.script()
+    (photo,) = ws.original.arrays.values()
+    assert photo.nbytes > EMBED_LIMIT and exported.inputs_npz is not None  # 921,600 bytes: not embedded
+    assert "embedded_array" not in exported.text and len(exported.text) < 40_000
+    script = exported.write(tmp_path / "export")
+    (tmp_path / "export" / name).write_bytes(bytes(ws.model_bytes))
+
+    done = _run_script(script)
+
+    assert done.returncode == 0, done.stderr
+    _assert_same_outputs(_load_npz(tmp_path / "export" / "outputs.npz"), ws.run(pool))
+
+    # Another photo, turned by its EXIF orientation and of another size: read as lite-debug reads it.
+    turned = Image.open(REAL / "grace_hopper.jpg").crop((40, 0, 480, 500)).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 8  # "rotate 90° clockwise to view": the viewer (and lite-debug) turns it back
+    turned.save(tmp_path / "turned.jpg", exif=exif, quality=90)
+    (loaded,) = load_data("turned.jpg", (tmp_path / "turned.jpg").read_bytes())
+    assert loaded.shape == (500, 440, 3)
+    expected = run(ws.model_bytes, _replayed(ws.applied, Feed({next(iter(ws.original.arrays)): loaded})), spec=ws.spec, pool=pool)
+
+    done = _run_script(script, "--data", tmp_path / "turned.jpg", "--out", tmp_path / "turned.npz")
+
+    assert done.returncode == 0, done.stderr
+    assert "shape [500, 440, 3], dtype uint8" in done.stdout
+    _assert_same_outputs(_load_npz(tmp_path / "turned.npz"), expected)
+
+
+def _images(tmp_path: Path) -> list[Path]:
+    rng = np.random.default_rng(11)
+    rgb = rng.integers(0, 256, (9, 7, 3), dtype=np.uint8)
+    made = {
+        "rgb.png": Image.fromarray(rgb),
+        "gray.png": Image.fromarray(rgb[..., 0]),
+        "rgba.png": Image.fromarray(np.dstack([rgb, rgb[..., :1]])),
+        "la.png": Image.merge("LA", [Image.fromarray(rgb[..., 0]), Image.fromarray(rgb[..., 1])]),
+        "gray16.png": Image.fromarray(rng.integers(0, 65536, (6, 5), dtype=np.uint16)),
+        "palette.png": Image.fromarray(rgb).convert("P"),
+        "bilevel.bmp": Image.fromarray(rgb[..., 0] > 128),
+        "photo.jpg": Image.fromarray(rgb),
+    }
+    paths = []
+    for file, img in made.items():
+        if file == "palette.png":
+            img.info["transparency"] = 0
+            img.save(tmp_path / file, transparency=0)
+        elif file == "photo.jpg":
+            exif = Image.Exif()
+            exif[0x0112] = 6
+            img.save(tmp_path / file, exif=exif)
+        else:
+            img.save(tmp_path / file)
+        paths.append(tmp_path / file)
+    return paths
+
+
+def test_the_scripts_image_reader_gives_what_lite_debug_loads(tmp_path):
+    namespace = {"np": np}
+    exec(_image_helper(), namespace)  # the script's own copy
+    for path in _images(tmp_path):
+        (want,) = load_data(path.name, path.read_bytes())
+        got = namespace["load_image"](path)
+        assert got.dtype == want.dtype and got.shape == want.shape and np.array_equal(got, want), path.name
+
+
+def test_the_script_as_shown_has_its_data_cut_to_a_line(tmp_path):
+    ex, spec, original, applied, _ = _prepare("image-size")
+    exported = make_script(model_filename=ex.model_file, original=original, applied=applied, spec=spec)
+    assert exported.inputs_npz is None and len(exported.text) > 250_000  # a 256×256 photo, embedded
+
+    shown = exported.display
+
+    assert shown == script_for_display(exported.text)
+    assert len(shown) < 30_000 and max(len(line) for line in shown.splitlines()) < 200
+    assert "characters of base64 (the .npy of the data) not shown here" in shown
+    compile(shown, "shown.py", "exec")  # still reads as Python
+    for fix in applied:
+        assert fix.code in shown
+    # Text without embedded data is shown as it is.
+    big = make_script(model_filename=ex.model_file, original=original, applied=applied, spec=spec, embed_limit=0)
+    assert big.display == big.text
