@@ -62,6 +62,8 @@ class _Check:
     bundle_name: str | None = None
     opened: Any = None
     data_source: str | None = None
+    reopened: Any = None  # the Workspace of a bundle: its recorded fixes, run and versions
+    steps: tuple = ()
     choices: list[Choice] = field(default_factory=list)
     fits_elsewhere: list[str | None] = field(default_factory=list)
     mismatches: list[Mismatch] = field(default_factory=list)
@@ -137,7 +139,13 @@ def _prepare(args: argparse.Namespace) -> _Check:
         known = ", ".join(repr(s.key) for s in spec.signatures) or "none"
         raise UsageError(f"The model has no signature {signature!r}; its signatures are: {known}.")
     generated, source = None, None
-    feed = opened.feed
+    feed, reopened = opened.feed, None
+    if opened.bundle is not None:
+        from .bundle import open_bundle
+
+        # The data as given, the fixes recorded (replayed), the run and versions recorded.
+        reopened = open_bundle(opened.bundle, name=Path(args.model).name)
+        feed = reopened.original
     if args.data or args.input:
         feed = bind(spec, _load_inputs(spec, signature, args.data, args.input), signature)
     elif opened.archive is not None:
@@ -150,7 +158,8 @@ def _prepare(args: argparse.Namespace) -> _Check:
         generated = args.generate
         feed = generate_feed(spec, args.generate, signature)
     return _Check(spec=spec, model=bytes(opened.model), feed=feed, signature=signature, generated=generated,
-                  model_name=opened.model_name, bundle_name=opened.container, opened=opened, data_source=source)
+                  model_name=opened.model_name, bundle_name=opened.container, opened=opened, data_source=source,
+                  reopened=reopened if not (args.data or args.input) else None)
 
 
 def _load_archive_data(spec: ModelSpec, signature: str | None, files, keyed: bool) -> Feed:
@@ -197,7 +206,8 @@ def _check(args: argparse.Namespace) -> int:
 
     state = _prepare(args)
     limits = _limits(args)
-    state.choices = find_choices(state.spec, state.feed, state.signature, _picks(args, state))
+    picks = {**(state.reopened.preferences if state.reopened is not None else {}), **_picks(args, state)}
+    state.choices = find_choices(state.spec, state.feed, state.signature, picks)
     state.mismatches = diagnose(state.spec, state.feed, state.signature, choices=state.choices)
     state.remaining = list(state.mismatches)
     if any(m.severity == "error" for m in state.mismatches):
@@ -215,6 +225,12 @@ def _check(args: argparse.Namespace) -> int:
             outcome = fix_all(state.spec, state.feed, state.signature, choices=state.choices,
                               extra=pending_fixes(state.choices, ()))
         feed, state.applied, state.remaining = outcome.feed, outcome.applied, list(outcome.remaining)
+        state.steps = outcome.steps
+    elif state.reopened is not None and state.reopened.steps:
+        # A bundle's fixes, replayed on its data as given: what the bundle's run ran.
+        ws = state.reopened
+        feed, state.steps, state.applied = ws.feed, tuple(ws.steps), tuple(ws.applied)
+        state.remaining = diagnose(state.spec, feed, state.signature, choices=state.choices)
     state.feed_to_run = feed
     pool = WorkerPool(size=1, limits=limits)
     try:
@@ -230,6 +246,7 @@ def _check(args: argparse.Namespace) -> int:
             state.result = explain_result(next((r for r in runs if not r.ok), runs[-1]), state.remaining)
     finally:
         pool.close()
+    _write_exports(args, state, picks)
     errors_left = [m for m in state.remaining if m.severity == "error"]
     code = EXIT_OK if state.result.ok and not errors_left else EXIT_PROBLEMS
     if args.json:
@@ -237,6 +254,36 @@ def _check(args: argparse.Namespace) -> int:
     else:
         print(_check_text(state, args))
     return code
+
+
+def _workspace(state: _Check, picks: dict[str, str]):
+    """The check as a workspace (data as given, fixes, run), for a bundle or a script."""
+    from .session import Workspace
+
+    ws = Workspace(model_name=state.model_name, model_bytes=state.model, spec=state.spec, signature=state.signature)
+    ws.set_feed(state.feed, source=state.data_source or (f"generated ({state.generated})" if state.generated else "given"))
+    ws.preferences = dict(picks)
+    if state.steps:
+        ws.steps = list(state.steps)
+        ws.clicks = [("all", False)]
+    ws.result = state.result
+    ws.reported = state.opened.reported if state.opened is not None else None
+    return ws
+
+
+def _write_exports(args: argparse.Namespace, state: _Check, picks: dict[str, str]) -> None:
+    """--bundle OUT.zip and --script OUT.py, written after the run (refused paths: a sentence)."""
+    if not (args.bundle or args.script):
+        return
+    ws = _workspace(state, picks)
+    try:
+        if args.bundle:
+            Path(args.bundle).write_bytes(ws.bundle())
+        if args.script:
+            out = Path(args.script)
+            ws.script().write(out.parent if str(out.parent) else ".", out.name)
+    except OSError as exc:
+        raise UsageError(f"Cannot write {exc.filename or args.bundle or args.script!r}: {exc.strerror or exc}.") from None
 
 
 def _picks(args: argparse.Namespace, state: _Check) -> dict[str, str]:
@@ -361,7 +408,9 @@ def _check_json(s: _Check) -> dict[str, Any]:
     from .report import fixes_to_list, mismatches_to_list, model_to_dict, run_to_dict
 
     reported = s.opened.reported if s.opened is not None else None
+    recorded = s.reopened.recorded if s.reopened is not None else None
     return {
+        "recorded": _recorded_json(recorded, s.result),
         "model": {**model_to_dict(s.spec), "file": s.model_name, **({"container": s.bundle_name} if s.bundle_name else {})},
         "reported": None if reported is None else {**reported.to_dict(), "reproduced": _reproduced(s)},
         "signature": s.signature,
@@ -372,6 +421,22 @@ def _check_json(s: _Check) -> dict[str, Any]:
         "fixes_applied": fixes_to_list(s.applied),
         "remaining": mismatches_to_list(s.remaining) if s.applied else None,
         "run": {**run_to_dict(s.result), **({"timing": s.timing} if s.timing else {})},
+    }
+
+
+def _recorded_json(recorded, result: RunResult | None) -> dict[str, Any] | None:
+    """A bundle's recorded run beside this one: per output the largest difference, the
+    versions that differ, and the bundle's notes."""
+    if recorded is None:
+        return None
+    from .casefile import compare_outputs, compare_versions
+
+    return {
+        "status": recorded.run.status if recorded.run is not None else None,
+        "outputs": compare_outputs(recorded, result) if result is not None else {},
+        "versions": [d.to_dict() for d in compare_versions(recorded.versions)],
+        "errors_before_fixes": [m.to_dict() for m in recorded.errors],
+        "notes": list(recorded.notes),
     }
 
 
@@ -444,6 +509,18 @@ def _check_text(s: _Check, args: argparse.Namespace) -> str:
             out.append(printable(f"  {r.detail}"))
     else:
         out.append(printable(f"Run: {r.status} — {r.detail}"))
+    recorded = s.reopened.recorded if s.reopened is not None else None
+    if recorded is not None:
+        info = _recorded_json(recorded, r)
+        out += ["", printable(f"Recorded in the bundle: run {info['status']}; "
+                              f"{len(info['errors_before_fixes'])} error(s) before any fix.")]
+        out += [printable(f"  {note}") for note in info["notes"]]
+        for name, cmp in info["outputs"].items():
+            diff = "missing here" if cmp.get("max_abs") is None else f"largest difference {cmp['max_abs']:.6g}"
+            out.append(printable(f"  {name}: recorded vs this run: {diff}"))
+        from .casefile import compare_versions
+
+        out += [printable(f"  {d.sentence}") for d in compare_versions(recorded.versions)]
     reported = s.opened.reported if s.opened is not None else None
     if reported is not None:
         out += ["", printable(f"Reported in {reported.path}: {_first_line(reported.text, 200)}"),
@@ -514,6 +591,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     check.add_argument("--generate", choices=("zeros", "random"), default="zeros", help="data to make up when none is given")
     check.add_argument("--batch", action="store_true", help="the data's first axis holds samples: run every one (with --fix, fix them all)")
     check.add_argument("--repeat", type=int, default=1, metavar="N", help="after a warm-up run, time N runs (min/median/p95)")
+    check.add_argument("--bundle", metavar="OUT.zip", help="write a bug-report bundle: the data as given, the fixes, the run, versions")
+    check.add_argument("--script", metavar="OUT.py", help="write reproduce.py: the fixes and the run as a standalone script")
     check.add_argument("--sweep", action="store_true", help="run once per candidate preprocessing (value range × resize filter) and score each")
     check.add_argument("--range", metavar="LOW,HIGH", help="the value range to scale image pixels to (e.g. 0,1 or -1,1)")
     check.add_argument("--resize-method", choices=("tf", "pillow", "opencv"), help="the resize filter (default: tf.image.resize's)")
@@ -546,6 +625,11 @@ def _fail(message: str, kind: str, as_json: bool) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser, commands = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    # argparse reads "--range -1,1" as two options: join a negative range to its option.
+    for i in range(len(argv) - 1):
+        if argv[i] == "--range" and argv[i + 1].startswith("-"):
+            argv[i : i + 2] = [f"--range={argv[i + 1]}", ""]
+    argv = [a for a in argv if a != ""]
     as_json = "--json" in argv
     try:
         if argv and argv[0] in commands:

@@ -448,6 +448,8 @@ def make_script(
     add('    print(f"fed    {name!r}: shape {list(x.shape)}, dtype {x.dtype}")')
     add("")
     add("# 3. Run the model.")
+    add("if not Path(MODEL_PATH).is_file():")
+    add('    sys.exit(f"No model at {MODEL_PATH}: put {MODEL_FILENAME} next to this script, or give --model PATH.")')
     add("interpreter = Interpreter(model_path=MODEL_PATH)")
     if signature is not None:
         add("# A signature runner matches the arrays to inputs by name and resizes inputs itself.")

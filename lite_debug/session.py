@@ -23,6 +23,7 @@ from .generate import generate_feed
 from .inspection import inspect_model, packed_file
 from .loading import load_data
 from .archive import ErrorText
+from .casefile import Recorded
 from .records import Choice, Feed, Fix, Mismatch, ModelSpec, RunResult, Step, TensorSpec
 from .running import WorkerPool, default_pool
 
@@ -59,6 +60,7 @@ class Workspace:
     reported: ErrorText | None = None  # the error the archive's text reports
     archive_summary: str = ""
     data_problem: str = ""  # why the archive's data could not be loaded, if it could not
+    recorded: Recorded | None = None  # what a re-opened bundle or case recorded (its run, diagnosis, versions)
     _cache: dict = field(default_factory=dict, repr=False)
 
     # -- loading -------------------------------------------------------------------------
@@ -75,13 +77,16 @@ class Workspace:
         from .opening import data_files_for, open_model_file
 
         opened = open_model_file(name, data, member)
+        if opened.bundle is not None:
+            from .bundle import open_bundle
+
+            # The data as given, the diagnosis before any fix, the fixes (undoable), the run.
+            ws = open_bundle(opened.bundle, name=name)
+            ws.archive_summary = opened.summary
+            return ws
         ws = cls._for_model(opened.model_name, opened.model)
         ws.container, ws.reported, ws.archive_summary = opened.container, opened.reported, opened.summary
-        if opened.bundle is not None:
-            bundle = opened.bundle
-            ws.signature = bundle.signature if bundle.signature in {s.key for s in ws.spec.signatures} else None
-            ws.set_feed(bundle.feed, source=f"bundle {name}")
-        elif opened.archive is not None:
+        if opened.archive is not None:
             files, keyed = data_files_for(opened, [t.name for t in ws.inputs])
             try:
                 if files:
@@ -176,6 +181,7 @@ class Workspace:
         self.batch_result = None
         self.sweep = None
         self.result = None
+        self.recorded = None  # new data: what a bundle recorded no longer describes it
         self._cache.clear()
 
     # -- diagnosis, choices and fixes ----------------------------------------------------
@@ -470,19 +476,13 @@ class Workspace:
             spec=self.spec,
             signature=self.signature,
             remaining=self.errors,
+            data_source=self.data_source,
         )
 
     def bundle(self) -> bytes:
-        """A bug-report bundle of the model, the current data, its diagnosis and the last run."""
-        return write_bundle(
-            self.model_bytes,
-            self.feed,
-            signature=self.signature,
-            mismatches=self.mismatches,
-            result=None if self.result_stale else self.result,
-            fixes_applied=self.applied,
-            model_name=Path(self.model_name).name,
-        )
+        """A bug-report bundle: the model, the data as given, the diagnosis before any fix, the
+        fixes in order (each with its line of Python), the last run, the reported error, versions."""
+        return write_bundle(self)
 
 
 def _packed_labels(data: bytes, spec: ModelSpec) -> list[str] | None:

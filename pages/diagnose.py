@@ -41,6 +41,26 @@ st.title("Diagnose and fix")
 if ws.example_id:
     ex = example(ws.example_id)
     st.info(f"**{ex.title}.** {ex.story}", icon=":material/menu_book:")
+if ws.recorded is not None:
+    rec = ws.recorded
+    with st.container(border=True):
+        status = rec.run.status if rec.run is not None else "not run"
+        st.markdown(f":material/inventory_2: **Opened from {md(ws.container or 'a bundle')}:** "
+                    f"{len(rec.errors)} error(s) before any fix; {len(ws.steps)} fix(es) replayed; recorded run: {md(status)}.")
+        for note in rec.notes:
+            st.caption(md(note))
+        for m in rec.errors:
+            st.caption(f"Before any fix — **{m.kind}**: {md(m.message)}")
+        if rec.run is not None and rec.run.explanation is not None:
+            st.caption("Recorded failure: " + md(rec.run.explanation.title))
+        if ws.result is not None and not ws.result_stale and rec.run is not None:
+            from lite_debug.casefile import compare_outputs, compare_versions
+
+            for name, cmp in compare_outputs(rec, ws.result).items():
+                diff = "not in this run" if cmp.get("max_abs") is None else f"largest difference {cmp['max_abs']:.6g}"
+                st.caption(f"{md(name)}: recorded vs re-run: {diff}")
+            for d in compare_versions(rec.versions):
+                st.caption(md(d.sentence))
 if ws.reported is not None:
     rep = ws.reported
     with st.container(border=True):

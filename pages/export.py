@@ -16,8 +16,10 @@ st.title("Export")
 
 st.subheader("A script that reproduces the run")
 st.markdown(
-    f"Runs as is with `numpy` and `ai-edge-litert`: it loads {md(Path(ws.model_name).name)} (or the path you give "
-    "it), applies the fixes below to your original data, runs the model and saves `outputs.npz`."
+    f"Runs as is with `numpy` and `ai-edge-litert`: it loads {md(Path(ws.model_name).name)} from its own folder "
+    "(or `--model PATH`), applies the fixes to your data as you gave it (or to other data: `--data PATH`), runs "
+    "the model and saves `outputs.npz` (or `--out PATH`). Data up to 256 KB is embedded; larger data goes in an "
+    "`inputs.npz` beside it."
 )
 try:
     script = ws.script() if ws.has_data else None
@@ -32,15 +34,16 @@ if script is not None:
     if script.inputs_npz is not None:
         c3.download_button("Download inputs.npz (the script reads it)", script.inputs_npz, file_name="inputs.npz", key="download-inputs")
     with st.expander("Show the script", expanded=False):
-        text = script.text
-        st.code(text if len(text) < 60_000 else text[:60_000] + "\n# … (embedded data cut here)", language="python")
+        st.code(script.display, language="python")  # embedded data elided to one line each
 elif not ws.has_data:
     st.info("Load some data first: the script replays the fixes on it.")
 
 st.subheader("A bug-report bundle")
 st.markdown(
-    "One `.zip` with the model, the inputs as `.npy`, the outputs of the last run, the diagnosis as JSON and the "
-    "versions of Python, numpy and the runtime. Open it again on the Start page, or with `lite-debug check`."
+    "One `.zip` with the model, your data as you gave it, the diagnosis before any fix, each fix applied (with its "
+    "line of Python), the last run's status and outputs, the error a bug report gave (if any), `reproduce.py` and "
+    "the versions of Python, numpy and the runtime. Opened again (Start page, or `lite-debug check bundle.zip`), it "
+    "shows the original failure, the fixes as a history that can be undone, and the recorded outputs beside a re-run."
 )
 st.download_button(
     "Download bundle.zip",

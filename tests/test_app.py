@@ -613,3 +613,22 @@ def test_a_file_named_zip_that_is_not_one_says_so():
     at.file_uploader(key="model-upload").set_value(upload("model.zip", b"this is not a zip at all" * 10)).run()
     assert "is named like a .zip archive but is not one" in texts(at.main.error)
     assert "not a TFLite flatbuffer" not in texts(at.main.error)
+
+
+def test_a_bundle_reopens_with_its_failure_history_and_recorded_run():
+    ws = Workspace.from_example("image-size")
+    ws.apply_all()
+    ws.run()
+    data = ws.bundle()
+    at = app()
+    at.file_uploader(key="model-upload").set_value(upload("case.zip", data)).run()
+    again = at.session_state["ws"]
+    assert again.recorded is not None and len(again.recorded.errors) == 3 and len(again.steps) == 3
+    at.switch_page("pages/diagnose.py").run()
+    assert not at.exception and "3 error(s) before any fix; 3 fix(es) replayed; recorded run: ok" in texts(at.markdown)
+    at.button(key="undo").click().run()
+    assert again.steps == [] and len(again.errors) == 3
+    at.switch_page("pages/export.py").run()
+    code = texts(at.code)
+    assert "base64" in code or "embedded" in code
+    assert len(code) < 40_000  # the embedded photo is elided, not a 300 KB wall

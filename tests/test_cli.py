@@ -352,3 +352,26 @@ def test_an_unsafe_archive_is_refused_naming_the_path(tmp_path):
     bad = _zip_file(tmp_path / "bad.zip", {"../evil.tflite": b"x"})
     done = cli("check", bad)
     assert done.returncode == 2 and "../evil.tflite" in done.stderr
+
+
+def test_bundle_and_script_from_the_command_line(tmp_path):
+    ex = next(e for e in examples() if e.id == "image-size")
+    bundle, script = tmp_path / "b.zip", tmp_path / "out" / "reproduce.py"
+    script.parent.mkdir()
+    done = cli("check", EXAMPLES_DIR / ex.model_file, *files(ex), "--fix", "--bundle", bundle, "--script", script)
+    assert done.returncode == 0 and bundle.exists() and script.exists()
+    again = json.loads(cli("check", bundle, "--json").stdout)
+    assert [f["kind"] for f in again["fixes_applied"]] == ["add_batch", "resize_image", "normalize"]
+    assert again["run"]["status"] == "ok"
+    recorded = again["recorded"]
+    assert recorded["status"] == "ok" and len(recorded["errors_before_fixes"]) == 3
+    assert all(o["max_abs"] == 0 for o in recorded["outputs"].values())
+    # The data in the bundle is the data as given: the PNG's pixels, not the fixed tensor.
+    assert again["mismatches"] and {m["kind"] for m in again["mismatches"]} >= {"batch", "shape", "dtype"}
+    (ROOT / "tests").exists()
+    import shutil
+
+    shutil.copy(EXAMPLES_DIR / ex.model_file, script.parent / ex.model_file)
+    run = subprocess.run([sys.executable, str(script), "--out", str(tmp_path / "o.npz")], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert np.load(tmp_path / "o.npz")["StatefulPartitionedCall:0"].shape == (1, 10)
