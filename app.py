@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages._ui import FRAME_FLAG, PAGES, md, set_workspace, warm_up, workspace
+from pages._ui import FRAME_FLAG, PAGES, keep_case, keeper, md, open_case_from_address, set_workspace, warm_up, workspace, write_cookie
 
 st.set_page_config(page_title="lite-debug", layout="wide")
 
@@ -26,7 +26,12 @@ page = st.navigation(
 
 st.session_state[FRAME_FLAG] = True
 if "_deep_link" in st.session_state:  # a page that first ran without the frame (see pages/_ui.py)
-    st.switch_page(st.session_state.pop("_deep_link"))
+    st.switch_page(st.session_state.pop("_deep_link"), query_params=st.query_params.to_dict())
+
+# A reload, or an address shared by a teammate: the case it names (?case=). What changed since
+# the last run (a callback's fix, the last page's run) is kept before this page draws.
+open_case_from_address()
+keep_case()
 
 with st.sidebar:
     ws = workspace()
@@ -69,13 +74,24 @@ with st.sidebar:
             st.caption("No data yet: upload some or generate an input on the Start page.")
         if ws.result is not None:
             st.markdown(f"Last run: **{ws.result.status}**" + (" (data changed since)" if ws.result_stale else ""))
-        if st.button("Close the model", key="sidebar-close", icon=":material/close:"):
+        c1, c2 = st.columns(2)
+        if c1.button("Close", key="sidebar-close", icon=":material/close:", help="Close the model (its case stays on the server)"):
+            set_workspace(None)
+            st.rerun()
+        if ws.case_id and c2.button("Delete case", key="sidebar-delete-case", icon=":material/delete:",
+                                    help="Delete this case from the server; its address stops working"):
+            keeper().delete(ws.case_id)
+            st.session_state["recent-cases"] = [c for c in st.session_state.get("recent-cases", []) if c != ws.case_id]
+            st.session_state["_cookie"] = ".".join(st.session_state["recent-cases"])
             set_workspace(None)
             st.rerun()
 
 try:
     page.run()
+    keep_case()  # what this page changed (when it did not rerun)
 finally:
+    with st.sidebar:
+        write_cookie()
     # A local favicon: a material icon or an emoji would be fetched from the internet. Set
     # after the page: Streamlit imports numpy and Pillow to serve an image, which would
     # otherwise hold up the first page of a fresh server by a tenth of a second or more.

@@ -61,6 +61,8 @@ class Workspace:
     archive_summary: str = ""
     data_problem: str = ""  # why the archive's data could not be loaded, if it could not
     recorded: Recorded | None = None  # what a re-opened bundle or case recorded (its run, diagnosis, versions)
+    case_id: str | None = None  # the case this workspace was last kept as (lite_debug.cases)
+    _kept: tuple | None = field(default=None, repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
 
     # -- loading -------------------------------------------------------------------------

@@ -65,6 +65,7 @@ __all__ = [
     "data_dir",
     "is_case_id",
     "is_digest",
+    "new_case_id",
     "open_store",
 ]
 
@@ -185,7 +186,7 @@ class CaseStore(Protocol):
 
     def get_blob(self, digest: str) -> bytes: ...
 
-    def save_case(self, manifest: Mapping[str, Any], *, parent: str | None = None) -> str: ...
+    def save_case(self, manifest: Mapping[str, Any], *, parent: str | None = None, case_id: str | None = None) -> str: ...
 
     def load_case(self, case_id: str) -> Case: ...
 
@@ -196,6 +197,12 @@ class CaseStore(Protocol):
     def evict(self, max_bytes: int | None = None, max_age_seconds: float | None = None) -> Eviction: ...
 
     def stats(self) -> StoreStats: ...
+
+
+def new_case_id() -> str:
+    """A fresh, unguessable case id, for a caller that must know the id before the case is
+    saved (the dashboard puts it in the page's address at once and saves in the background)."""
+    return secrets.token_urlsafe(ID_BYTES)
 
 
 def is_case_id(value: object) -> bool:
@@ -459,8 +466,9 @@ class LocalStore:
         return self._blobs / hexdigest[:2] / hexdigest[2:]
 
     # -- cases --------------------------------------------------------------------------------
-    def save_case(self, manifest: Mapping[str, Any], *, parent: str | None = None) -> str:
-        """Save ``manifest`` as a new, immutable case and return its id.
+    def save_case(self, manifest: Mapping[str, Any], *, parent: str | None = None, case_id: str | None = None) -> str:
+        """Save ``manifest`` as a new, immutable case and return its id (``case_id`` when given:
+        one from ``new_case_id``, refused if a case already has it).
 
         The manifest must be plain JSON data (its ``"title"`` string, if any, is what
         ``recent`` shows); every ``sha256:...`` string in it must be a blob already put. Every
@@ -473,6 +481,9 @@ class LocalStore:
             raise StoreError(f"A case's manifest must be a mapping, not {type(manifest).__name__}; pass a dict.")
         if parent is not None and not is_case_id(parent):
             raise StoreError("The case this one was changed from has an id of the wrong shape; pass None or its id.")
+        if case_id is not None and not is_case_id(case_id):
+            raise StoreError("A new case's id must come from new_case_id(); this one has the wrong shape.")
+        chosen = case_id
         try:
             text = json.dumps(dict(manifest), sort_keys=True, separators=(",", ":"))
             refs = sorted(_refs(json.loads(text)))
@@ -511,8 +522,8 @@ class LocalStore:
                         f"{_amount(cap)} the case store keeps in all; raise LITE_DEBUG_STORE_MAX_MB "
                         "or work with a smaller model or less data."
                     )
-                for _ in range(8):  # a collision among 2**144 ids is not expected; the primary key decides
-                    case_id = secrets.token_urlsafe(ID_BYTES)
+                for _ in range(1 if chosen else 8):  # a collision among 2**144 ids is not expected
+                    case_id = chosen or secrets.token_urlsafe(ID_BYTES)
                     try:
                         w.execute(
                             "INSERT INTO cases (id, created, parent, title, manifest, manifest_bytes, size) "
@@ -523,6 +534,8 @@ class LocalStore:
                     except sqlite3.IntegrityError:
                         continue
                 else:
+                    if chosen:
+                        raise StoreError("A case with this id is already stored; cases never change: save under a new id.")
                     raise StoreError("The case store could not find a free id for a new case; try again.")
                 w.conn.executemany("INSERT INTO refs (case_id, digest) VALUES (?, ?)", [(case_id, d) for d in refs])
                 over = False

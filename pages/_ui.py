@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 if TYPE_CHECKING:  # the engine (and numpy) load after the first page is drawn: see warm_up()
+    from lite_debug.cases import CaseKeeper
     from lite_debug.running import WorkerPool
     from lite_debug.session import Workspace
 
@@ -39,7 +40,7 @@ def frame(page: str) -> None:
     """
     if not st.session_state.get(FRAME_FLAG):
         st.session_state["_deep_link"] = PAGES[page]
-        st.switch_page("app.py")
+        st.switch_page("app.py", query_params=st.query_params.to_dict())  # keep ?case=
 
 
 def workspace() -> Workspace | None:
@@ -62,6 +63,77 @@ def require_workspace() -> Workspace:
         st.page_link(PAGES["start"], label="Go to Start", icon=":material/home:")
         st.stop()
     return ws
+
+
+@st.cache_resource
+def keeper() -> CaseKeeper:
+    """The case store of this server (LITE_DEBUG_DATA_DIR) and what saves workspaces into it."""
+    from lite_debug.cases import CaseKeeper
+    from lite_debug.store import open_store
+
+    return CaseKeeper(open_store())
+
+
+_COOKIE = "lite_debug_cases"
+
+
+def keep_case() -> None:
+    """Keep the session's workspace as a case when it changed, and its id in the address.
+
+    Called by the frame before and after every page. A new id goes into the address at once;
+    the case is saved in the background. The browser remembers its recent case ids in a cookie.
+    """
+    ws = workspace()
+    if ws is None:
+        if "case" in st.query_params and st.session_state.get("_case_loaded"):
+            del st.query_params["case"]  # the model was closed: the address no longer names it
+        return
+    new = keeper().keep(ws)
+    if new is not None:
+        from lite_debug.cases import CaseKeeper
+
+        recent = CaseKeeper.remember(st.session_state.get("recent-cases", []), new)
+        st.session_state["recent-cases"] = recent
+        st.session_state["_cookie"] = ".".join(recent)
+    if ws.case_id and st.query_params.get("case") != ws.case_id:
+        st.query_params["case"] = ws.case_id
+    st.session_state["_case_loaded"] = True
+
+
+def write_cookie() -> None:
+    """Send the browser its list of recent case ids, when it changed (ids are [A-Za-z0-9_-]: no
+    user text reaches the script)."""
+    value = st.session_state.pop("_cookie", None)
+    if value is not None and all(c.isalnum() or c in "-_." for c in value):
+        st.html(
+            f"<script>document.cookie = '{_COOKIE}={value}; path=/; max-age=2592000; SameSite=Lax';</script>",
+            unsafe_allow_javascript=True, width="content",
+        )
+
+
+def open_case_from_address() -> None:
+    """Once per browser session: the case the address names, and the browser's recent cases."""
+    if st.session_state.get("_case_tried"):
+        return
+    st.session_state["_case_tried"] = True
+    from lite_debug.cases import parse_cookie
+    from lite_debug.errors import LiteDebugError
+
+    try:
+        cookie = st.context.cookies.get(_COOKIE)
+    except Exception:  # noqa: BLE001 - no browser behind this session (AppTest)
+        cookie = None
+    st.session_state.setdefault("recent-cases", parse_cookie(cookie))
+    case_id = st.query_params.get("case")
+    if not case_id or workspace() is not None:
+        return
+    try:
+        ws = keeper().load(case_id)
+    except LiteDebugError as exc:
+        st.session_state["case-error"] = str(exc)
+        del st.query_params["case"]
+        return
+    set_workspace(ws)
 
 
 @st.cache_resource

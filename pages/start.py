@@ -6,7 +6,7 @@ import streamlit as st
 
 from lite_debug.errors import LiteDebugError
 from lite_debug.gallery import examples
-from pages._ui import PAGES, frame, md, set_workspace, workspace
+from pages._ui import PAGES, frame, keeper, md, set_workspace, workspace
 
 # The engine is imported where it is first needed, not here: the gallery is drawn without it
 # (app.py imports it in the background once the page is up).
@@ -18,6 +18,47 @@ st.markdown(
     "Find out why a TensorFlow Lite / LiteRT model refuses your data, fix it in a click, and run it "
     "safely. Open a real failure from the gallery, or bring your own model and data."
 )
+
+if st.session_state.get("case-error"):
+    st.error(md(st.session_state.pop("case-error")), icon=":material/error:")
+
+
+def _open_case(case_id: str) -> None:
+    from lite_debug.errors import LiteDebugError
+
+    try:
+        set_workspace(keeper().load(case_id))
+        st.query_params["case"] = case_id
+    except LiteDebugError as exc:
+        st.session_state["case-error"] = str(exc)
+
+
+def _delete_case(case_id: str) -> None:
+    keeper().delete(case_id)
+    st.session_state["recent-cases"] = [c for c in st.session_state.get("recent-cases", []) if c != case_id]
+    st.session_state["_cookie"] = ".".join(st.session_state["recent-cases"])
+    ws_now = workspace()
+    if ws_now is not None and ws_now.case_id == case_id:
+        set_workspace(None)
+
+
+recent_ids = st.session_state.get("recent-cases", [])
+if recent_ids:
+    store = keeper().store
+    if store.warning:
+        st.warning(md(store.warning), icon=":material/database:")
+    summaries = keeper().recent(recent_ids)
+    if summaries:
+        with st.expander(f"Your recent cases ({len(summaries)})", expanded=workspace() is None, icon=":material/history:"):
+            st.caption("Kept on this server; each has its own address (share it with a teammate on the same server).")
+            for summary in reversed(summaries):
+                row = st.columns([4, 2, 1, 1])
+                row[0].markdown(md(summary.title or summary.id))
+                from datetime import datetime
+
+                row[1].caption(datetime.fromtimestamp(summary.created).strftime("%Y-%m-%d %H:%M"))
+                row[2].button("Open", key=f"case-open-{summary.id}", on_click=_open_case, args=(summary.id,))
+                row[3].button("Delete", key=f"case-delete-{summary.id}", on_click=_delete_case, args=(summary.id,))
 
 st.subheader("Gallery of real failures")
 cols = st.columns(3)

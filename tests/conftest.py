@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# Cases the dashboard keeps during the tests go to a directory of the test run, not the user's.
+os.environ.setdefault("LITE_DEBUG_DATA_DIR", tempfile.mkdtemp(prefix="lite-debug-test-cases-"))
 for p in (str(ROOT), str(Path(__file__).resolve().parent)):
     if p not in sys.path:
         sys.path.insert(0, p)

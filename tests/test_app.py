@@ -16,8 +16,9 @@ import pytest
 from lite_debug.bundle import write_bundle
 from lite_debug.records import Feed, RunResult
 from lite_debug.session import Workspace
+from streamlit.testing.v1 import AppTest
 from ui_helpers import (
-    shown,
+    APP,
     FIXTURES,
     PAGE_FILES,
     app,
@@ -25,6 +26,7 @@ from ui_helpers import (
     npy,
     reset_pool,
     segfault_new_worker,
+    shown,
     texts,
     upload,
     worker_pids,
@@ -632,3 +634,35 @@ def test_a_bundle_reopens_with_its_failure_history_and_recorded_run():
     code = texts(at.code)
     assert "base64" in code or "embedded" in code
     assert len(code) < 40_000  # the embedded photo is elided, not a 300 KB wall
+
+
+# -- cases: a reload and a shared address find the same workspace -------------------------------
+
+
+def test_the_address_names_the_case_and_a_new_session_opens_it():
+    at = app()
+    at.button(key="example-image-size").click().run()
+    at.button(key="fix-all").click().run()
+    case = at.query_params["case"]
+    case = case[0] if isinstance(case, list) else case
+    assert case and at.session_state["ws"].case_id == case
+    # A reload, or a teammate with the address: a new session on ?case=…
+    other = AppTest.from_file(str(APP), default_timeout=30)
+    other.query_params["case"] = case
+    other.run()
+    assert not other.exception
+    ws = other.session_state["ws"]
+    assert ws.model_name == "image_classifier.tflite" and len(ws.steps) == 3 and ws.errors == []
+    # A change there is a new case; the shared one stays as it was.
+    other.switch_page("pages/diagnose.py").run()
+    other.button(key="undo").click().run()
+    changed = other.query_params["case"]
+    changed = changed[0] if isinstance(changed, list) else changed
+    assert changed != case
+
+
+def test_a_bad_case_address_says_so():
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.query_params["case"] = "A" * 24
+    at.run()
+    assert not at.exception and "No case" in texts(at.main.error)

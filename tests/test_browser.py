@@ -382,3 +382,41 @@ def test_names_from_a_file_are_text_not_links_or_images(open_app, tmp_path):
     assert bait in page.get_by_test_id("stMain").inner_text().replace("\u2060", "")
     assert not [u for u in requests if "127.0.0.1:9" in u or "evil" in u]
     shot(page, "45-hostile-names")
+
+
+def test_a_reload_keeps_the_case_and_its_address_opens_it_elsewhere(open_app, browser):
+    page = open_app()
+    card = page.get_by_test_id("stVerticalBlock").filter(has_text=examples()[0].title).last
+    card.get_by_role("button", name="Open").click()
+    page.get_by_role("heading", name="Diagnose and fix").wait_for()
+    page.get_by_role("button", name="Apply all fixes").click()
+    page.get_by_test_id("stMain").get_by_text("The data fits the model's inputs").wait_for()
+    settle(page)
+    page.wait_for_function("() => new URL(location.href).searchParams.get('case')", timeout=WAIT_MS)
+    address = page.url
+    case = address.split("case=")[1].split("&")[0]
+    assert len(case) == 24
+    page.reload()
+    page.get_by_role("heading", name="Diagnose and fix").wait_for()
+    page.get_by_test_id("stMain").get_by_text("The data fits the model's inputs").wait_for()
+    settle(page)
+    assert "np.expand_dims" in page.get_by_test_id("stCode").first.inner_text()
+    shot(page, "51-case-after-reload")
+    # The same address in another browser (a teammate on the same server): the same case.
+    other = browser.new_context(viewport=VIEWPORT, reduced_motion="reduce")
+    other.set_default_timeout(WAIT_MS)
+    try:
+        teammate = other.new_page()
+        teammate.goto(address)
+        teammate.get_by_role("heading", name="Diagnose and fix").wait_for()
+        teammate.get_by_test_id("stMain").get_by_text("The data fits the model's inputs").wait_for()
+        settle(teammate)
+        assert "image_classifier.tflite" in teammate.get_by_test_id("stSidebar").inner_text()
+        shot(teammate, "52-case-in-another-browser")
+        # A change made there becomes a case of its own; the shared address is left as it was.
+        teammate.get_by_role("button", name="Undo").click()
+        teammate.wait_for_function(f"() => !location.href.includes('{case}')", timeout=WAIT_MS)
+    finally:
+        other.close()
+    page.reload()
+    page.get_by_test_id("stMain").get_by_text("The data fits the model's inputs").wait_for()

@@ -431,7 +431,7 @@ def test_the_script_of_a_loaded_case_holds_only_code_lite_debug_wrote(saved):
 
 def test_values_that_replay_differently_are_noted_not_refused(saved):
     manifest, members = copy.deepcopy(saved)
-    manifest["steps"][-1]["after"]["arrays"][0]["sha256"] = "sha256:" + "0" * 64
+    manifest["steps"][-1]["after"]["arrays"][0]["values_sha256"] = "0" * 64
     back = load_workspace(manifest, lambda digest: members[digest])
     (note,) = back.recorded.notes
     assert note.startswith("Replaying fix 3 of the history") and "other values" in note
