@@ -1001,10 +1001,16 @@ class InputNormalization:
 
     ``scale`` and ``offset`` hold one value, or one per channel (the last dimension). ``ops``
     names the operators of the chain, ``output`` the tensor where it ends. ``expects`` is the
-    usual data range ((0, 255), (0, 1) or (-1, 1)) that the chain maps onto a normalised
-    range, and ``maps_to`` that range, or None when none of them does: evidence, not proof, of
-    the range the model was trained on.
+    usual data range ((0, 255), (0, 1) or (-1, 1)) that the chain maps onto [0, 1] or
+    [-1, 1] (or else onto a standardised range around 0, as a mean/std normalisation does),
+    and ``maps_to`` where it lands; both None when no usual range fits. Evidence, not proof,
+    of the range the model was trained on.
     """
+
+    @property
+    def standardises(self) -> bool:
+        """Whether the chain maps ``expects`` onto a mean/std range rather than [0, 1] or [-1, 1]."""
+        return self.maps_to is not None and self.maps_to not in ((0.0, 1.0), (-1.0, 1.0))
 
     input_index: int
     tensor: int
@@ -1030,9 +1036,10 @@ class InputNormalization:
             return f"The model starts with {chain} on this input ({how}); it does not map a usual data range onto [0, 1] or [−1, 1]."
         lo, hi = self.expects
         a, b = self.maps_to
+        onto = f"about [{a:.3g}, {b:.3g}] (a mean/std standardisation)" if self.standardises else f"[{a:g}, {b:g}]"
         return (
             f"The model starts with {chain} on this input ({how}): it maps data in [{lo:g}, {hi:g}] "
-            f"onto [{a:g}, {b:g}], so it probably expects [{lo:g}, {hi:g}] (a guess from the graph)."
+            f"onto {onto}, so it probably expects data in [{lo:g}, {hi:g}] (a guess from the graph)."
         )
 
 
@@ -1084,8 +1091,10 @@ def input_normalization(model_bytes: bytes | memoryview, graph: Graph | None = N
 
     Follows the chain from each input while the tensor feeds exactly one operator and that
     operator is ADD, SUB, MUL or DIV with a constant (a scalar or one value per channel) or a
-    QUANTIZE, DEQUANTIZE or CAST (which keep real values), up to six operators. Inputs with no
-    such chain are left out. Raises ``ModelLoadError`` when the graph cannot be read.
+    QUANTIZE, DEQUANTIZE or CAST (which keep real values), up to six operators. ``x`` is the
+    input's real value (for a quantized input, ``scale * (q - zero_point)``). Inputs with no
+    such chain are left out. Reads at most a few constants of 4,096 values. Raises
+    ``ModelLoadError`` when the graph cannot be read.
     """
     graph = graph or read_graph(model_bytes)
     sub = graph.main
@@ -1096,16 +1105,25 @@ def input_normalization(model_bytes: bytes | memoryview, graph: Graph | None = N
             continue
         ops, scale, offset, end = chain
         result = InputNormalization(position, t_index, ops, scale, offset, end, None, None)
-        for lo, hi in _USUAL_RANGES:
-            a, b = result.apply(lo, hi)
-            for target in ((0.0, 1.0), (-1.0, 1.0)):
-                if math.isclose(a, target[0], abs_tol=1e-3) and math.isclose(b, target[1], abs_tol=1e-3):
-                    result = InputNormalization(position, t_index, ops, scale, offset, end, (lo, hi), target)
-                    break
-            if result.expects is not None:
-                break
-        found.append(result)
+        found.append(_judge(result))
     return tuple(found)
+
+
+def _judge(n: InputNormalization) -> InputNormalization:
+    """Fill in ``expects``: the first usual data range that the chain maps exactly onto [0, 1]
+    or [-1, 1], else the first it maps onto a standardised range (within [-4, 4], around 0,
+    at least 2 wide: a mean/std normalisation such as ImageNet's)."""
+    from dataclasses import replace
+
+    standardised = None
+    for lo, hi in _USUAL_RANGES:
+        a, b = n.apply(lo, hi)
+        for target in ((0.0, 1.0), (-1.0, 1.0)):
+            if math.isclose(a, target[0], abs_tol=1e-3) and math.isclose(b, target[1], abs_tol=1e-3):
+                return replace(n, expects=(lo, hi), maps_to=target)
+        if standardised is None and -4.0 <= a < 0.0 < b <= 4.0 and b - a >= 2.0:
+            standardised = replace(n, expects=(lo, hi), maps_to=(round(a, 4), round(b, 4)))
+    return standardised or n
 
 
 def _constant_operand(model_bytes, sub: Subgraph, t: int) -> tuple[float, ...] | None:
@@ -1119,9 +1137,11 @@ def _constant_operand(model_bytes, sub: Subgraph, t: int) -> tuple[float, ...] |
 
 
 def _follow(model_bytes, sub: Subgraph, start: int):
-    channels = sub.tensors[start].shape[-1] if sub.tensors[start].shape else 1
-    scale = [1.0] * max(1, channels)
-    offset = [0.0] * max(1, channels)
+    shape = sub.tensors[start].shape
+    # per-channel constants match the last dimension; a long one (audio, tokens) is no channel axis
+    channels = shape[-1] if shape and 0 < shape[-1] <= 64 else 1
+    scale = [1.0] * channels
+    offset = [0.0] * channels
     ops: list[str] = []
     current = start
     for _ in range(_MAX_CHAIN):

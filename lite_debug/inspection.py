@@ -15,13 +15,14 @@ import struct
 import zipfile
 import zlib
 
-from ._flat import Budget, Flat, Reader
+from ._flat import Budget, Flat, Reader, unpacker
 from ._schema import NUMPY_NAMES, tensor_type_names
 from .errors import ModelLoadError
 from .records import ModelDetails, ModelSpec, OpInfo, PackedFile, Quantization, SignatureSpec, TensorSpec
 
 __all__ = ["as_buffer", "inspect_model", "model_sha256", "packed_file"]
 
+_U32 = struct.Struct("<I").unpack_from
 _IDENTIFIER = b"TFL3"
 # What zipfile and zlib raise on a damaged packed archive (NotImplementedError: an unknown zip
 # version; RuntimeError: an encrypted member; zlib.error: a corrupt deflate stream).
@@ -142,8 +143,12 @@ _TM_NAME, _TM_INDEX = 4, 6
 class _Seen(Budget):
     """The tensors read so far, by (tensor list, index) and by table, and what reading cost."""
 
+    __slots__ = ("specs", "tables")
+
     def __init__(self, size: int) -> None:
-        super().__init__(size, "The model")
+        self.limit = 2 * size + 65536  # as Budget, written out: this is on every inspection's path
+        self.spent = 0
+        self.what = "The model"
         self.specs: dict[tuple[int, int], TensorSpec] = {}
         self.tables: dict[int, int] = {}
 
@@ -216,19 +221,29 @@ def _inspect(data: bytes | memoryview) -> ModelSpec:
     defs = flat.vector(root, _M_SIGNATURES)
     tables: set[int] = set()  # signature defs and tensor maps met so far: each must be its own table
 
-    def distinct(positions: list[int], what: str) -> list[int]:
+    def distinct(start: int, n: int, what: str) -> tuple[int, ...] | list[int]:
+        if n <= 1:  # the usual signature and tensor map: one table, nothing it could repeat
+            return (flat._at(start + _U32(data, flat._at(start, 4))[0], 4),) if n else ()
+        # One struct call for the whole list: a crafted list of a million entries costs no
+        # million calls before it is refused. Entries must name tables of their own, across
+        # lists too (two signatures sharing one long list of tensors would read it twice).
+        flat._at(start, 4 * n)
+        offsets = unpacker(n, "I")(data, start)
+        positions = [p + o for p, o in zip(range(start, start + 4 * n, 4), offsets)]
         before = len(tables)
         tables.update(positions)
-        if len(tables) - before != len(positions):
+        if len(tables) - before != n:
             raise ModelLoadError(
                 f"The model's {what} point at the same table more than once, which no converter writes; "
                 "the file is crafted or corrupt."
             )
-        seen.charge(8 * len(positions))
+        seen.charge(8 * n)
+        if max(positions) + 4 > len(data):
+            raise ValueError(f"a {what} table lies outside the {len(data)}-byte buffer")
         return positions
 
     n_defs = _vector_len(defs[1], data, "signatures")
-    for sd in distinct([flat.element(*defs, s) for s in range(n_defs)], "signatures"):
+    for sd in distinct(defs[0], n_defs, "signatures"):
         sub_index = flat.u32(sd, _SD_SUBGRAPH)
         if not 0 <= sub_index < n_sub:
             raise ModelLoadError(f"A signature points to subgraph {sub_index}, which the model lacks; the file is corrupt.")
@@ -237,11 +252,13 @@ def _inspect(data: bytes | memoryview) -> ModelSpec:
         def side(slot: int) -> tuple[TensorSpec, ...]:
             start, n = flat.vector(sd, slot)
             _vector_len(n, data, "signature tensors")
-            maps = distinct([flat.element(start, n, j) for j in range(n)], "signature tensors")
+            maps = distinct(start, n, "signature tensors")
             out = []
             for m in maps:
                 name = flat.string(m, _TM_NAME).decode("utf-8", "replace")
-                seen.charge(len(name))
+                seen.spent += len(name)
+                if seen.spent > seen.limit:
+                    raise ModelLoadError(seen.over())
                 out.append(dataclasses.replace(_tensor(flat, sub_tensors, flat.u32(m, _TM_INDEX), seen), name=name))
             return tuple(out)
 
