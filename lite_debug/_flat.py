@@ -128,7 +128,7 @@ class Budget:
     def over(self) -> str:
         return (
             f"{self.what} refers to the same bytes again and again (more than {self.limit:,} bytes "
-            "read for its size); a converter never writes that, so the file is crafted or corrupt, "
+            "read for its size); no converter or metadata writer does that, so the file is crafted or corrupt, "
             "and lite-debug stops reading it."
         )
 

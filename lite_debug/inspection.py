@@ -289,6 +289,7 @@ def _details(data: bytes | memoryview) -> ModelDetails:
     crafted still shows its packed files and metadata, with ``problem`` saying what is wrong.
     """
     from .graph import _read
+    from .metadata import read_metadata
 
     sha256 = model_sha256(data)
     problem = ""
@@ -314,6 +315,7 @@ def _details(data: bytes | memoryview) -> ModelDetails:
         sha256=sha256,
         problem=problem,
         graph=graph,
+        metadata=read_metadata(data),
     )
 
 

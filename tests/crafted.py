@@ -224,3 +224,51 @@ def add_metadata(model_bytes: bytes, metadata: bytes, files: dict[str, bytes] | 
                 zf.writestr(zipfile.ZipInfo(member, date_time=(2024, 1, 1, 0, 0, 0)), content)
         out += archive.getvalue()
     return out
+
+
+# -- flatbuffers written by hand (the metadata tests) ----------------------------------------------
+
+
+def write_table(builder: flatbuffers.Builder, fields: list[tuple[int, str, object]]) -> int:
+    """Write one table with ``flatbuffers.Builder``: ``fields`` are (field index, kind, value).
+
+    Kinds: ``str``, ``i8``, ``u8``, ``i32``, ``u32``, ``f32`` scalars; ``table`` (value: its
+    fields), ``tables`` (a list of those), ``strings``, ``floats``, ``u32s``, ``bytes``
+    vectors. Children are written first, as flatbuffers requires.
+    """
+    offsets = {}
+    for i, kind, value in fields:
+        if kind == "str":
+            offsets[i] = builder.CreateString(value)
+        elif kind == "table":
+            offsets[i] = write_table(builder, value)
+        elif kind in ("tables", "strings"):
+            children = [write_table(builder, v) if kind == "tables" else builder.CreateString(v) for v in value]
+            builder.StartVector(4, len(children), 4)
+            for c in reversed(children):
+                builder.PrependUOffsetTRelative(c)
+            offsets[i] = builder.EndVector()
+        elif kind in ("floats", "u32s"):
+            builder.StartVector(4, len(value), 4)
+            for v in reversed(value):
+                (builder.PrependFloat32 if kind == "floats" else builder.PrependUint32)(v)
+            offsets[i] = builder.EndVector()
+        elif kind == "bytes":
+            offsets[i] = builder.CreateByteVector(value)
+    builder.StartObject(max((i for i, _, _ in fields), default=-1) + 1)
+    for i, kind, value in fields:
+        if i in offsets:
+            builder.PrependUOffsetTRelativeSlot(i, offsets[i], 0)
+        else:
+            {
+                "i8": builder.PrependInt8Slot, "u8": builder.PrependUint8Slot, "i32": builder.PrependInt32Slot,
+                "u32": builder.PrependUint32Slot, "f32": builder.PrependFloat32Slot,
+            }[kind](i, value, 0)
+    return builder.EndObject()
+
+
+def flatbuffer(root: list[tuple[int, str, object]], identifier: bytes = b"M001") -> bytes:
+    """A whole flatbuffer whose root table is ``root`` (see ``write_table``)."""
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(write_table(builder, root), file_identifier=identifier)
+    return bytes(builder.Output())
