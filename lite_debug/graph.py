@@ -227,43 +227,75 @@ class Subgraph:
             tensors.update(t for t in (*self.operators[j].inputs, *self.operators[j].outputs) if t >= 0)
         return tuple(sorted(ops)), tuple(sorted(tensors))
 
+    def first_computing_operator(self) -> int:
+        """The first operator that is not a DEQUANTIZE of weights: where a drawing starts well."""
+        for o in self.operators:
+            if not (o.name == "DEQUANTIZE" and o.outputs and all(self.is_weight(t) for t in o.outputs)):
+                return o.index
+        return 0
+
+    def is_weight(self, t: int) -> bool:
+        """Whether tensor ``t`` is a constant, or a DEQUANTIZE of one (float16 or int8 weights)."""
+        tensor = self.tensors[t]
+        if tensor.is_constant:
+            return True
+        if tensor.producer is None:
+            return False
+        op = self.operators[tensor.producer]
+        return op.name == "DEQUANTIZE" and bool(op.inputs) and op.inputs[0] >= 0 and self.tensors[op.inputs[0]].is_constant
+
     def dot(self, ops: tuple[int, ...], tensors: tuple[int, ...], *, focus_op: int | None = None,
             focus_tensor: int | None = None, fold_constants: bool = True) -> str:
         """A Graphviz (DOT) drawing of the given operators and tensors, top to bottom.
 
         Names from the model are escaped and cut to 48 characters: the drawing is text, never
-        markup. With ``fold_constants``, constant tensors (weights) are counted in their
-        operator's box rather than drawn.
+        markup. With ``fold_constants``, weights (constants, and DEQUANTIZE ops of constants
+        with their outputs) are counted in the box of the operator that reads them rather
+        than drawn.
         """
-        shown = set(tensors)
+        hidden: set[int] = set()
+        hidden_ops: set[int] = set()
+        if fold_constants:
+            keep = {focus_tensor, *(self.operators[focus_op].outputs if focus_op is not None else ())}
+            hidden = {t for t in tensors if t not in keep and self.is_weight(t)}
+            hidden_ops = {
+                j for j in ops
+                if j != focus_op and self.operators[j].name == "DEQUANTIZE"
+                and all(t in hidden for t in self.operators[j].outputs)
+            }
+        shown = set(tensors) - hidden
         lines = [
             "digraph G {",
             '  rankdir=TB; bgcolor="transparent";',
-            '  node [fontname="Helvetica", fontsize=10];',
+            '  node [fontname="Helvetica", fontsize=10, fontcolor="#000000"];',
             '  edge [color="#888888", arrowsize=0.6];',
         ]
         for j in ops:
+            if j in hidden_ops:
+                continue
             o = self.operators[j]
-            consts = sum(1 for t in o.inputs if t >= 0 and self.tensors[t].is_constant)
+            weights = sum(1 for t in o.inputs if t >= 0 and t in hidden)
             label = [f"#{j} {_cut(o.name)}"]
-            if fold_constants and consts:
-                label.append(f"{consts} constant{'s' if consts > 1 else ''}")
+            if weights:
+                label.append(f"{weights} weight tensor{'s' if weights > 1 else ''}")
             style = 'style="filled,bold", fillcolor="#ffd54f"' if j == focus_op else 'style=filled, fillcolor="#e3f2fd"'
             if o.kind != "builtin" and j != focus_op:
                 style = 'style=filled, fillcolor="#ffcdd2"'
             lines.append(f'  op{j} [shape=box, {style}, label="{_dot_label(*label)}"];')
         for t in tensors:
-            tt = self.tensors[t]
-            if fold_constants and tt.is_constant and t != focus_tensor:
+            if t not in shown:
                 continue
+            tt = self.tensors[t]
             role = " (input)" if t in self.inputs else " (output)" if t in self.outputs else ""
             label = [_cut(tt.name) or f"tensor {t}", f"{tt.shape_text(signature=True)} {tt.dtype}{role}"]
             style = 'style="filled,bold", fillcolor="#ffd54f"' if t == focus_tensor else 'style=filled, fillcolor="#f5f5f5"'
             lines.append(f'  t{t} [shape=ellipse, {style}, label="{_dot_label(*label)}"];')
         for j in ops:
+            if j in hidden_ops:
+                continue
             o = self.operators[j]
             for t in o.inputs:
-                if t >= 0 and t in shown and not (fold_constants and self.tensors[t].is_constant and t != focus_tensor):
+                if t >= 0 and t in shown:
                     lines.append(f"  t{t} -> op{j};")
             for t in o.outputs:
                 if t in shown:

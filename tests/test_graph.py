@@ -294,8 +294,9 @@ def tf():
     return pytest.importorskip("tensorflow", reason="the models of these tests are built with TensorFlow's converter")
 
 
-@pytest.fixture(scope="module")
-def stateful_model(tf):
+def build_stateful(tf) -> bytes:
+    """A model with a resource variable: each run adds its input to a total it keeps."""
+
     class Counter(tf.Module):
         def __init__(self):
             self.total = tf.Variable(tf.zeros([4]))
@@ -309,6 +310,11 @@ def stateful_model(tf):
     converter = tf.lite.TFLiteConverter.from_concrete_functions([module.add.get_concrete_function()], module)
     converter.experimental_enable_resource_variables = True
     return bytes(converter.convert())
+
+
+@pytest.fixture(scope="module")
+def stateful_model(tf):
+    return build_stateful(tf)
 
 
 def test_a_model_with_variables_is_stateful(stateful_model):
@@ -337,7 +343,7 @@ def test_a_variable_tensor_makes_a_model_stateful():
 # -- normalisation at the start of the graph ---------------------------------------------------------
 
 
-def _keras(tf, body, shape=(32, 32, 3), quantize=False) -> bytes:
+def keras_model(tf, body, shape=(32, 32, 3), quantize=False) -> bytes:
     import keras
 
     inp = keras.Input(shape)
@@ -357,12 +363,12 @@ def normalising(tf):
     conv = lambda k, x: k.layers.Conv2D(4, 3, padding="same")(x)  # noqa: E731
     mean, std = np.array([0.485, 0.456, 0.406]) * 255, np.array([0.229, 0.224, 0.225]) * 255
     return {
-        "rescale -1..1": _keras(tf, lambda k, x: conv(k, k.layers.Rescaling(1 / 127.5, offset=-1)(x))),
-        "rescale then pool": _keras(tf, lambda k, x: conv(k, k.layers.MaxPooling2D()(k.layers.Rescaling(1 / 127.5, offset=-1)(x)))),
-        "x*2-1": _keras(tf, lambda k, x: conv(k, k.layers.Rescaling(2.0, offset=-1)(x))),
-        "imagenet": _keras(tf, lambda k, x: conv(k, k.layers.Normalization(mean=mean, variance=std**2)(x))),
-        "int8 rescale": _keras(tf, lambda k, x: conv(k, k.layers.Rescaling(1 / 127.5, offset=-1)(x)), quantize=True),
-        "none": _keras(tf, lambda k, x: conv(k, x)),
+        "rescale -1..1": keras_model(tf, lambda k, x: conv(k, k.layers.Rescaling(1 / 127.5, offset=-1)(x))),
+        "rescale then pool": keras_model(tf, lambda k, x: conv(k, k.layers.MaxPooling2D()(k.layers.Rescaling(1 / 127.5, offset=-1)(x)))),
+        "x*2-1": keras_model(tf, lambda k, x: conv(k, k.layers.Rescaling(2.0, offset=-1)(x))),
+        "imagenet": keras_model(tf, lambda k, x: conv(k, k.layers.Normalization(mean=mean, variance=std**2)(x))),
+        "int8 rescale": keras_model(tf, lambda k, x: conv(k, k.layers.Rescaling(1 / 127.5, offset=-1)(x)), quantize=True),
+        "none": keras_model(tf, lambda k, x: conv(k, x)),
     }
 
 
