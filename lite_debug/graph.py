@@ -36,6 +36,7 @@ __all__ = [
     "Graph",
     "InputNormalization",
     "Operator",
+    "Records",
     "Subgraph",
     "Tensor",
     "constant_values",

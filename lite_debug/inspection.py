@@ -1,9 +1,13 @@
 """Read what a model expects — inputs, outputs, signatures, operators — without running it.
 
-``inspect_model`` parses the flatbuffer with the pure-Python schema module, so a hostile or
-corrupt file costs at most an exception here; the interpreter itself only ever runs in a worker
-process (see ``running``). The result is the same information ``get_input_details()`` and
-``get_output_details()`` give, as typed records.
+``inspect_model`` reads the flatbuffer in pure Python (``_flat``: one ``struct`` call per
+field, every offset checked), so a hostile or corrupt file costs at most an exception here;
+the interpreter itself only ever runs in a worker process (see ``running``). The result is
+the same information ``get_input_details()`` and ``get_output_details()`` give, as typed
+records. What takes a pass over the whole file (the graph, the operator inventory, the memory
+estimate, the metadata, the hash) is read on first use, by ``graph`` and ``metadata``. Work is
+bounded by the file's size: lists whose entries name one table twice are refused, and what is
+read is charged against twice the file's size (``_flat.Budget``).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import zlib
 from ._flat import Budget, Flat, Reader, unpacker
 from ._schema import NUMPY_NAMES, tensor_type_names
 from .errors import ModelLoadError
-from .records import ModelDetails, ModelSpec, OpInfo, PackedFile, Quantization, SignatureSpec, TensorSpec
+from .records import ModelDetails, ModelSpec, PackedFile, Quantization, SignatureSpec, TensorSpec
 
 __all__ = ["as_buffer", "inspect_model", "model_sha256", "packed_file"]
 
@@ -142,8 +146,6 @@ _TM_NAME, _TM_INDEX = 4, 6
 
 class _Seen(Budget):
     """The tensors read so far, by (tensor list, index) and by table, and what reading cost."""
-
-    __slots__ = ("specs", "tables")
 
     def __init__(self, size: int) -> None:
         self.limit = 2 * size + 65536  # as Budget, written out: this is on every inspection's path

@@ -7,7 +7,6 @@ import os
 import random
 import re
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest

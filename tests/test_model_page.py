@@ -10,7 +10,7 @@ from lite_debug.session import Workspace
 from test_graph import build_stateful, keras_model
 from test_browser import browser, open_app, server  # noqa: F401  (fixtures for the browser test)
 from test_inspection import ADD_FLOAT, REAL, need_real_models
-from test_metadata import afile, classifier, model_metadata, subgraph, tensor
+from test_metadata import afile, model_metadata, subgraph, tensor
 from ui_helpers import app, keep_the_frame, texts
 
 
@@ -165,12 +165,11 @@ def test_the_normalisation_in_the_graph_is_shown():
 
 
 @pytest.mark.browser
-def test_the_graph_view_renders_offline_in_chromium(request):
+def test_the_graph_view_renders_offline_in_chromium(open_app):  # noqa: F811  (test_browser's fixture)
     # The browser fixtures of test_browser.py: a `streamlit run` server and Debian's Chromium.
     need_real_models()
     from test_browser import settle, shot
 
-    open_app = request.getfixturevalue("open_app")
     page = open_app()
     uploader = page.get_by_test_id("stFileUploader").filter(has_text="Model (.tflite) or bug-report bundle")
     uploader.locator("input[type=file]").set_input_files(str(REAL / "hand_landmark_lite.tflite"))
