@@ -22,6 +22,9 @@ frame("model")
 MAX_CHOICES = 3000
 # A neighbourhood with more nodes than this is still drawn, with a word that it is large.
 READABLE_NODES = 80
+# Rows sent to the browser per table: a model of 100,000 tensors would send megabytes on each
+# rerun. The filter reaches the rest.
+MAX_ROWS = 5000
 
 ws = require_workspace()
 spec = ws.spec
@@ -177,8 +180,14 @@ with tab_ops:
                     "options": o.options_text(),
                 }
             )
+        found = len(rows)
+        rows, shown = rows[:MAX_ROWS], shown[:MAX_ROWS]
         st.session_state["op-table-rows"] = shown
-        st.caption(f"{len(rows):,} of {len(sub.operators):,} operators. Click a column to sort; pick a row to centre the graph on it.")
+        st.caption(
+            f"{found:,} of {len(sub.operators):,} operators"
+            + (f" (the first {MAX_ROWS:,} shown: filter to see others)" if found > MAX_ROWS else "")
+            + ". Click a column to sort; pick a row to centre the graph on it."
+        )
         st.dataframe(
             pd.DataFrame(rows, columns=["#", "op", "kind", "inputs", "outputs", "output names", "options"]),
             hide_index=True,
@@ -268,8 +277,11 @@ with tab_tensors:
             for t in sub.tensors
             if not query or query in t.name.lower()
         ]
-        st.caption(f"{len(rows):,} of {len(sub.tensors):,} tensors.")
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="tensor-table")
+        st.caption(
+            f"{len(rows):,} of {len(sub.tensors):,} tensors"
+            + (f" (the first {MAX_ROWS:,} shown: filter to see others)." if len(rows) > MAX_ROWS else ".")
+        )
+        st.dataframe(pd.DataFrame(rows[:MAX_ROWS]), hide_index=True, width="stretch", key="tensor-table")
 
 # -- metadata ----------------------------------------------------------------------------------------
 

@@ -185,3 +185,17 @@ def test_the_graph_view_renders_offline_in_chromium(open_app):  # noqa: F811  (t
     assert "#2 CONV_2D" in texts_in_svg and "input_1" in texts_in_svg
     assert chart.locator("g.edge").count() >= 2
     shot(page, "model-page-graph", show=chart)
+
+
+def test_a_model_of_10000_tensors_sends_a_bounded_table():
+    ws = Workspace.open("chain.tflite", crafted.chain_model(5000))
+    at = app(ws, page="model", timeout=120)
+    assert not at.exception
+    ops = next(df for df in frames(at) if "output names" in df.columns)
+    tensors = next(df for df in frames(at) if "quantization" in df.columns)
+    assert len(ops) == 5000 and len(tensors) == 5000
+    assert "10,001 of 10,001 tensors (the first 5,000 shown" in texts(at.main.caption)
+    # more operators than a select box holds: the centre is picked by number
+    at.number_input(key="graph-op").set_value(4999).run()
+    (dot,) = graphviz(at)
+    assert 'op4999 [shape=box, style="filled,bold"' in dot and "(output)" in dot
