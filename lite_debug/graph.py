@@ -431,10 +431,6 @@ _ACTIVATION = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5
 _MIRROR = {0: "REFLECT", 1: "SYMMETRIC"}
 
 
-def _types(code: int) -> str:
-    return tensor_type_names().get(code, f"TYPE_{code}")
-
-
 # BuiltinOptions name -> its fields that matter: (name, field index, kind, default). Kinds:
 # i8/i32/f32/bool scalars, "pad"/"act"/"mirror"/"type" enums, "ints" a vector, "str" a string.
 _OPTION_FIELDS: dict[str, tuple[tuple[str, int, str, Any], ...]] = {
