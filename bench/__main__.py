@@ -27,6 +27,7 @@ TARGETS = {
     "per-run-1ms": "≤ 1.25×",
     "per-run-512": "≤ 1.10×",
     "inspect": "≤ 1.20×, no copy",
+    "details": "≤ 1 s and ≤ 0.50×",
     "dashboard": "≤ 1.50× and < 150 ms",
     "batch": "≥ 0.90× throughput",
     "memory": "≤ 2.50× model size",

@@ -39,6 +39,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     "dense_100m": {"kind": "dense", "units": 5120, "seed": 6},
     # An MNIST-shaped classifier, batch dimension 1: conv 3×3×8, 2×2 max-pool, dense to 10, softmax.
     "classifier": {"kind": "classifier", "size": 28, "channels": 8, "classes": 10, "seed": 7},
+    # 100,001 tensors: x [1, 4], then 50,000 ADDs of a constant [4] each. Written with the
+    # flatbuffer schema's object API (no converter: it takes minutes over a graph this long).
+    "chain_100k": {"kind": "chain", "ops": 50_000, "width": 4},
 }
 
 
@@ -82,7 +85,50 @@ def ensure_models(names: list[str] | None = None, *, log=print) -> dict[str, Pat
 # -- building (runs in the ``python -m bench.models`` process only) ------------------------
 
 
+def _chain(n_ops: int, width: int) -> bytes:
+    """A valid model of ``2 n_ops + 1`` tensors: ``x``, then ``n_ops`` ADDs of a constant each."""
+    import flatbuffers
+    import numpy as np
+
+    from lite_debug._schema import schema
+
+    fb = schema()
+
+    def tensor(name: str, shape: tuple[int, ...], buffer: int):
+        t = fb.TensorT()
+        t.name, t.shape, t.buffer, t.type = name.encode(), list(shape), buffer, fb.TensorType.FLOAT32
+        return t
+
+    model = fb.ModelT()
+    model.version = 3
+    code = fb.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = fb.BuiltinOperator.ADD
+    code.version = 1
+    model.operatorCodes = [code]
+    model.buffers = [fb.BufferT(), fb.BufferT()]
+    sub = fb.SubGraphT()
+    sub.tensors, sub.operators = [tensor("x", (1, width), 1)], []
+    for i in range(n_ops):
+        data = fb.BufferT()
+        data.data = np.full(width, 0.5, np.float32).view(np.uint8)
+        model.buffers += [data, fb.BufferT()]
+        sub.tensors += [tensor(f"c{i}", (width,), len(model.buffers) - 2), tensor(f"y{i}", (1, width), len(model.buffers) - 1)]
+        op = fb.OperatorT()
+        op.opcodeIndex = 0
+        op.inputs = [0 if i == 0 else len(sub.tensors) - 3, len(sub.tensors) - 2]
+        op.outputs = [len(sub.tensors) - 1]
+        op.builtinOptionsType, op.builtinOptions = fb.BuiltinOptions.AddOptions, fb.AddOptionsT()
+        sub.operators.append(op)
+    sub.inputs, sub.outputs = [0], [len(sub.tensors) - 1]
+    model.subgraphs = [sub]
+    builder = flatbuffers.Builder(1 << 20)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
 def _build(name: str, recipe: dict[str, Any]) -> bytes:
+    if recipe["kind"] == "chain":
+        return _chain(recipe["ops"], recipe["width"])
     import numpy as np
     import tensorflow as tf
 

@@ -1,9 +1,13 @@
 """Read what a model expects — inputs, outputs, signatures, operators — without running it.
 
-``inspect_model`` parses the flatbuffer with the pure-Python schema module, so a hostile or
-corrupt file costs at most an exception here; the interpreter itself only ever runs in a worker
-process (see ``running``). The result is the same information ``get_input_details()`` and
-``get_output_details()`` give, as typed records.
+``inspect_model`` reads the flatbuffer in pure Python (``_flat``: one ``struct`` call per
+field, every offset checked), so a hostile or corrupt file costs at most an exception here;
+the interpreter itself only ever runs in a worker process (see ``running``). The result is
+the same information ``get_input_details()`` and ``get_output_details()`` give, as typed
+records. What takes a pass over the whole file (the graph, the operator inventory, the memory
+estimate, the metadata, the hash) is read on first use, by ``graph`` and ``metadata``. Work is
+bounded by the file's size: lists whose entries name one table twice are refused, and what is
+read is charged against twice the file's size (``_flat.Budget``).
 """
 
 from __future__ import annotations
@@ -15,18 +19,18 @@ import struct
 import zipfile
 import zlib
 
-from ._flat import Flat
-from ._schema import NUMPY_NAMES, builtin_op_names, schema, tensor_type_names
+from ._flat import Budget, Flat, Reader, unpacker
+from ._schema import NUMPY_NAMES, tensor_type_names
 from .errors import ModelLoadError
-from .records import ModelDetails, ModelSpec, OpInfo, PackedFile, Quantization, SignatureSpec, TensorSpec
+from .records import ModelDetails, ModelSpec, PackedFile, Quantization, SignatureSpec, TensorSpec
 
 __all__ = ["as_buffer", "inspect_model", "model_sha256", "packed_file"]
 
+_U32 = struct.Struct("<I").unpack_from
 _IDENTIFIER = b"TFL3"
 # What zipfile and zlib raise on a damaged packed archive (NotImplementedError: an unknown zip
 # version; RuntimeError: an encrypted member; zlib.error: a corrupt deflate stream).
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, NotImplementedError, RuntimeError)
-_CUSTOM = 32
 # Error types that the generated flatbuffer accessors raise on out-of-range offsets.
 _CORRUPT = (IndexError, struct.error, ValueError, TypeError, AttributeError, OverflowError, UnicodeDecodeError)
 
@@ -131,6 +135,8 @@ _NO_QUANTIZATION = Quantization()
 # Slots of the fields read at once (see _flat.py): Model, SubGraph, Tensor, QuantizationParameters,
 # SignatureDef, TensorMap.
 _M_VERSION, _M_SUBGRAPHS, _M_DESCRIPTION, _M_SIGNATURES = 4, 8, 10, 18
+# Field indices ((slot - 4) // 2) for ``Reader.slots``: Model.Metadata, Metadata.Name.
+_M_METADATA, _MD_NAME = 6, 0
 _SG_TENSORS = 4
 _T_TYPE, _T_NAME, _T_QUANT = 6, 10, 12
 _Q_DIMENSION = 16
@@ -138,13 +144,38 @@ _SD_INPUTS, _SD_OUTPUTS, _SD_KEY, _SD_SUBGRAPH = 4, 6, 8, 12
 _TM_NAME, _TM_INDEX = 4, 6
 
 
-def _tensor(flat: Flat, tensors: tuple[int, int], index: int, cache: dict) -> TensorSpec:
+class _Seen(Budget):
+    """The tensors read so far, by (tensor list, index) and by table, and what reading cost."""
+
+    def __init__(self, size: int) -> None:
+        self.limit = 2 * size + 65536  # as Budget, written out: this is on every inspection's path
+        self.spent = 0
+        self.what = "The model"
+        self.specs: dict[tuple[int, int], TensorSpec] = {}
+        self.tables: dict[int, int] = {}
+
+    def charge(self, nbytes: int) -> None:
+        self.spent += nbytes
+        if self.spent > self.limit:
+            raise ModelLoadError(self.over())
+
+
+def _tensor(flat: Flat, tensors: tuple[int, int], index: int, seen: _Seen) -> TensorSpec:
     key = (tensors[0], index)
-    if key in cache:
-        return cache[key]
+    spec = seen.specs.get(key)
+    if spec is not None:
+        return spec
     if not 0 <= index < tensors[1]:
         raise ModelLoadError(f"The model refers to tensor {index}, but its graph has {tensors[1]}; the file is corrupt.")
     t = flat.element(tensors[0], tensors[1], index)
+    if t in seen.tables:
+        # Two entries of a tensor list name one table: no converter writes that, and a
+        # crafted file could otherwise make a million inputs out of one tensor.
+        raise ModelLoadError(
+            f"The model's tensors {seen.tables[t]} and {index} are one and the same table; its tensor list "
+            "repeats entries, which no converter writes, so the file is crafted or corrupt."
+        )
+    seen.tables[t] = index
     shape = flat.scalars(t, _T_SHAPE, "i", 4)
     sig = flat.scalars(t, _T_SIGNATURE, "i", 4) or shape
     type_code = flat.i8(t, _T_TYPE)
@@ -157,6 +188,10 @@ def _tensor(flat: Flat, tensors: tuple[int, int], index: int, cache: dict) -> Te
             zp = flat.scalars(q, _Q_ZERO_POINT, "q", 8) or (0,) * len(scale)
             quant = Quantization(scale=scale, zero_point=zp, quantized_dimension=flat.i32(q, _Q_DIMENSION))
     name = flat.string(t, _T_NAME).decode("utf-8", "replace")
+    # what this tensor cost to read: see _flat.Budget
+    seen.spent += 16 + 4 * (len(shape) + len(sig)) + 12 * len(quant.scale) + len(name)
+    if seen.spent > seen.limit:
+        raise ModelLoadError(seen.over())
     spec = TensorSpec(
         index=index,
         name=name,
@@ -166,7 +201,7 @@ def _tensor(flat: Flat, tensors: tuple[int, int], index: int, cache: dict) -> Te
         quantization=quant,
         tensor_name=name,
     )
-    cache[key] = spec
+    seen.specs[key] = spec
     return spec
 
 
@@ -180,14 +215,37 @@ def _inspect(data: bytes | memoryview) -> ModelSpec:
     main = flat.element(*subgraphs, 0)
     tensors = flat.vector(main, _SG_TENSORS)
     _vector_len(tensors[1], data, "tensors")
-    seen: dict = {}  # a signature's tensors are mostly the graph's inputs and outputs again
+    seen = _Seen(len(data))  # a signature's tensors are mostly the graph's inputs and outputs again
     inputs = tuple(_tensor(flat, tensors, i, seen) for i in flat.scalars(main, _SG_INPUTS, "i", 4))
     outputs = tuple(_tensor(flat, tensors, i, seen) for i in flat.scalars(main, _SG_OUTPUTS, "i", 4))
 
     signatures = []
     defs = flat.vector(root, _M_SIGNATURES)
-    for s in range(_vector_len(defs[1], data, "signatures")):
-        sd = flat.element(*defs, s)
+    tables: set[int] = set()  # signature defs and tensor maps met so far: each must be its own table
+
+    def distinct(start: int, n: int, what: str) -> tuple[int, ...] | list[int]:
+        if n <= 1:  # the usual signature and tensor map: one table, nothing it could repeat
+            return (flat._at(start + _U32(data, flat._at(start, 4))[0], 4),) if n else ()
+        # One struct call for the whole list: a crafted list of a million entries costs no
+        # million calls before it is refused. Entries must name tables of their own, across
+        # lists too (two signatures sharing one long list of tensors would read it twice).
+        flat._at(start, 4 * n)
+        offsets = unpacker(n, "I")(data, start)
+        positions = [p + o for p, o in zip(range(start, start + 4 * n, 4), offsets)]
+        before = len(tables)
+        tables.update(positions)
+        if len(tables) - before != n:
+            raise ModelLoadError(
+                f"The model's {what} point at the same table more than once, which no converter writes; "
+                "the file is crafted or corrupt."
+            )
+        seen.charge(8 * n)
+        if max(positions) + 4 > len(data):
+            raise ValueError(f"a {what} table lies outside the {len(data)}-byte buffer")
+        return positions
+
+    n_defs = _vector_len(defs[1], data, "signatures")
+    for sd in distinct(defs[0], n_defs, "signatures"):
         sub_index = flat.u32(sd, _SD_SUBGRAPH)
         if not 0 <= sub_index < n_sub:
             raise ModelLoadError(f"A signature points to subgraph {sub_index}, which the model lacks; the file is corrupt.")
@@ -196,21 +254,22 @@ def _inspect(data: bytes | memoryview) -> ModelSpec:
         def side(slot: int) -> tuple[TensorSpec, ...]:
             start, n = flat.vector(sd, slot)
             _vector_len(n, data, "signature tensors")
-            maps = [flat.element(start, n, j) for j in range(n)]
-            return tuple(
-                dataclasses.replace(
-                    _tensor(flat, sub_tensors, flat.u32(m, _TM_INDEX), seen),
-                    name=flat.string(m, _TM_NAME).decode("utf-8", "replace"),
-                )
-                for m in maps
-            )
+            maps = distinct(start, n, "signature tensors")
+            out = []
+            for m in maps:
+                name = flat.string(m, _TM_NAME).decode("utf-8", "replace")
+                seen.spent += len(name)
+                if seen.spent > seen.limit:
+                    raise ModelLoadError(seen.over())
+                out.append(dataclasses.replace(_tensor(flat, sub_tensors, flat.u32(m, _TM_INDEX), seen), name=name))
+            return tuple(out)
 
         key = flat.string(sd, _SD_KEY).decode("utf-8", "replace")
+        seen.charge(len(key))
         signatures.append(SignatureSpec(key=key, subgraph_index=sub_index, inputs=side(_SD_INPUTS), outputs=side(_SD_OUTPUTS)))
 
     def details() -> ModelDetails:
-        model = schema().Model.GetRootAs(data, 0)
-        return _details(model, n_sub, data)
+        return _details(data)
 
     return ModelSpec(
         size=len(data),
@@ -225,90 +284,50 @@ def _inspect(data: bytes | memoryview) -> ModelSpec:
     )
 
 
-def _details(model, n_sub: int, data: bytes) -> ModelDetails:
-    """The parts of a spec that take a pass over the whole model; read on first use."""
-    try:
-        metadata = tuple(
-            (model.Metadata(i).Name() or b"").decode("utf-8", "replace")
-            for i in range(_vector_len(model.MetadataLength(), data, "metadata entries"))
-        )
-        return ModelDetails(
-            ops=_op_inventory(model, n_sub, data),
-            packed_files=_packed_files(data),
-            metadata_names=metadata,
-            activation_bytes=_activation_bytes(model, n_sub, data),
-            sha256=model_sha256(data),
-        )
-    except ModelLoadError as exc:
-        return ModelDetails(sha256=model_sha256(data), problem=str(exc))
-    except _CORRUPT as exc:
-        return ModelDetails(
-            sha256=model_sha256(data),
-            problem=f"Parts of the model past its inputs and outputs are corrupt ({type(exc).__name__} while reading them).",
-        )
+def _details(data: bytes | memoryview) -> ModelDetails:
+    """The parts of a spec that take a pass over the whole model; read on first use.
 
-
-_ITEMSIZE = {
-    "FLOAT32": 4, "FLOAT16": 2, "FLOAT64": 8, "INT8": 1, "INT16": 2, "INT32": 4, "INT64": 8, "UINT8": 1,
-    "UINT16": 2, "UINT32": 4, "UINT64": 8, "BOOL": 1, "COMPLEX64": 8, "COMPLEX128": 16, "BFLOAT16": 2,
-}
-
-
-def _activation_bytes(model, n_sub: int, data: bytes) -> int:
-    """An upper bound of the memory ``allocate_tensors`` asks for: every non-constant tensor.
-
-    The interpreter's arena reuses memory between tensors that are not alive at once, so the
-    real figure is lower; a crafted model that declares a gigantic tensor shows up here before
-    anything is allocated. Dynamic dimensions count as 1, as the interpreter allocates them.
+    The graph comes first and the rest does not depend on it: a model whose graph is corrupt or
+    crafted still shows its packed files and metadata, with ``problem`` saying what is wrong.
     """
-    types = tensor_type_names()
-    n_buffers = model.BuffersLength()
-    total = 0
-    for s in range(n_sub):
-        sub = model.Subgraphs(s)
-        for i in range(_vector_len(sub.TensorsLength(), data, "tensors")):
-            t = sub.Tensors(i)
-            b = int(t.Buffer())
-            if 0 < b < n_buffers:
-                buf = model.Buffers(b)
-                if buf.DataLength() or buf.Size():
-                    continue  # a constant: its bytes are in the model already
-            count = 1
-            for d in (t.ShapeAsNumpy() if t.ShapeLength() else ()):
-                count *= max(1, int(d))
-            total += count * _ITEMSIZE.get(types.get(t.Type(), ""), 4)
-    return total
+    from .graph import _read
+    from .metadata import read_metadata
+
+    sha256 = model_sha256(data)
+    problem = ""
+    graph = None
+    try:
+        graph = _read(Reader(data))
+    except ModelLoadError as exc:
+        problem = str(exc)
+    except _CORRUPT as exc:
+        problem = f"Parts of the model past its inputs and outputs are corrupt ({type(exc).__name__} while reading them)."
+    try:
+        names = _metadata_names(data)
+    except ModelLoadError as exc:
+        names, problem = (), problem or str(exc)
+    except _CORRUPT as exc:
+        names = ()
+        problem = problem or f"The model's list of metadata is corrupt ({type(exc).__name__} while reading it)."
+    return ModelDetails(
+        ops=graph.ops if graph else (),
+        packed_files=_packed_files(data),
+        metadata_names=names,
+        activation_bytes=graph.activation_bytes() if graph else 0,
+        sha256=sha256,
+        problem=problem,
+        graph=graph,
+        metadata=read_metadata(data),
+    )
 
 
-def _op_inventory(model, n_sub: int, data: bytes) -> tuple[OpInfo, ...]:
-    names = builtin_op_names()
-    codes = []
-    for i in range(_vector_len(model.OperatorCodesLength(), data, "operator codes")):
-        oc = model.OperatorCodes(i)
-        # Schema v3a moved builtin codes past 127 into a new field and left the old one at its
-        # maximum as a placeholder: the larger of the two is the real code.
-        code = max(int(oc.BuiltinCode()), int(oc.DeprecatedBuiltinCode()))
-        if code == _CUSTOM:
-            custom = (oc.CustomCode() or b"").decode("utf-8", "replace")
-            kind = "flex" if custom.startswith("Flex") else "custom"
-            codes.append((custom or "CUSTOM", kind, int(oc.Version())))
-        else:
-            codes.append((names.get(code, f"BUILTIN_{code}"), "builtin", int(oc.Version())))
-    counts: dict[int, int] = {}
-    for s in range(n_sub):
-        sub = model.Subgraphs(s)
-        for j in range(_vector_len(sub.OperatorsLength(), data, "operators")):
-            idx = int(sub.Operators(j).OpcodeIndex())
-            counts[idx] = counts.get(idx, 0) + 1
-    ops = []
-    for idx, count in counts.items():
-        if not 0 <= idx < len(codes):
-            raise ModelLoadError(f"An operator uses opcode {idx}, which the model does not define; the file is corrupt.")
-        name, kind, version = codes[idx]
-        ops.append(OpInfo(name=name, kind=kind, count=count, version=version))
-    # Unusual ops first (what stops the model), then by how often they occur.
-    order = {"flex": 0, "custom": 1, "builtin": 2}
-    return tuple(sorted(ops, key=lambda o: (order[o.kind], -o.count, o.name)))
+def _metadata_names(data: bytes | memoryview) -> tuple[str, ...]:
+    r = Reader(data)
+    root = r.root()
+    p = r.target(root, r.slots(root)[_M_METADATA])
+    if not p:
+        return ()
+    return tuple(r.text(m, r.slots(m)[_MD_NAME]) for m in r.tables(p + 4, r.u32_at(p), "metadata list"))
 
 
 class _Reader(io.RawIOBase):

@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Any, Literal, Mapping
 if TYPE_CHECKING:  # numpy is imported where it is used: the dashboard's first page needs none of it
     import numpy as np
 
+    from .graph import Graph
+    from .metadata import ModelMetadata
+
 __all__ = [
     "AudioInfo",
     "Choice",
@@ -179,7 +182,9 @@ class PackedFile:
 class ModelDetails:
     """What takes a pass over the whole model to know, so ``ModelSpec`` reads it only when asked.
 
-    ``problem`` is a sentence when those parts of the file turned out to be corrupt.
+    ``problem`` is a sentence when those parts of the file turned out to be corrupt. ``graph``
+    is the whole graph (``lite_debug.graph``), None when it could not be read; ``metadata``
+    the TFLite Support metadata (``lite_debug.metadata``), None when the model has none.
     """
 
     ops: tuple[OpInfo, ...] = ()
@@ -188,6 +193,8 @@ class ModelDetails:
     activation_bytes: int = 0
     sha256: str = ""
     problem: str = ""
+    graph: Graph | None = field(default=None, compare=False, repr=False)
+    metadata: ModelMetadata | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, eq=False)
@@ -237,6 +244,22 @@ class ModelSpec:
     @property
     def problem(self) -> str:
         return self._details.problem
+
+    @property
+    def graph(self) -> Graph | None:
+        """Operators and tensors of every subgraph (read on first use); None when unreadable."""
+        return self._details.graph
+
+    @property
+    def metadata(self) -> ModelMetadata | None:
+        """The model's TFLite Support metadata (read on first use); None when it has none."""
+        return self._details.metadata
+
+    @property
+    def is_stateful(self) -> bool:
+        """Whether the model keeps state between invokes (variable ops, resource or variable tensors)."""
+        g = self._details.graph
+        return g is not None and g.is_stateful
 
     @property
     def custom_ops(self) -> tuple[OpInfo, ...]:
