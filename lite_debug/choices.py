@@ -98,56 +98,57 @@ def _data_channels(x: np.ndarray) -> int | None:
     return 1 if x.ndim == 2 else None
 
 
-def _range_evidence(spec: ModelSpec, t: TensorSpec) -> tuple[str, str, ChoiceSource] | None:
-    """What the model itself says about the value range it expects on an image input."""
-    for source in _EVIDENCE:
-        found = source(spec, t)
-        if found is not None:
-            return found
-    return None
+def _range_evidence(spec: ModelSpec, t: TensorSpec, model_bytes: Any) -> tuple[str, str, ChoiceSource] | None:
+    """What the model itself says about the value range it expects on an image input: its
+    metadata's normalization, then arithmetic by constants at the graph's start, then its
+    input quantization."""
+    return (
+        _from_metadata(spec, t)
+        or (_from_graph(spec, t, model_bytes) if model_bytes is not None else None)
+        or _from_quantization(spec, t)
+    )
+
+
+def _tensor_metadata(spec: ModelSpec, t: TensorSpec):
+    """The metadata of input ``t`` (the metadata lists the main graph's inputs in order)."""
+    try:
+        metadata = spec.metadata
+    except Exception:  # noqa: BLE001 - metadata is the file's word: a damaged one is no evidence
+        return None
+    main = metadata.main if metadata is not None else None
+    if main is None:
+        return None
+    position = next((i for i, x in enumerate(spec.inputs) if x.index == t.index), None)
+    if position is None or position >= len(main.inputs):
+        return None
+    return main.inputs[position]
 
 
 def _from_metadata(spec: ModelSpec, t: TensorSpec) -> tuple[str, str, ChoiceSource] | None:
-    norm = _metadata_normalization(spec, t)
-    if norm is None:
+    tm = _tensor_metadata(spec, t)
+    if tm is None:
         return None
-    mean, std = norm
-    lo, hi = (0.0 - mean) / std, (255.0 - mean) / std
-    key = _snap(lo, hi)
-    return key, (
-        f"the model's metadata normalizes this input with mean {mean:g} and std {std:g}: pixels 0–255 become {key}"
-    ), "metadata"
+    mapped = tm.normalized_range(0.0, 255.0)
+    if mapped is None or not all(np.isfinite(mapped)):
+        return None
+    key = _snap(*mapped)
+    return key, tm.describe_normalization().rstrip("."), "metadata"
 
 
-def _metadata_normalization(spec: ModelSpec, t: TensorSpec) -> tuple[float, float] | None:
-    metadata = getattr(spec, "metadata", None)
-    finder = getattr(metadata, "normalization_for", None)
-    if finder is None:
-        return None
+def _from_graph(spec: ModelSpec, t: TensorSpec, model_bytes: Any) -> tuple[str, str, ChoiceSource] | None:
+    from .errors import ModelLoadError
+    from .graph import input_normalization
+
     try:
-        found = finder(t.name, t.index)
-    except Exception:  # metadata is the file's word: a damaged one is no evidence
+        found = input_normalization(model_bytes, spec.graph)
+    except (ModelLoadError, ValueError, IndexError):
         return None
-    if not found:
+    position = next((i for i, x in enumerate(spec.inputs) if x.index == t.index), None)
+    n = next((n for n in found if n.input_index == position), None)
+    if n is None or n.expects is None:
         return None
-    mean, std = found
-    if not (np.isfinite(mean) and np.isfinite(std)) or std == 0:
-        return None
-    return float(mean), float(std)
-
-
-def _from_graph(spec: ModelSpec, t: TensorSpec) -> tuple[str, str, ChoiceSource] | None:
-    finder = getattr(spec, "input_normalization", None)
-    if finder is None:
-        return None
-    try:
-        found = finder(t.index)
-    except Exception:
-        return None
-    if found is None:
-        return None
-    expects, text = found  # the range the model maps from, and a sentence about the ops
-    return _snap(*expects), f"the model's first operations {text}", "graph"
+    # The model scales its input itself: it wants the data in the range it maps from.
+    return _snap(*n.expects), n.describe().rstrip("."), "graph"
 
 
 def _from_quantization(spec: ModelSpec, t: TensorSpec) -> tuple[str, str, ChoiceSource] | None:
@@ -165,9 +166,6 @@ def _from_quantization(spec: ModelSpec, t: TensorSpec) -> tuple[str, str, Choice
     return key, f"the input is {want.name} with scale {q.scale[0]:.6g} and zero point {zp}, which represents {key}", "quantization"
 
 
-_EVIDENCE = (_from_metadata, _from_graph, _from_quantization)
-
-
 def _snap(lo: float, hi: float) -> str:
     """A range close to a usual one is that one: int8 with scale 1/128 covers [-1, 0.992]."""
     for key in RANGE_OPTIONS:
@@ -182,12 +180,15 @@ def choices(
     original: Feed,
     signature: str | None = None,
     preferences: Mapping[str, str] | None = None,
+    *,
+    model_bytes: Any = None,
 ) -> list[Choice]:
     """The choices fixing ``original`` (the data as given, bound to the inputs) involves.
 
     ``preferences`` maps a choice's key to the option the user picked; a pick the choice does
-    not offer is ignored. Nothing here raises for odd data: an input that is not an image just
-    has no choices.
+    not offer is ignored. ``model_bytes`` lets the first operations of the graph count as
+    evidence (their constants are read from the file). Nothing here raises for odd data: an
+    input that is not an image just has no choices.
     """
     prefs = dict(preferences or {})
     inputs, _ = spec.io(signature)
@@ -201,7 +202,7 @@ def choices(
             continue
         want = t.numpy_dtype
         if want is not None and want.kind in "fiu" and _looks_like_pixels(x):
-            evidence = _range_evidence(spec, t)
+            evidence = _range_evidence(spec, t, model_bytes)
             if want.kind == "f" or evidence is not None:
                 found.append(_range_choice(t, evidence, prefs))
         spatial = _spatial(t, x)
@@ -278,14 +279,10 @@ def _order_choice(spec: ModelSpec, t: TensorSpec, prefs: Mapping[str, str]) -> C
 
 
 def _metadata_color_space(spec: ModelSpec, t: TensorSpec) -> str | None:
-    metadata = getattr(spec, "metadata", None)
-    finder = getattr(metadata, "color_space_for", None)
-    if finder is None:
-        return None
-    try:
-        return finder(t.name, t.index)
-    except Exception:
-        return None
+    tm = _tensor_metadata(spec, t)
+    content = tm.content if tm is not None else None
+    image = content.image if content is not None else None
+    return image.color_space if image is not None else None
 
 
 def _cap(text: str) -> str:

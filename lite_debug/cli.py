@@ -207,7 +207,7 @@ def _check(args: argparse.Namespace) -> int:
     state = _prepare(args)
     limits = _limits(args)
     picks = {**(state.reopened.preferences if state.reopened is not None else {}), **_picks(args, state)}
-    state.choices = find_choices(state.spec, state.feed, state.signature, picks)
+    state.choices = find_choices(state.spec, state.feed, state.signature, picks, model_bytes=state.model)
     state.mismatches = diagnose(state.spec, state.feed, state.signature, choices=state.choices)
     state.remaining = list(state.mismatches)
     if any(m.severity == "error" for m in state.mismatches):

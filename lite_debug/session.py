@@ -213,7 +213,9 @@ class Workspace:
     def choices(self) -> list[Choice]:
         """The choices fixing this data involves (see ``lite_debug.choices``), made on the data as given."""
         return self._cached(
-            "choices", lambda: find_choices(self.spec, self.original, self.signature, self.preferences) if self.has_data else []
+            "choices",
+            lambda: find_choices(self.spec, self.original, self.signature, self.preferences, model_bytes=self.model_bytes)
+            if self.has_data else [],
         )
 
     @property

@@ -122,13 +122,13 @@ def run_sweep(
 
     pool = pool or default_pool()
     base = {c.key: c.chosen for c in choices if c.source == "preference"} if choices else {}
-    found = list(choices) if choices is not None else find_choices(spec, original, signature)
+    found = list(choices) if choices is not None else find_choices(spec, original, signature, model_bytes=model_bytes)
     todo = candidates(found)
     done: list[Candidate] = []
     for i, picks in enumerate(todo):
         if progress is not None:
             progress(i, len(todo))
-        mine = find_choices(spec, original, signature, {**base, **picks})
+        mine = find_choices(spec, original, signature, {**base, **picks}, model_bytes=model_bytes)
         outcome = fix_all(spec, original, signature, choices=mine, extra=pending_fixes(mine, ()))
         errors = [m for m in outcome.remaining if m.severity == "error"]
         if errors:

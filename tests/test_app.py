@@ -501,13 +501,15 @@ def test_the_choices_are_shown_with_their_reasons_and_can_be_changed_after_apply
     at = app(ws, "diagnose")
     assert not at.exception and "holds" not in texts(at.markdown)  # a photo is no batch of its rows
     box = at.selectbox(key="choice-value range:input")
-    assert box.value == "[0, 1]" and set(box.options) >= {"[0, 1]  (x / 255)", "[-1, 1]  (x / 127.5 − 1)"}
-    assert "a guess" in texts(at.markdown) and "A guess:" in texts(at.markdown)
+    assert box.value == "[-1, 1]" and set(box.options) >= {"[0, 1]  (x / 255)", "[-1, 1]  (x / 127.5 − 1)"}
+    shown_md = texts(at.markdown)
+    assert "from the model" in shown_md and "mean [127.5] and std [127.5]" in shown_md  # its metadata
+    assert "a guess" in shown_md and "A guess:" in shown_md  # the resize filter and mode still are
     at.button(key="fix-all").click().run()
-    assert ws.errors == [] and float(ws.feed.arrays["input"].min()) >= 0
-    at.selectbox(key="choice-value range:input").select("[-1, 1]").run()
-    assert not at.exception and float(ws.feed.arrays["input"].min()) < -0.5 and ws.errors == []
-    assert at.selectbox(key="choice-value range:input").value == "[-1, 1]"
+    assert ws.errors == [] and float(ws.feed.arrays["input"].min()) < -0.5
+    at.selectbox(key="choice-value range:input").select("[0, 1]").run()
+    assert not at.exception and float(ws.feed.arrays["input"].min()) >= 0 and ws.errors == []
+    assert at.selectbox(key="choice-value range:input").value == "[0, 1]"
     assert "your pick" in texts(at.markdown)
 
 

@@ -138,26 +138,55 @@ def test_undo_takes_back_a_whole_click_and_steps_say_what_they_answered():
 # -- choices: the guesses are shown, and can be changed before and after applying -------------
 
 
-def test_a_float_model_fed_pixels_shows_the_range_as_a_guess():
-    ws = with_data(real("face_detection_short_range.tflite"), photo())
+def test_a_float_model_that_says_nothing_shows_the_range_as_a_guess():
+    ws = with_data(Workspace.from_example("image-size"), photo())  # a converter-built classifier: no metadata
+    name = ws.inputs[0].name
     by_topic = {c.topic: c for c in ws.choices}
     assert set(by_topic) == {"value range", "resize method", "resize mode", "channel order"}
     rng = by_topic["value range"]
     assert rng.chosen == "[0, 1]" and rng.guess and "guess" in rng.reason.lower()
     assert by_topic["resize method"].chosen == "tf" and by_topic["resize method"].guess
+    assert by_topic["channel order"].guess
     dtype = next(m for m in ws.errors if m.kind == "dtype")
-    assert dtype.choice == rng.key and "guess" in dtype.message
+    assert dtype.choice == rng.key == f"value range:{name}" and "guess" in dtype.message
+
+
+def test_the_face_detector_says_minus_one_to_one_in_its_metadata():
+    ws = with_data(real("face_detection_short_range.tflite"), photo())
+    by_topic = {c.topic: c for c in ws.choices}
+    rng = by_topic["value range"]
+    assert rng.chosen == "[-1, 1]" and rng.source == "metadata" and not rng.guess
+    assert "mean [127.5] and std [127.5]" in rng.reason
+    assert by_topic["channel order"].source == "metadata" and "RGB" in by_topic["channel order"].reason
+    ws.apply_all()
+    x = ws.feed.arrays["input"]
+    assert x.min() < -0.5 and x.max() <= 1.0  # scaled as the model's own metadata says
+
+
+def test_a_model_that_rescales_its_input_itself_wants_raw_pixels():
+    tf = pytest.importorskip("tensorflow")
+    from test_graph import keras_model
+
+    model = keras_model(tf, lambda k, x: k.layers.Conv2D(4, 3, padding="same")(k.layers.Rescaling(1 / 127.5, offset=-1)(x)))
+    ws = Workspace.open("rescales.tflite", model)
+    t = ws.inputs[0]
+    pixels = np.full(tuple(t.shape[1:]), 200, np.uint8)
+    with_data(ws, pixels)
+    rng = next(c for c in ws.choices if c.topic == "value range")
+    assert rng.source == "graph" and rng.chosen == "[0, 255]" and "a guess from the graph" in rng.reason
+    ws.apply_all()
+    assert float(ws.feed.arrays[t.name].max()) == 200.0  # cast, not scaled: the model scales itself
 
 
 def test_changing_the_range_after_applying_replays_the_fixes():
     ws = with_data(real("face_detection_short_range.tflite"), photo())
     ws.apply_all()
     x = ws.feed.arrays["input"]
-    assert x.min() >= 0 and x.max() <= 1
-    ws.choose("value range:input", "[-1, 1]")
+    assert x.min() < -0.5 and x.max() <= 1
+    ws.choose("value range:input", "[0, 1]")
     y = ws.feed.arrays["input"]
-    assert y.min() < -0.5 and y.max() <= 1 and ws.errors == []
-    assert np.allclose(y, x * 2 - 1, atol=1e-5)  # the same resize, only the scaling changed
+    assert y.min() >= 0 and y.max() <= 1 and ws.errors == []
+    assert np.allclose(y * 2 - 1, x, atol=1e-5)  # the same resize, only the scaling changed
     assert next(c for c in ws.choices if c.topic == "value range").source == "preference"
 
 
@@ -167,7 +196,7 @@ def test_changing_the_resize_filter_after_applying_uses_it():
     ws.choose("resize method:input", "pillow")
     resize = next(s.fix for s in ws.steps if s.fix.kind == "resize_image")
     assert resize.params["method"] == "pillow"
-    want = resize_image(photo()[np.newaxis], (128, 128), "stretch", "pillow").astype(np.float32) / 255
+    want = resize_image(photo()[np.newaxis], (128, 128), "stretch", "pillow").astype(np.float32) / 127.5 - 1
     assert np.allclose(ws.feed.arrays["input"], want, atol=1e-6)
 
 
