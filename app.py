@@ -74,11 +74,11 @@ with st.sidebar:
             st.caption("No data yet: upload some or generate an input on the Start page.")
         if ws.result is not None:
             st.markdown(f"Last run: **{ws.result.status}**" + (" (data changed since)" if ws.result_stale else ""))
-        c1, c2 = st.columns(2)
-        if c1.button("Close", key="sidebar-close", icon=":material/close:", help="Close the model (its case stays on the server)"):
+        row = st.container(horizontal=True)
+        if row.button("Close", key="sidebar-close", icon=":material/close:", help="Close the model (its case stays on the server)"):
             set_workspace(None)
             st.rerun()
-        if ws.case_id and c2.button("Delete case", key="sidebar-delete-case", icon=":material/delete:",
+        if ws.case_id and row.button("Delete", key="sidebar-delete-case", icon=":material/delete:",
                                     help="Delete this case from the server; its address stops working"):
             keeper().delete(ws.case_id)
             st.session_state["recent-cases"] = [c for c in st.session_state.get("recent-cases", []) if c != ws.case_id]

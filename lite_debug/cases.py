@@ -108,9 +108,9 @@ class CaseKeeper:
         inner = case.manifest.get("case") if isinstance(case.manifest, dict) else None
         ws = load_workspace(inner, self.store.get_blob)
         recorded = ws.recorded
-        if recorded is not None and recorded.run is not None:
+        if recorded is not None:
             # A kept case is this session again, not a bundle from elsewhere: its run is the run.
-            ws.result, ws.result_stale = recorded.run, recorded.stale
+            ws.result, ws.result_stale = recorded.run, recorded.stale if recorded.run is not None else False
             ws.recorded = None
         ws.case_id, ws._kept = case_id, self.state(ws)
         return ws

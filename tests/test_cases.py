@@ -22,6 +22,8 @@ def test_a_workspace_is_kept_and_loaded_back_as_it_was(keeper):
     ws = Workspace.from_example("image-size")
     first = keeper.keep(ws)
     assert is_case_id(first) and ws.case_id == first
+    loaded = keeper.load(first)  # a kept case opens as the session it was, not as a bundle from elsewhere
+    assert loaded.recorded is None and loaded.result is None
     assert keeper.keep(ws) is None  # nothing changed: no new case
     ws.apply_all()
     ws.choose(f"resize method:{ws.inputs[0].name}", "pillow")
