@@ -274,6 +274,8 @@ def encode_reply(record: Any, region: Any = None, threshold: int = 16 << 10) -> 
             descs.append([dtype, list(a.shape), "s", placed[i]])
             continue
         descs.append([dtype, list(a.shape), "i", offset])
+        if not a.nbytes:
+            continue
         inline.append(a)
         offset += a.nbytes
         pad = -offset % _ALIGN

@@ -749,9 +749,9 @@ def main(conn: Any, memory_bytes: int | None = None, cpu_seconds: int | None = N
                 _send(conn, reply, state.region)
             except (EOFError, OSError):
                 return
+        spin = _next_spin(recent_idle) if getattr(request, "soon", False) else 0.0
         # The reply may hold views of the interpreter's outputs: none may outlive the request.
         reply = request = None
-        spin = _next_spin(recent_idle) if getattr(request, "soon", False) else 0.0
 
 
 def _cli(argv: list[str]) -> None:
