@@ -64,13 +64,14 @@ class Load(Request):
 
     ``stateful``: the model keeps state between invokes beyond variable tensors (resource
     variables, hash tables, random ops…), so its interpreter is rebuilt before a run that does
-    not keep state. ``allocate``: also allocate its tensors and, when the default XNNPACK
+    not keep state. ``variables``: it has variable tensors, reset before such a run. ``allocate``: also allocate its tensors and, when the default XNNPACK
     delegate refuses, try once without it (the model check). Reply: ``Loaded`` or ``Failed``.
     """
 
     model: bytes | None = None
     path: str | None = None
     stateful: bool = True
+    variables: bool = True
     allocate: bool = False
 
 
@@ -288,16 +289,35 @@ def encode_reply(record: Any, region: Any = None, threshold: int = 16 << 10) -> 
     return [head, *inline], need
 
 
+_PLAIN = (type(None), bool, int, float, str)
+_FIELDS: dict[type, tuple[tuple[str, Any], ...]] = {}  # a record's fields and their plain defaults
+_NO_DEFAULT = object()
+
+
 def _plain(value: Any, arrays: list) -> Any:
     """``value`` as JSON-ready data; arrays replaced by ``{"$a": number}`` and collected."""
-    if value is None or isinstance(value, (bool, int, float, str)):
+    kind = type(value)
+    if kind in _PLAIN:
         return value
-    if is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name), arrays) for f in fields(value)}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v, arrays) for v in value]
-    if isinstance(value, dict):
+    if kind is tuple or kind is list:
+        return [v if type(v) in _PLAIN else _plain(v, arrays) for v in value]
+    names = _FIELDS.get(kind)
+    if names is None:
+        names = _FIELDS[kind] = tuple(
+            (f.name, f.default if type(f.default) in _PLAIN or type(f.default) is tuple else _NO_DEFAULT) for f in fields(kind)
+        ) if is_dataclass(kind) else ()
+    if names:
+        # A record is the list of its fields' values, in order (no names to write or read);
+        # trailing fields left at a plain default are not sent: the record's own default applies.
+        out = [getattr(value, name) for name, _ in names]
+        while out and names[len(out) - 1][1] is not _NO_DEFAULT and (type(out[-1]) in _PLAIN or type(out[-1]) is tuple) \
+                and out[-1] == names[len(out) - 1][1]:
+            out.pop()
+        return [v if type(v) in _PLAIN else _plain(v, arrays) for v in out]
+    if kind is dict:
         return {str(k): _plain(v, arrays) for k, v in value.items()}
+    if isinstance(value, (bool, int, float, str)):  # subclasses (numpy scalars are not)
+        return value
     np = sys.modules.get("numpy")
     if np is not None and isinstance(value, np.ndarray):
         if value.dtype.kind in "OS":  # a string tensor: lengths, then every string's bytes
@@ -326,8 +346,7 @@ class _Context:
         self.used: set[int] = set()
 
     def array(self, ref: Any) -> Any:
-        import numpy as np
-
+        np = _numpy()
         if not (type(ref) is dict and len(ref) == 1):
             raise ProtocolError("An array field is not an array reference.")
         if "$s" in ref:
@@ -356,8 +375,7 @@ class _Context:
         return tuple(shape)
 
     def _buffer(self, number: Any, want: str | None) -> Any:
-        import numpy as np
-
+        np = _numpy()
         if type(number) is not int or not 0 <= number < len(self.descs) or number in self.used:
             raise ProtocolError("An array refers to a buffer that is not in the reply.")
         self.used.add(number)
@@ -384,6 +402,19 @@ class _Context:
                 raise ProtocolError("A buffer points outside the shared memory region.")
             return np.ndarray(shape, dtype, buffer=self.region.map, offset=offset).copy() if nbytes else np.zeros(shape, dtype)
         raise ProtocolError("A buffer is neither inline nor in the shared region.")
+
+
+def _numpy() -> Any:
+    # Imported on first use, not with this module (see the module's docstring).
+    global _np
+    if _np is None:
+        import numpy
+
+        _np = numpy
+    return _np
+
+
+_np: Any = None
 
 
 def _product(shape: tuple[int, ...]) -> int:
@@ -485,6 +516,17 @@ def _build(hint: Any) -> Callable[[Any, _Context], Any]:
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
             item = _decoder(args[0])
+            if args[0] in (int, str, float):
+                want = args[0]
+                allowed = (int, float) if want is float else (want,)
+
+                def plain_sequence(v: Any, ctx: _Context) -> tuple:
+                    if type(v) is list and not v:
+                        return ()
+                    if type(v) is not list or not all(type(x) in allowed for x in v):
+                        raise ProtocolError("A field that should be a list of numbers or texts is not.")
+                    return tuple(v) if want is not float else tuple(float(x) for x in v)
+                return plain_sequence
 
             def sequence(v: Any, ctx: _Context) -> tuple:
                 if type(v) is not list:
@@ -528,13 +570,14 @@ def _exact(kind: type, what: str) -> Callable[[Any, _Context], Any]:
 
 def _record(cls: type) -> Callable[[Any, _Context], Any]:
     hints = typing.get_type_hints(cls, vars(sys.modules[__name__]))
-    names = [f.name for f in fields(cls)]
-    required = {f.name for f in fields(cls) if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
-    decoders = [(name, _decoder(hints[name])) for name in names]
+    every = fields(cls)
+    required = sum(1 for f in every if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+    decoders = [_decoder(hints[f.name]) for f in every]
 
     def record(v: Any, ctx: _Context) -> Any:
-        if type(v) is not dict or not set(v) <= set(names) or not required <= set(v):
+        # The fields' values in order; the trailing ones may be left out (their defaults apply).
+        if type(v) is not list or not required <= len(v) <= len(decoders):
             raise ProtocolError(f"A {cls.__name__} reply has the wrong fields.")
-        return cls(**{name: decode(v[name], ctx) for name, decode in decoders if name in v})
+        return cls(*[decode(x, ctx) for decode, x in zip(decoders, v)])
     return record
 

@@ -227,9 +227,10 @@ class _Session:
     a run that does not keep state, once it has run.
     """
 
-    def __init__(self, model_bytes: bytes, stateful: bool = True) -> None:
+    def __init__(self, model_bytes: bytes, stateful: bool = True, variables: bool = True) -> None:
         self.model_bytes = model_bytes
         self.stateful = stateful
+        self.variables = variables
         self.lite = _interpreter_module()
         self.interpreter: Any = None
         self.shapes: dict[int, tuple[int, ...]] = {}
@@ -266,7 +267,7 @@ class _Session:
             slots, invoke_ms, _ = _invoke(interpreter, request, shapes, dict(shapes), allocated=False)
             return slots, invoke_ms
         interpreter = self.fresh(request.keep_state)
-        slots, invoke_ms, self.shapes = _invoke(interpreter, request, self.shapes, self.original, self.allocated)
+        slots, invoke_ms, self.shapes = _invoke(interpreter, request, self.shapes, self.original, self.allocated, self.variables)
         self.allocated = True
         self.dirty = True
         return slots, invoke_ms
@@ -333,7 +334,7 @@ class _Session:
         slots: list[_OutputSlot] = []
         columns: list[list[Any]] = []  # per output: its value for each chunk
         # A model that holds state starts every sample afresh, unless the caller keeps it.
-        reset_each = self.stateful and not request.keep_state
+        reset_each = (self.stateful or self.variables) and not request.keep_state
         prepare = functools.partial(self._prepare, signature, keep_state=request.keep_state)
         interpreter = prepare()
         self.dirty = True
@@ -346,19 +347,24 @@ class _Session:
         last = time.monotonic()
         k = 0
         while k < n_chunks:
-            block_end = min(n_chunks, k + 64)  # between blocks: the clock, progress, CPU budget, a Stop
+            # Between blocks: the clock, progress, CPU budget, a Stop. The first block is one chunk,
+            # so that the output cap is checked before the worker stacks anything.
+            block_end = min(n_chunks, k + 64 if k else 1)
             wait_for(min(n, block_end * chunk))
             if signature is not None or reset_each:
                 for k in range(k, block_end):
-                    if reset_each and k:
+                    if reset_each and k and self.stateful:
                         interpreter = prepare(fresh=True)
                         if signature is None:
                             slots = _slots(interpreter)
+                    if reset_each and self.variables and signature is None:
+                        _reset_variables(interpreter)
                     start = k * chunk
                     try:
                         if signature is not None:
                             runner = _Runner(interpreter, signature)
-                            times[k] = runner.run({name: arr[start : start + chunk] for name, arr in arrays})
+                            times[k] = runner.run({name: arr[start : start + chunk] for name, arr in arrays},
+                                                  reset_variables=reset_each and self.variables)
                             values = [s.read() for s in runner.slots]
                         else:
                             for index, x in arrays:
@@ -492,8 +498,9 @@ class _Runner:
         self.interpreter = interpreter
         self.inputs, self.subgraph, self.slots = cached[2]
 
-    def run(self, arrays: dict) -> float:
-        """Set the inputs and invoke; the invoke's seconds. The outputs are read from ``slots``."""
+    def run(self, arrays: dict, reset_variables: bool = False) -> float:
+        """Set the inputs (after resetting variable tensors, if asked) and invoke; the invoke's
+        seconds. The outputs are read from ``slots``."""
         import numpy as np
 
         inputs, sub = self.inputs, self.subgraph
@@ -505,6 +512,8 @@ class _Runner:
                 raise ValueError(f"Invalid Input name ({name}) for SignatureDef")
             wrapper.ResizeInputTensor(inputs[name], np.array(value.shape, dtype=np.int32), False, sub)
         wrapper.AllocateTensors(sub)
+        if reset_variables and hasattr(wrapper, "ResetVariableTensors"):
+            wrapper.ResetVariableTensors()
         for name, value in arrays.items():
             wrapper.SetTensor(inputs[name], value, sub)
         t0 = time.perf_counter()
@@ -547,11 +556,11 @@ def _stacks(columns: list[list], fixed: list[bool], failed: Any = ()) -> list:
     return stacks
 
 
-def _invoke(interpreter: Any, request: P.Run, shapes: dict, original: dict, allocated: bool):
+def _invoke(interpreter: Any, request: P.Run, shapes: dict, original: dict, allocated: bool, variables: bool = True):
     """Resize and allocate if needed, set the inputs, invoke; (output slots, invoke ms, shapes)."""
     if request.signature is not None:
         runner = _Runner(interpreter, request.signature)
-        seconds = runner.run(dict(request.arrays))
+        seconds = runner.run(dict(request.arrays), reset_variables=variables and not request.keep_state)
         return runner.slots, seconds * 1000.0, shapes
     resize = request.resize
     if resize:
@@ -568,8 +577,8 @@ def _invoke(interpreter: Any, request: P.Run, shapes: dict, original: dict, allo
     if not request.keep_state:
         # Variable tensors (an LSTM's state) keep the last run's values: back to their defaults.
         # (No name may hold the wrapper across invoke(), which would take it for a live view.)
-        if getattr(interpreter, "_interpreter", None) is not None and hasattr(interpreter._interpreter, "ResetVariableTensors"):
-            interpreter._interpreter.ResetVariableTensors()
+        if variables:
+            _reset_variables(interpreter)
         if len(request.arrays) < len(shapes):
             _clear_missing(interpreter, request.arrays)
     for index, value in request.arrays:
@@ -581,6 +590,11 @@ def _invoke(interpreter: Any, request: P.Run, shapes: dict, original: dict, allo
     # outlives this request). Names, indices and quantization do not change for an
     # interpreter's life, so they are read once.
     return _slots(interpreter), invoke_ms, shapes
+
+
+def _reset_variables(interpreter: Any) -> None:
+    if getattr(interpreter, "_interpreter", None) is not None and hasattr(interpreter._interpreter, "ResetVariableTensors"):
+        interpreter._interpreter.ResetVariableTensors()
 
 
 def _clear_missing(interpreter: Any, arrays: list) -> None:
@@ -645,7 +659,7 @@ def _load(state: _State, request: P.Load) -> Any:
         if request.path is not None:
             with open(request.path, "rb") as fh:
                 data = fh.read()
-        session = _Session(data or b"", stateful=request.stateful)
+        session = _Session(data or b"", stateful=request.stateful, variables=request.variables)
         interpreter = session.ensure()
         if request.allocate:
             interpreter.allocate_tensors()

@@ -425,7 +425,7 @@ class Worker:
                 pass
             except (EOFError, OSError):
                 return self._crashed()
-            except (P.ProtocolError, MemoryError) as exc:
+            except (P.ProtocolError, MemoryError, OverflowError) as exc:
                 return self._protocol_failure(exc)
             else:
                 self._last_round_trip = time.perf_counter() - started
@@ -570,9 +570,11 @@ class Worker:
             fd, path = tempfile.mkstemp(prefix="lite-debug-model-", suffix=".tflite")
             with os.fdopen(fd, "wb") as fh:
                 fh.write(model_bytes)
-        stateful, _variables = keeps_state(model_bytes, spec)
+        stateful, variables = keeps_state(model_bytes, spec)
         try:
-            request = P.Load(model=None if path else bytes(model_bytes), path=path, stateful=stateful, allocate=allocate)
+            request = P.Load(
+                model=None if path else bytes(model_bytes), path=path, stateful=stateful, variables=variables, allocate=allocate
+            )
             outcome, reply = self._request(request, self.limits.load_seconds, accept=(P.Loaded, P.Failed))
             # Even a model that failed to load has run code in this process, on this owner's behalf.
             self._loaded = True
@@ -1156,9 +1158,11 @@ class WorkerPool:
                     return
                 try:
                     job._finish(worker.check(model_bytes, spec, owner=owner))
-                except BaseException as exc:  # the job must end whatever happens
-                    job._finish(ModelCheck(status="skipped", detail=f"The check could not run ({type(exc).__name__}: {exc}).", sha256=sha))
-                    raise
+                except Exception as exc:  # the job must end whatever happens (a worker that cannot start)
+                    job._finish(ModelCheck(status="skipped", detail=f"The check could not run: {exc}", sha256=sha))
+                    with self._cond:
+                        if self._checks.get(sha) is job:
+                            del self._checks[sha]
                 finally:
                     self.release(worker)
 

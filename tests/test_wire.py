@@ -76,19 +76,19 @@ while True:
         time.sleep(120)
     elif attack == "outside":
         size = request.region[1] if request.region else 1 << 20
-        out = {"index": 0, "name": "y", "value": {"$a": 0}, "scales": [], "zero_points": [], "quantized_dimension": 0}
-        raw_reply({"t": "RunDone", "v": {"outputs": [out], "invoke_ms": 1.0}, "a": [["<f4", [1024], "s", size - 64]]})
+        out = [0, "y", {"$a": 0}]  # Output(index, name, value)
+        raw_reply({"t": "RunDone", "v": [[out], 1.0], "a": [["<f4", [1024], "s", size - 64]]})
     elif attack == "object":
-        out = {"index": 0, "name": "y", "value": {"$a": 0}, "scales": [], "zero_points": [], "quantized_dimension": 0}
-        raw_reply({"t": "RunDone", "v": {"outputs": [out], "invoke_ms": 1.0}, "a": [["|O8", [2], "i", 0]]}, b"\0" * 16)
+        out = [0, "y", {"$a": 0}]
+        raw_reply({"t": "RunDone", "v": [[out], 1.0], "a": [["|O8", [2], "i", 0]]}, b"\0" * 16)
     elif attack == "unknown":
-        raw_reply({"t": "Shell", "v": {"command": "rm -rf /"}, "a": []})
+        raw_reply({"t": "Shell", "v": ["rm -rf /"], "a": []})
     elif attack == "wrong-field":
-        raw_reply({"t": "RunDone", "v": {"outputs": "all of them", "invoke_ms": 1.0}, "a": []})
+        raw_reply({"t": "RunDone", "v": ["all of them", 1.0], "a": []})
     elif attack == "over-cap":
         n = (2 << 20) // 4
-        out = {"index": 0, "name": "y", "value": {"$a": 0}, "scales": [], "zero_points": [], "quantized_dimension": 0}
-        raw_reply({"t": "RunDone", "v": {"outputs": [out], "invoke_ms": 1.0}, "a": [["<f4", [n], "i", 0]]}, b"\0" * (4 * n))
+        out = [0, "y", {"$a": 0}]
+        raw_reply({"t": "RunDone", "v": [[out], 1.0], "a": [["<f4", [n], "i", 0]]}, b"\0" * (4 * n))
     elif attack == "progress-in-a-run":
         parts, _ = P.encode_reply(P.Progress(done=1, total=2))
         conn.send_parts(parts)
@@ -241,22 +241,27 @@ def test_batch_replies_keep_their_chunk_numbers_and_times():
     [
         (b"\xff\xfe", "not JSON"),
         (b"[1, 2]", "not a reply"),
-        (json.dumps({"t": "Loaded", "v": {"kernel_message": 5}, "a": []}).encode(), "none of the types"),
-        (json.dumps({"t": "Loaded", "v": {"extra": 1}, "a": []}).encode(), "wrong fields"),
-        (json.dumps({"t": "Progress", "v": {"done": True, "total": 1}, "a": []}).encode(), "whole number"),
-        (json.dumps({"t": "BatchDone", "v": {"outputs": [], "failed": {"x": "a"}, "times": {"$a": 0}, "done": 0},
-                     "a": [["<f8", [0], "i", 0]]}).encode(), "key is not a whole number"),
-        (json.dumps({"t": "BatchDone", "v": {"outputs": [], "failed": {}, "times": {"$a": 0}, "done": 0},
-                     "a": [["<f8", [-1], "i", 0]]}).encode(), "shape"),
-        (json.dumps({"t": "BatchDone", "v": {"outputs": [], "failed": {}, "times": {"$a": 0}, "done": 0},
-                     "a": [["<f8", [10], "i", 0]]}).encode(), "past the end"),
-        (json.dumps({"t": "BatchDone", "v": {"outputs": [], "failed": {}, "times": {"$a": 0}, "done": 0},
-                     "a": [[">f8", [1], "i", 0]]}).encode(), "may not carry"),
+        (json.dumps({"t": "Loaded", "v": [5], "a": []}).encode(), "none of the types"),
+        (json.dumps({"t": "Loaded", "v": [None, 1], "a": []}).encode(), "wrong fields"),
+        (json.dumps({"t": "Loaded", "v": {"kernel_message": None}, "a": []}).encode(), "wrong fields"),
+        (json.dumps({"t": "Progress", "v": [True, 1], "a": []}).encode(), "whole number"),
+        (json.dumps({"t": "BatchDone", "v": [[], {"x": "a"}, {"$a": 0}, 0], "a": [["<f8", [0], "i", 0]]}).encode(),
+         "key is not a whole number"),
+        (json.dumps({"t": "BatchDone", "v": [[], {}, {"$a": 0}, 0], "a": [["<f8", [-1], "i", 0]]}).encode(), "shape"),
+        (json.dumps({"t": "BatchDone", "v": [[], {}, {"$a": 0}, 0], "a": [["<f8", [10], "i", 0]]}).encode(), "past the end"),
+        (json.dumps({"t": "BatchDone", "v": [[], {}, {"$a": 0}, 0], "a": [[">f8", [1], "i", 0]]}).encode(), "may not carry"),
+        (json.dumps({"t": "BatchDone", "v": [[], {}, {"$a": 0}, 0], "a": [["<f8", [0], "i", 0], ["<f8", [0], "i", 0]]}).encode(),
+         None),  # an unused buffer is harmless
+        (json.dumps({"t": "RunDone", "v": [[[0, "y", {"$a": 0}], [1, "z", {"$a": 0}]], 1.0], "a": [["<f4", [1], "i", 0]]}).encode(),
+         "not in the reply"),  # two outputs sharing one buffer
         (b"[" * 100_000 + b"]" * 100_000, "not JSON"),  # nesting deep enough to exhaust the recursion
     ],
 )
 def test_malformed_frames_are_refused(header, why):
-    frame = bytearray(struct.pack("<I", len(header)) + header)
+    frame = bytearray(struct.pack("<I", len(header)) + header + b"\0" * 64)  # room for small buffers
+    if why is None:
+        P.decode_reply(frame, None, cap=1 << 20)
+        return
     with pytest.raises(P.ProtocolError, match=why):
         P.decode_reply(frame, None, cap=1 << 20)
 
