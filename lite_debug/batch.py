@@ -163,8 +163,6 @@ def run_batch(
                 status=failed.status, count=n, chunk=chunk, total_ms=(time.perf_counter() - t0) * 1000.0,
                 detail=failed.detail, explanation=failed.explanation,
             )
-        if not reply.done:
-            break  # stopped before any sample ran: cannot happen unless the worker misbehaves
         parts.append(replace(reply, failed={k + done: v for k, v in reply.failed.items()}))
         done += reply.done
     total_ms = (time.perf_counter() - t0) * 1000.0
@@ -177,7 +175,7 @@ def run_batch(
         raws[out.name] = out.raw.reshape((-1,) + out.raw.shape[2:]) if out.raw.ndim >= 2 else out.raw
         values[out.name] = out.values.reshape((-1,) + out.values.shape[2:]) if out.values.ndim >= 2 else out.values
     failed_chunks = {k: v for p in parts for k, v in p.failed.items()}
-    times = tuple(t * 1000.0 for p in parts for t in p.times.tolist())
+    times = tuple((np.concatenate([p.times for p in parts]) * 1000.0).tolist()) if parts else ()
     errors = {k * chunk: msg for k, msg in sorted(failed_chunks.items())}
     explanation = None
     if errors:

@@ -649,8 +649,16 @@ class Worker:
             return _error_result(reply.error_type, reply.message, None, t0, stage="run", limits=self.limits), None
         if isinstance(reply, P.TooLarge):
             return _too_large(reply, t0), None
-        if reply.done:
-            self._batch_row_seconds = self._last_round_trip / (reply.done * chunk)
+        if not (
+            0 < reply.done <= n_chunks
+            and len(reply.times) == reply.done
+            and all(0 <= k < reply.done for k in reply.failed)
+            and all(o.value.ndim and o.value.shape[0] == reply.done for o in reply.outputs)
+        ):
+            self._protocol_failure(P.ProtocolError("the batch's reply does not add up"))
+            failed = _failure("protocol", "the batch's reply does not add up", self.limits.run_seconds, stage="running the batch")
+            return self._finish(failed, t0), None
+        self._batch_row_seconds = self._last_round_trip / (reply.done * chunk)
         return None, reply
 
     def _finish(self, failed: RunResult, t0: float) -> RunResult:
