@@ -125,6 +125,8 @@ class _OutputSlot:
         kind = self.dtype.kind if self.dtype is not None else "?"
         self.view = interpreter.tensor(self.index) if kind in _NUMERIC and subgraph == 0 else None
         self.strings = kind == "S"
+        # The server keeps a float32 copy of a quantized integer output (see _protocol.footprint).
+        self.dequantized = kind in "iu" and any(s != 0.0 for s in self.quant[0])
         self.readable = kind in _NUMERIC or self.strings
         signature = detail.get("shape_signature")
         if signature is None:
@@ -193,11 +195,11 @@ def _collect(slots: list[_OutputSlot], cap: int | None, invoke_ms: float) -> tup
         else:
             values.append((slot, value))
     if cap is not None:
-        sizes = [P.OutputSize(name=s.name, dtype=_dtype_name(v), shape=tuple(int(d) for d in v.shape), nbytes=_cost(s, v))
-                 for s, v in values]
-        total = sum(o.nbytes for o in sizes)
+        total = sum(_cost(s, v) for s, v in values)
         if total > cap:
-            return P.TooLarge(outputs=tuple(sizes), total=total, cap=cap, invoke_ms=invoke_ms)
+            sizes = tuple(P.OutputSize(name=s.name, dtype=_dtype_name(v), shape=tuple(int(d) for d in v.shape), nbytes=_cost(s, v))
+                          for s, v in values)
+            return P.TooLarge(outputs=sizes, total=total, cap=cap, invoke_ms=invoke_ms)
     outputs = [
         P.Output(index=s.index, name=s.name, value=v, scales=s.quant[0], zero_points=s.quant[1], quantized_dimension=s.quant[2])
         for s, v in values
@@ -210,10 +212,9 @@ def _dtype_name(v: Any) -> str:
 
 
 def _cost(slot: _OutputSlot, v: Any) -> int:
-    if v.dtype.kind in "OS":
+    if slot.strings or v.dtype.kind in "OS":
         return P.footprint(P.STRINGS, v.size, sum(len(x) for x in v.ravel().tolist()), False)
-    quantized = bool(slot.quant[0]) and any(s != 0.0 for s in slot.quant[0])
-    return P.footprint(v.dtype.str, v.size, v.nbytes, quantized)
+    return v.nbytes + 4 * v.size if slot.dequantized else v.nbytes
 
 
 # -- one loaded model ----------------------------------------------------------------------------------
