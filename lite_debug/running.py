@@ -952,6 +952,7 @@ class WorkerPool:
         self._usage: dict[Hashable, tuple[float, float]] = {}  # owner -> (busy seconds, as of when)
         self._seq = itertools.count()
         self._checks: OrderedDict[str, CheckJob] = OrderedDict()
+        self._warmed: OrderedDict[tuple, None] = OrderedDict()  # (owner, model) pairs prewarmed once
 
     # -- queueing ---------------------------------------------------------------------------------
 
@@ -1137,8 +1138,8 @@ class WorkerPool:
 
         The check runs in a worker for ``owner``, which then holds the model loaded, so the
         owner's first run finds it warm; it waits behind every waiting run. A model already
-        checked returns its finished job at once (and, for a new owner, loads it into a free
-        worker if there is one, as ``prewarm`` did).
+        checked returns its finished job at once (and, the first time a new owner asks, loads
+        the model for it in the background if the pool has a slot no process holds yet).
         """
         sha = spec.sha256
         with self._cond:
@@ -1189,12 +1190,16 @@ class WorkerPool:
         return self.start_check(model_bytes, spec, owner=owner)
 
     def _warm(self, model_bytes: bytes, spec: ModelSpec, owner: Hashable) -> None:
-        """Load a checked model for ``owner`` into a worker that is free now, in the background."""
+        """Load a checked model for ``owner`` in the background, once, and only into a worker slot
+        no process holds yet: sessions asking on every rerun must not take each other's warm
+        workers in turn (each taking would start a process)."""
         with self._cond:
-            if any(w.model_sha == spec.sha256 and w.owner == owner for w in self._idle.values()):
+            key = (owner, spec.sha256)
+            if key in self._warmed or self._count >= self.size:
                 return
-            if any(o == owner for o, _, _ in self._running.values()) or (not self._idle and self._count >= self.size):
-                return
+            self._warmed[key] = None
+            while len(self._warmed) > 1024:
+                self._warmed.popitem(last=False)
         if _memory_refusal(spec, Feed({}), self.limits) is not None:
             return
 
