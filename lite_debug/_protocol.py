@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import operator
 import struct
 import sys
 import types
@@ -289,9 +290,18 @@ def encode_reply(record: Any, region: Any = None, threshold: int = 16 << 10) -> 
     return [head, *inline], need
 
 
-_PLAIN = (type(None), bool, int, float, str)
-_FIELDS: dict[type, tuple[tuple[str, Any], ...]] = {}  # a record's fields and their plain defaults
+_PLAIN = frozenset({type(None), bool, int, float, str})
+_DEFAULTABLE = _PLAIN | {tuple}
+_FIELDS: dict[type, Any] = {}  # a record's field getter and their plain defaults (None: not a record)
 _NO_DEFAULT = object()
+
+
+def _layout(kind: type) -> tuple[Callable[[Any], tuple], tuple]:
+    names = [f.name for f in fields(kind)]
+    defaults = tuple(f.default if type(f.default) in _DEFAULTABLE else _NO_DEFAULT for f in fields(kind))
+    many = operator.attrgetter(*names) if names else (lambda v: ())
+    getter = many if len(names) > 1 else (lambda v: (many(v),) if names else ())
+    return getter, defaults
 
 
 def _plain(value: Any, arrays: list) -> Any:
@@ -301,19 +311,18 @@ def _plain(value: Any, arrays: list) -> Any:
         return value
     if kind is tuple or kind is list:
         return [v if type(v) in _PLAIN else _plain(v, arrays) for v in value]
-    names = _FIELDS.get(kind)
-    if names is None:
-        names = _FIELDS[kind] = tuple(
-            (f.name, f.default if type(f.default) in _PLAIN or type(f.default) is tuple else _NO_DEFAULT) for f in fields(kind)
-        ) if is_dataclass(kind) else ()
-    if names:
+    layout = _FIELDS.get(kind)
+    if layout is None:
+        layout = _FIELDS[kind] = _layout(kind) if is_dataclass(kind) else None
+    if layout is not None:
         # A record is the list of its fields' values, in order (no names to write or read);
         # trailing fields left at a plain default are not sent: the record's own default applies.
-        out = [getattr(value, name) for name, _ in names]
-        while out and names[len(out) - 1][1] is not _NO_DEFAULT and (type(out[-1]) in _PLAIN or type(out[-1]) is tuple) \
-                and out[-1] == names[len(out) - 1][1]:
-            out.pop()
-        return [v if type(v) in _PLAIN else _plain(v, arrays) for v in out]
+        getter, defaults = layout
+        values = getter(value)
+        n = len(values)
+        while n and defaults[n - 1] is not _NO_DEFAULT and type(values[n - 1]) in _DEFAULTABLE and values[n - 1] == defaults[n - 1]:
+            n -= 1
+        return [v if type(v) in _PLAIN else _plain(v, arrays) for v in values[:n]]
     if kind is dict:
         return {str(k): _plain(v, arrays) for k, v in value.items()}
     if isinstance(value, (bool, int, float, str)):  # subclasses (numpy scalars are not)
@@ -376,17 +385,20 @@ class _Context:
 
     def _buffer(self, number: Any, want: str | None) -> Any:
         np = _numpy()
+        if _DTYPE_OBJECTS is None:
+            _load_dtypes()
         if type(number) is not int or not 0 <= number < len(self.descs) or number in self.used:
             raise ProtocolError("An array refers to a buffer that is not in the reply.")
         self.used.add(number)
         desc = self.descs[number]
         if type(desc) is not list or len(desc) != 4:
             raise ProtocolError("A buffer's descriptor is malformed.")
-        dtype, shape, where, offset = desc
-        if type(dtype) is not str or dtype not in DTYPES or (want is not None and dtype != want):
-            raise ProtocolError(f"A buffer has dtype {str(dtype)[:40]!r}, which a reply may not carry.")
+        name, shape, where, offset = desc
+        dtype = _DTYPE_OBJECTS.get(name) if type(name) is str else None  # type: ignore[union-attr]
+        if dtype is None or (want is not None and name != want):
+            raise ProtocolError(f"A buffer has dtype {str(name)[:40]!r}, which a reply may not carry.")
         shape = self._shape(shape)
-        nbytes = _product(shape) * int(dtype[2:])
+        nbytes = _product(shape) * dtype.itemsize
         if self.cap is not None and nbytes > self.cap:
             raise ProtocolError(f"A buffer of {nbytes} bytes is over the {self.cap}-byte cap on a run's outputs.")
         if type(offset) is not int or offset < 0:
@@ -402,6 +414,15 @@ class _Context:
                 raise ProtocolError("A buffer points outside the shared memory region.")
             return np.ndarray(shape, dtype, buffer=self.region.map, offset=offset).copy() if nbytes else np.zeros(shape, dtype)
         raise ProtocolError("A buffer is neither inline nor in the shared region.")
+
+
+_DTYPE_OBJECTS: dict[str, Any] | None = None  # the whitelist's numpy dtypes (parsing "<f4" costs a µs)
+
+
+def _load_dtypes() -> None:
+    global _DTYPE_OBJECTS
+    np = _numpy()
+    _DTYPE_OBJECTS = {name: np.dtype(name) for name in DTYPES}
 
 
 def _numpy() -> Any:
