@@ -349,8 +349,9 @@ class _Session:
         k = 0
         while k < n_chunks:
             # Between blocks: the clock, progress, CPU budget, a Stop. The first block is one chunk,
-            # so that the output cap is checked before the worker stacks anything.
-            block_end = min(n_chunks, k + 64 if k else 1)
+            # so that the output cap is checked before the worker stacks anything; the next ones
+            # end on multiples of 64, where the parent's first piece of data ends.
+            block_end = min(n_chunks, (k // 64 + 1) * 64 if k else 1)
             wait_for(min(n, block_end * chunk))
             if signature is not None or reset_each:
                 for k in range(k, block_end):

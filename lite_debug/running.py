@@ -22,7 +22,6 @@ from __future__ import annotations
 import atexit
 import heapq
 import itertools
-import math
 import os
 import re
 import signal as _signal
@@ -175,17 +174,6 @@ class _Process:
     @property
     def exitcode(self) -> int | None:
         return self.popen.poll()
-
-
-def _signal_name(exitcode: int | None) -> str:
-    if exitcode is None:
-        return "unknown"
-    if exitcode < 0:
-        try:
-            return _signal.Signals(-exitcode).name
-        except ValueError:
-            return f"signal {-exitcode}"
-    return f"exit code {exitcode}"
 
 
 def _signal_name(exitcode: int | None) -> str:

@@ -10,12 +10,10 @@ nothing run in the server.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
