@@ -249,7 +249,7 @@ def _per_run(model_name: str, figure: str, limit: float, calls: int, reps: int) 
             interpreter.get_tensor(i)
 
     def our_call() -> None:
-        result = side["pool"].run(model, spec, feed)
+        result = side["pool"].run(model, spec, feed, expect_more=True)  # calls follow back to back
         if not result.ok:
             raise RuntimeError(
                 f"The worker did not run {model_name}: {result.status} {result.detail} {result.error_message}"

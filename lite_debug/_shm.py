@@ -5,7 +5,9 @@ worker shares one file-backed memory block (in /dev/shm where there is one) with
 The parent writes large inputs into it, the worker's ``set_tensor`` copies them from there,
 and after ``invoke`` the worker writes large outputs back into the same block (the inputs have
 been consumed by then). Requests are strictly one at a time, so nothing else needs locking.
-Arrays travel as descriptors ``("shm", offset, dtype, shape)``; small ones stay inline.
+In requests, arrays travel as descriptors ``("shm", offset, dtype, shape)``; in replies, as
+``_protocol``'s buffer descriptors, which the server checks against the region's size before
+it reads them; small ones stay inline.
 """
 
 from __future__ import annotations

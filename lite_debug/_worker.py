@@ -5,24 +5,20 @@ started by ``running.Worker``), so that a segfault, an abort or a runaway alloca
 and nothing else. The parent (``running.Worker``) talks to it over a pipe, one request at a
 time, and measures nothing it cannot measure from outside.
 
-Requests and replies are plain tuples of builtins and numpy arrays:
-
-- ``("load", model_bytes)`` or ``("load_file", path)`` → ``("ok", None)`` or ``("error", type, message, stage)``
-- ``("run", plan)`` → ``("ok", outputs, invoke_ms, note)`` or ``("error", type, message, stage, kernel_message)``;
-  ``kernel_message`` is the message of a second try without the default delegates, ``""``
-  when that try succeeded, ``None`` when none was made.
-- ``("batch", plan)`` → ``("progress", done, n)``… then ``("ok", outputs, failed, times, need)``, ``failed``
-  mapping a failed chunk's number to its message and ``times`` the invoke seconds as float64 bytes,
-  or ``("error", type, message, stage, None)``;
-- ``("exit",)`` → the process ends.
+Requests and replies are the records of ``_protocol``; the loop below hands each request to the
+handler registered for its type (``@handles``) and sends back what the handler returns, encoded
+by ``_protocol.encode_reply`` (never pickled: the parent does not unpickle what this process says).
 """
 
 from __future__ import annotations
 
 import array
+import dataclasses
 import functools
 import time
-from typing import Any
+from typing import Any, Callable
+
+from . import _protocol as P
 
 # numpy is imported in the functions that use it, after the interpreter has loaded. Imported
 # first, it moves the heap: a saved fuzz crasher (tests/fixtures/fuzz/93745a7c06a1153d) then
@@ -34,14 +30,15 @@ except ImportError:  # pragma: no cover - not on POSIX
     resource = None  # type: ignore[assignment]
 
 
-# After a reply, the next request of a caller that runs in a loop (a benchmark, --repeat)
-# follows soon: poll for it at least this long before sleeping (see Channel.recv), and up to
-# SPIN_AFTER_REPLY_MAX when the last few requests came that late: a caller that does other
-# work between runs (the benchmark runs its in-process baseline twice, 2.1 ms) would otherwise
-# find the worker just asleep, and pay its wake-up (50 µs here) on every other run. Pauses
-# longer than the maximum (a person clicking) count as none: the poll stays short.
+# After the reply to a request marked ``soon`` (a benchmark, --repeat), the next request follows
+# at once: poll for it at least this long before sleeping (see Channel.recv_frame), and up to
+# SPIN_AFTER_REPLY_MAX when the last few requests came that late: a caller that does other work
+# between runs (the benchmark runs its in-process baseline twice, 2.1 ms) would otherwise find
+# the worker just asleep, and pay its wake-up (50 µs here) on every other run. Without the hint
+# (a person clicking) the worker sleeps at once: on a shared server a poll is CPU taken from others.
 SPIN_AFTER_REPLY = 0.002
 SPIN_AFTER_REPLY_MAX = 0.010
+MESSAGE_LIMIT = 4000  # characters of one error message sent back (a batch may send one per sample)
 
 
 def _next_spin(recent_idle: list[float]) -> float:
@@ -91,22 +88,162 @@ def _interpreter_module():
     return module
 
 
-class _Session:
-    """One loaded model and the interpreter built from it, rebuilt after any failure."""
+def _message(exc: BaseException) -> str:
+    text = str(exc)
+    return text if len(text) <= MESSAGE_LIMIT else text[:MESSAGE_LIMIT] + " […]"
 
-    def __init__(self, model_bytes: bytes) -> None:
+
+# -- reading outputs ----------------------------------------------------------------------------------
+
+_NUMERIC = "biufc"
+
+
+class _OutputSlot:
+    """How to read one output of an interpreter, worked out once per interpreter.
+
+    Numeric tensors are read through ``tensor()`` (a view, copied once into shared memory or the
+    reply); strings through ``get_tensor`` (``tensor()`` on a string tensor reads its offsets
+    table as numbers, and crashed the worker); an empty tensor (a 0 in its shape) becomes an
+    empty array (the runtime refuses to read one); anything else (resource, variant) has no
+    values, and says so.
+    """
+
+    def __init__(self, interpreter: Any, detail: dict, subgraph: int = 0, name: str | None = None) -> None:
+        import numpy as np
+
+        self.index = int(detail["index"])
+        self.name = detail["name"] if name is None else name
+        self.quant = _quant(detail)
+        self.subgraph = subgraph
+        # The interpreter, never its wrapper: holding the wrapper makes ``invoke`` think a view of
+        # its memory is alive, and refuse to run.
+        self.interpreter = interpreter
+        try:
+            self.dtype = np.dtype(detail["dtype"])
+        except TypeError:
+            self.dtype = None
+        kind = self.dtype.kind if self.dtype is not None else "?"
+        self.view = interpreter.tensor(self.index) if kind in _NUMERIC and subgraph == 0 else None
+        self.strings = kind == "S"
+        # The server keeps a float32 copy of a quantized integer output (see _protocol.footprint).
+        self.dequantized = kind in "iu" and any(s != 0.0 for s in self.quant[0])
+        self.readable = kind in _NUMERIC or self.strings
+        signature = detail.get("shape_signature")
+        if signature is None:
+            signature = detail.get("shape", ())
+        # Same shape in every run (no -1), and never empty: the batch loop may read it raw.
+        self.fixed = all(int(d) >= 0 for d in signature)
+        self.plain = kind in _NUMERIC and self.fixed and all(int(d) > 0 for d in detail.get("shape", ()))
+
+    def read(self) -> Any:
+        """The output's value (a view for numeric tensors of the main graph: copy before the next
+        invoke), or a sentence when it has none."""
+        import numpy as np
+
+        if not self.readable:
+            return f"Output {self.name!r} is a {self.dtype or 'non-numeric'} tensor, which has no values to show."
+        try:
+            if self.view is not None:
+                return self.view()
+            wrapper = getattr(self.interpreter, "_interpreter", None)
+            if wrapper is not None:
+                return wrapper.GetTensor(self.index, self.subgraph)
+            return self.interpreter.get_tensor(self.index)
+        except ValueError:
+            shape = self._shape()
+            if shape is not None and 0 in shape:
+                return np.zeros(shape, self.dtype if not self.strings else object)
+            raise
+
+    def _shape(self) -> tuple[int, ...] | None:
+        size = getattr(getattr(self.interpreter, "_interpreter", None), "TensorSize", None)
+        if size is None:
+            return None
+        return tuple(int(d) for d in size(self.index, self.subgraph))
+
+
+def _quant(detail: dict) -> tuple[tuple[float, ...], tuple[int, ...], int]:
+    q = detail.get("quantization_parameters") or {}
+    scales = tuple(float(s) for s in q.get("scales", []))
+    zero_points = tuple(int(z) for z in q.get("zero_points", []))
+    return scales, zero_points, int(q.get("quantized_dimension", 0))
+
+
+_cached: list[Any] = [None, None]  # the interpreter the slots below belong to, and its slots
+
+
+def _slots(interpreter: Any) -> list[_OutputSlot]:
+    """The main graph's output slots, worked out once per interpreter (``get_output_details``
+    builds fresh dicts on every call: 70 µs with cold caches). One interpreter's at a time, kept
+    here rather than on the interpreter: the slots refer to it, and a cycle would keep a rebuilt
+    interpreter's memory until the garbage collector came by."""
+    if _cached[0] is not interpreter:
+        _cached[:] = [interpreter, [_OutputSlot(interpreter, d) for d in interpreter.get_output_details()]]
+    return _cached[1]
+
+
+def _collect(slots: list[_OutputSlot], cap: int | None, invoke_ms: float) -> tuple[list[P.Output], list[str]] | P.TooLarge:
+    """Read every output, or a ``TooLarge`` when what they would cost the server passes ``cap``.
+
+    The real sizes are checked here, after the invoke: a model's declared output shapes can lie.
+    """
+    values, notes = [], []
+    for slot in slots:
+        value = slot.read()
+        if isinstance(value, str):
+            notes.append(value)
+        else:
+            values.append((slot, value))
+    if cap is not None:
+        total = sum(_cost(s, v) for s, v in values)
+        if total > cap:
+            sizes = tuple(P.OutputSize(name=s.name, dtype=_dtype_name(v), shape=tuple(int(d) for d in v.shape), nbytes=_cost(s, v))
+                          for s, v in values)
+            return P.TooLarge(outputs=sizes, total=total, cap=cap, invoke_ms=invoke_ms)
+    outputs = [
+        P.Output(index=s.index, name=s.name, value=v, scales=s.quant[0], zero_points=s.quant[1], quantized_dimension=s.quant[2])
+        for s, v in values
+    ]
+    return outputs, notes
+
+
+def _dtype_name(v: Any) -> str:
+    return "string" if v.dtype.kind in "OS" else str(v.dtype)
+
+
+def _cost(slot: _OutputSlot, v: Any) -> int:
+    if slot.strings or v.dtype.kind in "OS":
+        return P.footprint(P.STRINGS, v.size, sum(len(x) for x in v.ravel().tolist()), False)
+    return v.nbytes + 4 * v.size if slot.dequantized else v.nbytes
+
+
+# -- one loaded model ----------------------------------------------------------------------------------
+
+
+class _Session:
+    """One loaded model and the interpreter built from it, rebuilt after any failure.
+
+    ``stateful``: the model keeps state between invokes that resetting variable tensors does not
+    clear (resource variables, hash tables, random ops' seeds): its interpreter is rebuilt before
+    a run that does not keep state, once it has run.
+    """
+
+    def __init__(self, model_bytes: bytes, stateful: bool = True, variables: bool = True) -> None:
         self.model_bytes = model_bytes
+        self.stateful = stateful
+        self.variables = variables
         self.lite = _interpreter_module()
         self.interpreter: Any = None
         self.shapes: dict[int, tuple[int, ...]] = {}
+        self.original: dict[int, tuple[int, ...]] = {}
         self.allocated = False
+        self.dirty = False  # it has run since it was built
 
     def build(self, no_default_delegates: bool = False) -> Any:
         kwargs: dict[str, Any] = {"model_content": self.model_bytes}
         if no_default_delegates:
             kwargs["experimental_op_resolver_type"] = self.lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        interpreter = self.lite.Interpreter(**kwargs)
-        return interpreter
+        return self.lite.Interpreter(**kwargs)
 
     def ensure(self) -> Any:
         if self.interpreter is None:
@@ -114,49 +251,71 @@ class _Session:
             self.shapes = {d["index"]: tuple(int(x) for x in d["shape"]) for d in self.interpreter.get_input_details()}
             self.original = dict(self.shapes)
             self.allocated = False
+            self.dirty = False
         return self.interpreter
 
-    def run(self, plan: dict[str, Any], no_default_delegates: bool = False) -> tuple[list, float]:
-        if no_default_delegates:
+    def fresh(self, keep_state: bool) -> Any:
+        """The interpreter, with nothing left of earlier runs unless ``keep_state``."""
+        if not keep_state and self.stateful and self.dirty:
+            self.interpreter = None
+        return self.ensure()
+
+    def run(self, request: P.Run) -> tuple[list, float]:
+        """Invoke once; (output slots, invoke ms)."""
+        if request.no_default_delegates:
             interpreter = self.build(no_default_delegates=True)
             shapes = {d["index"]: tuple(int(x) for x in d["shape"]) for d in interpreter.get_input_details()}
-            return _invoke(interpreter, plan, shapes, dict(shapes), allocated=False)[:2]
-        interpreter = self.ensure()
-        outputs, invoke_ms, self.shapes = _invoke(interpreter, plan, self.shapes, self.original, self.allocated)
+            slots, invoke_ms, _ = _invoke(interpreter, request, shapes, dict(shapes), allocated=False)
+            return slots, invoke_ms
+        interpreter = self.fresh(request.keep_state)
+        slots, invoke_ms, self.shapes = _invoke(interpreter, request, self.shapes, self.original, self.allocated, self.variables)
         self.allocated = True
-        return outputs, invoke_ms
+        self.dirty = True
+        return slots, invoke_ms
 
-
-    def batch(self, plan: dict[str, Any], conn: Any, cpu_seconds: int | None) -> tuple[list, dict[int, str], Any]:
-        """Run ``plan["n"]`` samples, ``plan["chunk"]`` at a time; stack each output over the chunks.
+    def batch(self, request: P.Batch, conn: Any, cpu_seconds: int | None) -> tuple:
+        """Run ``request.n`` samples, ``request.chunk`` at a time; stack each output over the chunks.
 
         One request for the whole batch, so a batch costs what a raw loop costs; a progress
         message goes back at most every 0.1 s. A failing sample is recorded and the rest go on
         (its rows of the stacks are zeros).
 
-        The parent may send only the first samples' data with the request and the rest in a
-        ``("more", rows)`` message while this loop starts on them; the message, a system call
-        on each side, also orders the memory the data was written to.
+        The parent may send only the first samples' data with the request and the rest in
+        ``More(rows)`` messages while this loop starts on them; the message, a system call
+        on each side, also orders the memory the data was written to. A ``Stop`` between two
+        blocks of samples ends the batch there.
         """
-        n = int(plan["n"])
-        available = int(plan.get("available", n))
+        n = int(request.n)
+        state = {"available": int(request.available if request.available is not None else n), "stop": False}
+
+        def take(message: Any) -> None:
+            if isinstance(message, P.More):
+                state["available"] = int(message.rows)
+            elif isinstance(message, P.Stop):
+                state["stop"] = True
+            else:
+                raise RuntimeError(f"Expected the rest of the batch, got {type(message).__name__}.")
 
         def wait_for(rows: int) -> None:
-            nonlocal available
-            while available < rows:
-                message = conn.recv(spin=SPIN_AFTER_REPLY)  # the next piece is being copied now
-                if message[0] != "more":
-                    raise RuntimeError(f"Expected the rest of the batch, got {message[0]!r}.")
-                available = int(message[1])
+            while state["available"] < rows:
+                take(conn.recv(spin=SPIN_AFTER_REPLY))  # the next piece is being copied now
+
+        def stopped() -> bool:
+            while conn.pending():
+                take(conn.recv())
+            return bool(state["stop"])
 
         try:
-            return self._batch(plan, conn, cpu_seconds, wait_for)
+            return self._batch(request, conn, cpu_seconds, wait_for, stopped)
         finally:
             wait_for(n)  # never leave that message in the pipe, where it would read as a request
 
-    def _prepare(self, signature: str | None) -> Any:
-        """The interpreter, allocated at the model's own input shapes."""
-        interpreter = self.ensure()
+    def _prepare(self, signature: str | None, fresh: bool = False, keep_state: bool = True) -> Any:
+        """The interpreter, allocated at the model's own input shapes (rebuilt first when
+        ``fresh``, or when it holds state and ``keep_state`` is false)."""
+        if fresh:
+            self.interpreter = None
+        interpreter = self.fresh(keep_state)
         if signature is None and (self.shapes != self.original or not self.allocated):
             for index, shape in self.original.items():
                 if self.shapes.get(index) != shape:
@@ -165,67 +324,113 @@ class _Session:
             self.shapes, self.allocated = dict(self.original), True
         return interpreter
 
-    def _batch(self, plan: dict[str, Any], conn: Any, cpu_seconds: int | None, wait_for: Any) -> tuple[list, dict[int, str], Any]:
-        n, chunk, signature = int(plan["n"]), int(plan["chunk"]), plan.get("signature")
-        arrays = plan["arrays"]
+    def _batch(self, request: P.Batch, conn: Any, cpu_seconds: int | None, wait_for: Any, stopped: Any) -> tuple:
+        import numpy as np
+
+        n, chunk, signature = int(request.n), int(request.chunk), request.signature
+        arrays = request.arrays
         n_chunks = (n + chunk - 1) // chunk
         failed: dict[int, str] = {}
         times = [0.0] * n_chunks
-        names: list[tuple[str, int, tuple, bool]] = []  # name, index, quantization, fixed shape
+        slots: list[_OutputSlot] = []
         columns: list[list[Any]] = []  # per output: its value for each chunk
-        prepare = functools.partial(self._prepare, signature)
+        # A model that holds state starts every sample afresh, unless the caller keeps it.
+        reset_each = (self.stateful or self.variables) and not request.keep_state
+        prepare = functools.partial(self._prepare, signature, keep_state=request.keep_state)
         interpreter = prepare()
+        self.dirty = True
         if signature is None:
-            names = _output_names(interpreter)
-            columns = [[None] * n_chunks for _ in names]
+            slots = _slots(interpreter)
+            columns = [[None] * n_chunks for _ in slots]
+        cap = request.output_cap
         _cpu_budget(cpu_seconds)
         perf = time.perf_counter
         last = time.monotonic()
         k = 0
         while k < n_chunks:
-            block_end = min(n_chunks, k + 64)  # between blocks: the clock, progress, CPU budget
+            # Between blocks: the clock, progress, CPU budget, a Stop. The first block is one chunk,
+            # so that the output cap is checked before the worker stacks anything; the next ones
+            # end on multiples of 64, where the parent's first piece of data ends.
+            block_end = min(n_chunks, (k // 64 + 1) * 64 if k else 1)
             wait_for(min(n, block_end * chunk))
-            if signature is not None:
-                runner = interpreter.get_signature_runner(signature)
+            if signature is not None or reset_each:
                 for k in range(k, block_end):
+                    if reset_each and k and self.stateful:
+                        interpreter = prepare(fresh=True)
+                        if signature is None:
+                            slots = _slots(interpreter)
+                    if reset_each and self.variables and signature is None:
+                        _reset_variables(interpreter)
                     start = k * chunk
                     try:
-                        t0 = perf()
-                        result = runner(**{name: arr[start : start + chunk] for name, arr in arrays})
-                        times[k] = perf() - t0
-                        if not names:
-                            details = runner.get_output_details()
-                            names = [_output_name(details[name], name) for name in result]
-                            columns = [[None] * n_chunks for _ in names]
-                        for column, value in zip(columns, result.values()):
-                            column[k] = value
+                        if signature is not None:
+                            runner = _Runner(interpreter, signature)
+                            times[k] = runner.run({name: arr[start : start + chunk] for name, arr in arrays},
+                                                  reset_variables=reset_each and self.variables)
+                            values = [s.read() for s in runner.slots]
+                        else:
+                            for index, x in arrays:
+                                interpreter.set_tensor(index, x[start : start + chunk])
+                            t0 = perf()
+                            interpreter.invoke()
+                            times[k] = perf() - t0
+                            self.dirty = True
+                            values = [s.read() for s in slots]
+                            runner = None
+                        if not slots and runner is not None:
+                            slots = runner.slots
+                            columns = [[None] * n_chunks for _ in slots]
+                        for column, value in zip(columns, values):
+                            column[k] = np.array(value) if not isinstance(value, str) else value
                     except Exception as exc:
-                        failed[k] = f"{type(exc).__name__}: {exc}"
-                        self.interpreter = None
-                        interpreter = prepare()
-                        runner = interpreter.get_signature_runner(signature)
+                        failed[k] = f"{type(exc).__name__}: {_message(exc)}"
+                        interpreter = prepare(fresh=True)
+                        if signature is None:
+                            slots = _slots(interpreter)
             else:
-                k = self._index_block(interpreter, arrays, names, chunk, k, block_end, columns, times, failed)
+                k = self._index_block(interpreter, arrays, slots, chunk, k, block_end, columns, times, failed)
                 if k < block_end:  # sample k failed: its interpreter is rebuilt, then on with the next
-                    self.interpreter = None
-                    interpreter = prepare()
+                    interpreter = prepare(fresh=True)
+                    slots = _slots(interpreter)
                     k += 1
                     continue
             k = block_end
+            if cap is not None and k and len(failed) < k:
+                # What the stacks will cost the server, from the first chunk that ran: stop at
+                # once rather than run a batch whose outputs cannot be sent.
+                first = next(j for j in range(k) if j not in failed)
+                per_chunk = [(s, c[first]) for s, c in zip(slots, columns) if not isinstance(c[first], str)]
+                cost = sum(_cost(s, v) for s, v in per_chunk) * n_chunks
+                if cost > cap:
+                    sizes = tuple(
+                        P.OutputSize(name=s.name, dtype=_dtype_name(v), shape=(n_chunks, *map(int, v.shape)), nbytes=_cost(s, v) * n_chunks)
+                        for s, v in per_chunk
+                    )
+                    return P.TooLarge(outputs=sizes, total=cost, cap=cap, invoke_ms=sum(times) * 1000.0)
             now = time.monotonic()
+            if k < n_chunks and stopped():
+                break
             if now - last >= 0.1 and k < n_chunks:
                 # A sign of life for the parent's clock, and a fresh CPU budget for what follows.
-                conn.send(("progress", min(k * chunk, n), n))
+                _send(conn, P.Progress(done=min(k * chunk, n), total=n))
                 _cpu_budget(cpu_seconds)
                 last = now
-        stacks = _stacks(columns, [fixed for *_, fixed in names], failed)
-        outputs = [(name, index, stack, quant) for (name, index, quant, _), stack in zip(names, stacks)]
-        # 8 bytes a time on the pipe, not a pickled float; bytes, since an array.array pickles
-        # through a reconstructor looked up at each call, 40 µs more with cold caches.
-        return outputs, failed, array.array("d", times).tobytes()
+        done = min(k, n_chunks)
+        kept = [j for j in range(len(slots)) if all(not isinstance(columns[j][c], str) for c in range(done) if c not in failed)]
+        notes = tuple(dict.fromkeys(columns[j][c] for j in range(len(slots)) if j not in kept for c in range(done)
+                                    if c not in failed and isinstance(columns[j][c], str)))
+        stacks = _stacks([columns[j][:done] for j in kept], [slots[j].fixed for j in kept], failed)
+        outputs = tuple(
+            P.Output(index=slots[j].index, name=slots[j].name, value=stack, scales=slots[j].quant[0],
+                     zero_points=slots[j].quant[1], quantized_dimension=slots[j].quant[2])
+            for j, stack in zip(kept, stacks)
+        )
+        # 8 bytes a time as one float64 buffer, not a list of numbers in the header.
+        seconds = np.frombuffer(array.array("d", times[:done]).tobytes(), dtype="<f8")
+        return P.BatchDone(outputs=outputs, failed=failed, times=seconds, done=done, notes=notes)
 
     @staticmethod
-    def _index_block(interpreter, arrays, names, chunk, k, end, columns, times, failed) -> int:
+    def _index_block(interpreter, arrays, slots, chunk, k, end, columns, times, failed) -> int:
         """Run chunks ``k`` to ``end`` with set_tensor/invoke/get_tensor; where it stopped.
 
         The tightest loop here: it calls the runtime's wrapper directly where it can, since
@@ -240,9 +445,11 @@ class _Session:
         else:  # the tf.lite fallback, or a wrapper that changed
             set_tensor, invoke, get, subgraph = interpreter.set_tensor, interpreter.invoke, interpreter.get_tensor, ()
         perf = time.perf_counter
-        outs = [index for _, index, *_ in names]
+        # Strings, empty tensors and tensors with no values go through their slot's own reading.
+        plain = all(s.plain for s in slots)
+        outs = [s.index for s in slots]
         try:
-            if len(arrays) == 1 and len(outs) == 1:
+            if plain and len(arrays) == 1 and len(outs) == 1:
                 ((in_index, x),), (out_index,), (column,) = arrays, outs, columns
                 for k in range(k, end):
                     start = k * chunk
@@ -252,6 +459,8 @@ class _Session:
                     times[k] = perf() - t0
                     column[k] = get(out_index, *subgraph)
             else:
+                import numpy as np
+
                 for k in range(k, end):
                     start = k * chunk
                     for index, x in arrays:
@@ -259,28 +468,59 @@ class _Session:
                     t0 = perf()
                     invoke()
                     times[k] = perf() - t0
-                    for column, index in zip(columns, outs):
-                        column[k] = get(index, *subgraph)
+                    if plain:
+                        for column, index in zip(columns, outs):
+                            column[k] = get(index, *subgraph)
+                    else:
+                        for column, slot in zip(columns, slots):
+                            value = slot.read()
+                            column[k] = value if isinstance(value, str) else np.array(value)
         except Exception as exc:
-            failed[k] = f"{type(exc).__name__}: {exc}"
+            failed[k] = f"{type(exc).__name__}: {_message(exc)}"
             return k
         return end
 
 
-def _output_name(detail: dict, name: str | None = None) -> tuple[str, int, tuple, bool]:
-    """(name, index, quantization, whether every run gives this output the same shape)."""
-    signature = detail.get("shape_signature")
-    fixed = signature is None or all(int(d) >= 0 for d in signature)
-    return (detail["name"] if name is None else name), detail["index"], _quant(detail), fixed
+class _Runner:
+    """A signature's inputs, outputs and invoke, through the runtime's wrapper: its own
+    ``SignatureRunner`` reads every output with ``get_tensor``, which refuses empty tensors."""
 
+    _cached: list[Any] = [None, None, None]  # interpreter, signature, (inputs, subgraph, slots)
 
-def _output_names(interpreter: Any) -> list[tuple[str, int, tuple, bool]]:
-    """``_output_name`` of each output, read once per interpreter (``get_output_details`` builds
-    fresh dicts on every call: 70 µs with cold caches, the moment a batch starts)."""
-    names = getattr(interpreter, "_lite_debug_names", None)
-    if names is None:
-        names = interpreter._lite_debug_names = [_output_name(d) for d in interpreter.get_output_details()]
-    return names
+    def __init__(self, interpreter: Any, signature: str) -> None:
+        cached = _Runner._cached
+        if cached[0] is not interpreter or cached[1] != signature:
+            # The runtime's runner holds the wrapper: read what it knows, and let it go.
+            runner = interpreter.get_signature_runner(signature)
+            details = runner.get_output_details()
+            sub = runner._subgraph_index
+            found = (dict(runner._inputs), sub, [_OutputSlot(interpreter, details[name], sub, name=name) for name in details])
+            del runner
+            cached[:] = [interpreter, signature, found]
+        self.interpreter = interpreter
+        self.inputs, self.subgraph, self.slots = cached[2]
+
+    def run(self, arrays: dict, reset_variables: bool = False) -> float:
+        """Set the inputs (after resetting variable tensors, if asked) and invoke; the invoke's
+        seconds. The outputs are read from ``slots``."""
+        import numpy as np
+
+        inputs, sub = self.inputs, self.subgraph
+        if len(arrays) != len(inputs):
+            raise ValueError(f"Invalid number of inputs provided for running a SignatureDef, expected {len(inputs)} vs provided {len(arrays)}")
+        wrapper = self.interpreter._interpreter
+        for name, value in arrays.items():
+            if name not in inputs:
+                raise ValueError(f"Invalid Input name ({name}) for SignatureDef")
+            wrapper.ResizeInputTensor(inputs[name], np.array(value.shape, dtype=np.int32), False, sub)
+        wrapper.AllocateTensors(sub)
+        if reset_variables and hasattr(wrapper, "ResetVariableTensors"):
+            wrapper.ResetVariableTensors()
+        for name, value in arrays.items():
+            wrapper.SetTensor(inputs[name], value, sub)
+        t0 = time.perf_counter()
+        wrapper.Invoke(sub)
+        return time.perf_counter() - t0
 
 
 def _stacks(columns: list[list], fixed: list[bool], failed: Any = ()) -> list:
@@ -291,7 +531,7 @@ def _stacks(columns: list[list], fixed: list[bool], failed: Any = ()) -> list:
     """
     import numpy as np
 
-    if not columns or len(failed) == len(columns[0]):  # no chunk ran: nothing to stack
+    if not columns or all(k in failed for k in range(len(columns[0]))):  # no chunk ran: nothing to stack
         return []
     stacks = []
     for j, rows in enumerate(columns):
@@ -299,7 +539,8 @@ def _stacks(columns: list[list], fixed: list[bool], failed: Any = ()) -> list:
         if failed:
             rows = list(rows)
             for k in failed:
-                rows[k] = np.zeros_like(first)
+                if k < len(rows):
+                    rows[k] = np.zeros_like(first)
         if fixed[j] and first.flags.c_contiguous and not first.dtype.hasobject:
             # Rows of one shape and dtype, each a fresh contiguous copy: joining their bytes
             # is four times faster than concatenate (which converts each row first), and the
@@ -308,7 +549,7 @@ def _stacks(columns: list[list], fixed: list[bool], failed: Any = ()) -> list:
             if len(joined) == len(rows) * first.nbytes:
                 stacks.append(np.frombuffer(joined, first.dtype).reshape((len(rows),) + first.shape))
                 continue
-        if first.ndim:
+        if first.ndim and all(r.shape == first.shape for r in rows):
             # concatenate is three times faster than stack for many small arrays, and gives
             # the same bytes: fold the chunks' axis back out with a reshape.
             stacks.append(np.concatenate(rows).reshape((len(rows),) + first.shape))
@@ -317,17 +558,13 @@ def _stacks(columns: list[list], fixed: list[bool], failed: Any = ()) -> list:
     return stacks
 
 
-def _invoke(interpreter: Any, plan: dict[str, Any], shapes: dict, original: dict, allocated: bool):
-    signature = plan.get("signature")
-    if signature is not None:
-        runner = interpreter.get_signature_runner(signature)
-        t0 = time.perf_counter()
-        result = runner(**dict(plan["arrays"]))
-        invoke_ms = (time.perf_counter() - t0) * 1000.0
-        details = runner.get_output_details()
-        outputs = [(name, details[name]["index"], value, _quant(details[name])) for name, value in result.items()]
-        return outputs, invoke_ms, shapes
-    resize = plan.get("resize")
+def _invoke(interpreter: Any, request: P.Run, shapes: dict, original: dict, allocated: bool, variables: bool = True):
+    """Resize and allocate if needed, set the inputs, invoke; (output slots, invoke ms, shapes)."""
+    if request.signature is not None:
+        runner = _Runner(interpreter, request.signature)
+        seconds = runner.run(dict(request.arrays), reset_variables=variables and not request.keep_state)
+        return runner.slots, seconds * 1000.0, shapes
+    resize = request.resize
     if resize:
         wanted = dict(original)
         wanted.update({int(k): tuple(v) for k, v in resize.items()})
@@ -339,75 +576,171 @@ def _invoke(interpreter: Any, plan: dict[str, Any], shapes: dict, original: dict
                 interpreter.resize_tensor_input(index, list(shape))
         shapes = wanted
         interpreter.allocate_tensors()
-    for index, value in plan["arrays"]:
+    if not request.keep_state:
+        # Variable tensors (an LSTM's state) keep the last run's values: back to their defaults.
+        # (No name may hold the wrapper across invoke(), which would take it for a live view.)
+        if variables:
+            _reset_variables(interpreter)
+        if len(request.arrays) < len(shapes):
+            _clear_missing(interpreter, request.arrays)
+    for index, value in request.arrays:
         interpreter.set_tensor(index, value)
     t0 = time.perf_counter()
     interpreter.invoke()
     invoke_ms = (time.perf_counter() - t0) * 1000.0
-    # tensor() gives a function that returns a view of the output: _share_outputs copies it
-    # straight into shared memory (or copies it once), and no view outlives this request.
-    # Names, indices and quantization do not change for an interpreter's life, so they are
-    # read once (get_output_details builds fresh dicts and arrays on every call).
-    cached = getattr(interpreter, "_lite_debug_outputs", None)
-    if cached is None:
-        cached = [(name, index, interpreter.tensor(index), quant) for name, index, quant, _ in _output_names(interpreter)]
-        interpreter._lite_debug_outputs = cached
-    outputs = list(cached)
-    return outputs, invoke_ms, shapes
+    # Views of the outputs, copied straight into shared memory or the reply (and no view
+    # outlives this request). Names, indices and quantization do not change for an
+    # interpreter's life, so they are read once.
+    return _slots(interpreter), invoke_ms, shapes
 
 
-def _quant(detail: dict) -> tuple[list[float], list[int], int]:
-    q = detail.get("quantization_parameters") or {}
-    scales = [float(s) for s in q.get("scales", [])]
-    zero_points = [int(z) for z in q.get("zero_points", [])]
-    return scales, zero_points, int(q.get("quantized_dimension", 0))
+def _reset_variables(interpreter: Any) -> None:
+    if getattr(interpreter, "_interpreter", None) is not None and hasattr(interpreter._interpreter, "ResetVariableTensors"):
+        interpreter._interpreter.ResetVariableTensors()
 
 
-def _attach(plan: dict[str, Any], region: Any) -> Any:
-    """Map the parent's shared region when the plan names a new one, and resolve descriptors."""
-    from . import _shm
-
-    if plan.get("region"):
-        path, size = plan["region"]
-        if region is not None:
-            region.map.close()
-        region = _shm.Region(path, size, create=False)
-    if region is not None:
-        plan["arrays"] = [(k, region.view(v) if _shm.is_desc(v) else v) for k, v in plan["arrays"]]
-    return region
-
-
-def _share_outputs(outputs: list, region: Any) -> tuple[list, int]:
-    """Write large outputs into the region; the bytes it would need if they do not all fit.
-
-    An output is an array or a ``tensor()`` function (a view of the interpreter's memory).
-    """
+def _clear_missing(interpreter: Any, arrays: list) -> None:
+    """Zero the numeric inputs a run gives no data for: they would hold the last run's."""
     import numpy as np
 
-    from . import _shm
+    given = {index for index, _ in arrays}
+    for d in interpreter.get_input_details():
+        if d["index"] not in given and np.dtype(d["dtype"]).kind in _NUMERIC:
+            interpreter.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
 
-    values = [o[2]() if callable(o[2]) else o[2] for o in outputs]
-    large = [i for i, v in enumerate(values) if v.nbytes >= _shm.THRESHOLD]
-    descs = region.put([values[i] for i in large]) if large and region is not None else None
-    need = _shm.needed([values[i] for i in large]) if large and descs is None else 0
-    shared = dict(zip(large, descs or []))
-    result = [
-        (name, index, shared[i] if i in shared else (np.array(v) if callable(raw) else v), quant)
-        for i, ((name, index, raw, quant), v) in enumerate(zip(outputs, values))
-    ]
-    del values  # views into the interpreter must not outlive the request
-    return result, need
+
+# -- the loop and its handlers ------------------------------------------------------------------------
+
+
+class _State:
+    """What the loop keeps between requests."""
+
+    def __init__(self, conn: Any, memory_bytes: int | None, cpu_seconds: int | None) -> None:
+        self.conn = conn
+        self.memory_bytes = memory_bytes
+        self.cpu_seconds = cpu_seconds
+        self.session: _Session | None = None
+        self.region: Any = None
+
+    def attach(self, request: Any) -> None:
+        """Map the parent's shared region when the request names a new one, and resolve descriptors."""
+        from . import _shm
+
+        if request.region:
+            path, size = request.region
+            if self.region is not None:
+                self.region.map.close()
+            self.region = _shm.Region(path, size, create=False)
+        if self.region is not None:
+            request.arrays = [(k, self.region.view(v) if _shm.is_desc(v) else v) for k, v in request.arrays]
+
+
+HANDLERS: dict[type, Callable[[_State, Any], Any]] = {}
+
+
+def handles(kind: type) -> Callable[[Callable[[_State, Any], Any]], Callable[[_State, Any], Any]]:
+    """Register the handler of one request type: it returns the reply record, or None for none."""
+
+    def register(handler: Callable[[_State, Any], Any]) -> Callable[[_State, Any], Any]:
+        HANDLERS[kind] = handler
+        return handler
+
+    return register
 
 
 def _is_xnnpack_failure(message: str) -> bool:
     return "XNNPack" in message or "XNNPACK" in message or "TfLiteXNNPackDelegate" in message
 
 
+@handles(P.Load)
+def _load(state: _State, request: P.Load) -> Any:
+    _cpu_budget(state.cpu_seconds)
+    state.session = None
+    try:
+        data = request.model
+        if request.path is not None:
+            with open(request.path, "rb") as fh:
+                data = fh.read()
+        session = _Session(data or b"", stateful=request.stateful, variables=request.variables)
+        interpreter = session.ensure()
+        if request.allocate:
+            interpreter.allocate_tensors()
+            session.allocated = True
+        state.session = session
+        return P.Loaded()
+    except Exception as exc:  # the interpreter's own errors go back as data
+        message = _message(exc)
+        kernel = None
+        if request.allocate and _is_xnnpack_failure(message) and data:
+            try:  # the kernel's own message, which the delegate hid
+                _Session(data).build(no_default_delegates=True).allocate_tensors()
+                kernel = ""
+            except Exception as inner:
+                kernel = _message(inner)
+        return P.Failed(error_type=type(exc).__name__, message=message, stage="load", kernel_message=kernel)
+
+
+@handles(P.Run)
+def _run(state: _State, request: P.Run) -> Any:
+    session = state.session
+    if session is None:
+        return P.Failed(error_type="RuntimeError", message="No model is loaded in the worker.", stage="run")
+    _cpu_budget(state.cpu_seconds)
+    try:
+        state.attach(request)
+        slots, invoke_ms = session.run(request)
+        collected = _collect(slots, request.output_cap, invoke_ms)
+        if isinstance(collected, P.TooLarge):
+            return collected
+        outputs, notes = collected
+        return P.RunDone(outputs=tuple(outputs), invoke_ms=invoke_ms, notes=tuple(notes))
+    except Exception as exc:
+        session.interpreter = None  # its state is unknown after a failure: rebuild next time
+        message = _message(exc)
+        kernel_message = None
+        if _is_xnnpack_failure(message) and request.signature is None:
+            # The default XNNPACK delegate hides the kernel's own message: run once more
+            # without it, which names the failing check (or shows it is a workaround).
+            try:
+                session.run(dataclasses.replace(request, no_default_delegates=True))
+                kernel_message = ""
+            except Exception as inner:
+                kernel_message = _message(inner)
+        return P.Failed(error_type=type(exc).__name__, message=message, stage="run", kernel_message=kernel_message)
+
+
+@handles(P.Batch)
+def _batch(state: _State, request: P.Batch) -> Any:
+    session = state.session
+    if session is None:
+        return P.Failed(error_type="RuntimeError", message="No model is loaded in the worker.", stage="batch")
+    try:
+        state.attach(request)
+        return session.batch(request, state.conn, state.cpu_seconds)  # the inputs are done with by then
+    except Exception as exc:
+        session.interpreter = None
+        return P.Failed(error_type=type(exc).__name__, message=_message(exc), stage="batch")
+
+
+@handles(P.More)
+@handles(P.Stop)
+def _late(state: _State, request: Any) -> None:
+    """A Stop (or More) that came after its batch had ended: nothing to do, nothing to say."""
+    return None
+
+
+def _send(conn: Any, record: Any, region: Any = None) -> None:
+    parts, need = P.encode_reply(record, region)
+    if need and hasattr(record, "need"):
+        # The outputs did not fit the region: all inline this time, and the parent grows it.
+        parts, _ = P.encode_reply(dataclasses.replace(record, need=need), None)
+    conn.send_parts(parts)
+
+
 def main(conn: Any, memory_bytes: int | None = None, cpu_seconds: int | None = None) -> None:
-    """Serve requests on ``conn`` until it closes or an ``exit`` request arrives."""
+    """Serve requests on ``conn`` until it closes or an ``Exit`` request arrives."""
     _apply_limits(memory_bytes)
-    session: _Session | None = None
-    region: Any = None
+    state = _State(conn, memory_bytes, cpu_seconds)
     spin = 0.0  # none before the first request: the worker may wait a long time for it
     recent_idle = [0.0] * 4  # how long the last four requests took to come after the one before
     served = 0
@@ -418,66 +751,23 @@ def main(conn: Any, memory_bytes: int | None = None, cpu_seconds: int | None = N
             idle = time.perf_counter() - waiting_since
             recent_idle[served % 4] = idle if idle <= SPIN_AFTER_REPLY_MAX else 0.0
             served += 1
-            spin = _next_spin(recent_idle)
         except (EOFError, OSError):
             return
-        op = request[0]
-        if op == "exit":
+        if isinstance(request, P.Exit):
             return
-        if op in ("load", "load_file"):
-            _cpu_budget(cpu_seconds)
+        handler = HANDLERS.get(type(request))
+        if handler is None:
+            reply: Any = P.Failed(error_type="ValueError", message=f"Unknown request {type(request).__name__}.", stage="protocol")
+        else:
+            reply = handler(state, request)
+        if reply is not None:
             try:
-                if op == "load_file":
-                    with open(request[1], "rb") as fh:
-                        session = _Session(fh.read())
-                else:
-                    session = _Session(request[1])
-                session.ensure()
-                conn.send(("ok", None))
-            except Exception as exc:  # the interpreter's own errors go back as data
-                session = None
-                conn.send(("error", type(exc).__name__, str(exc), "load"))
-            continue
-        if op == "run":
-            if session is None:
-                conn.send(("error", "RuntimeError", "No model is loaded in the worker.", "run", None))
-                continue
-            plan = request[1]
-            _cpu_budget(cpu_seconds)
-            try:
-                region = _attach(plan, region)
-                outputs, invoke_ms = session.run(plan, no_default_delegates=bool(plan.get("no_default_delegates")))
-                outputs, need = _share_outputs(outputs, region)
-                conn.send(("ok", outputs, invoke_ms, "", need))
-            except Exception as exc:
-                session.interpreter = None  # its state is unknown after a failure: rebuild next time
-                message = str(exc)
-                kernel_message = None
-                if _is_xnnpack_failure(message) and plan.get("signature") is None:
-                    # The default XNNPACK delegate hides the kernel's own message: run once more
-                    # without it, which names the failing check (or shows it is a workaround).
-                    try:
-                        session.run(plan, no_default_delegates=True)
-                        kernel_message = ""
-                    except Exception as inner:
-                        kernel_message = str(inner)
-                conn.send(("error", type(exc).__name__, message, "run", kernel_message))
-            continue
-        if op == "batch":
-            if session is None:
-                conn.send(("error", "RuntimeError", "No model is loaded in the worker.", "batch", None))
-                continue
-            try:
-                plan = request[1]
-                region = _attach(plan, region)
-                outputs, failed, times = session.batch(plan, conn, cpu_seconds)
-                outputs, need = _share_outputs(outputs, region)  # the inputs are done with by now
-                conn.send(("ok", outputs, failed, times, need))
-            except Exception as exc:
-                session.interpreter = None
-                conn.send(("error", type(exc).__name__, str(exc), "batch", None))
-            continue
-        conn.send(("error", "ValueError", f"Unknown request {op!r}.", "protocol", None))
+                _send(conn, reply, state.region)
+            except (EOFError, OSError):
+                return
+        spin = _next_spin(recent_idle) if getattr(request, "soon", False) else 0.0
+        # The reply may hold views of the interpreter's outputs: none may outlive the request.
+        reply = request = None
 
 
 def _cli(argv: list[str]) -> None:
@@ -498,4 +788,3 @@ if __name__ == "__main__":
     import sys
 
     _cli(sys.argv[1:])
-

@@ -9,14 +9,15 @@ outcome of every sample and summary statistics of every output come back.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Hashable, Mapping, Sequence
 
 import numpy as np
 
 from .binding import bind
 from .records import Explanation, Feed, ModelSpec
-from .running import WorkerPool, _output, default_pool
+from . import _protocol
+from .running import QueueStatus, WorkerPool, _output, _output_names, default_pool
 
 __all__ = ["BatchResult", "batch_plan", "fix_batch", "run_batch", "sample", "stacked_samples"]
 
@@ -125,8 +126,16 @@ def run_batch(
     signature: str | None = None,
     pool: WorkerPool | None = None,
     progress: Progress | None = None,
+    owner: Hashable = None,
+    keep_state: bool = False,
+    on_wait: Callable[[QueueStatus], None] | None = None,
 ) -> BatchResult:
     """Run every sample of a batch in a worker process, reporting progress as ``progress(done, total)``.
+
+    Each sample starts from a fresh state unless ``keep_state`` (a model with variables then
+    carries them from one sample to the next, in order). ``owner`` and ``on_wait`` are the pool's
+    (``WorkerPool.acquire``): when other sessions wait, a batch that has had its worker for the
+    run limit gives it up between two blocks of samples and queues again for the rest.
 
     Raises ``ValueError`` with a sentence when ``arrays`` is not a batch for this model (see
     ``batch_plan``); the interpreter's own failures come back in the result.
@@ -140,35 +149,47 @@ def run_batch(
         )
     n, chunk = plan
     inputs, _ = spec.io(signature)
-    request = {
-        "signature": signature,
-        "n": n,
-        "chunk": chunk,
-        "arrays": [
-            (t.name if signature is not None else t.index, np.ascontiguousarray(feed.arrays[t.name])) for t in inputs
-        ],
-    }
+    columns = [
+        (t.name if signature is not None else t.index, np.ascontiguousarray(feed.arrays[t.name])) for t in inputs
+    ]
+    n_chunks = (n + chunk - 1) // chunk
     t0 = time.perf_counter()
     pool = pool or default_pool()
-    worker = pool.acquire(spec.sha256)
-    try:
-        failed, reply = worker.run_batch(model_bytes, spec, request, progress)
-    finally:
-        pool.release(worker)
-    total_ms = (time.perf_counter() - t0) * 1000.0
-    if failed is not None:
-        return BatchResult(
-            status=failed.status, count=n, chunk=chunk, total_ms=total_ms, detail=failed.detail,
-            explanation=failed.explanation,
+    parts: list[_protocol.BatchDone] = []
+    done = 0  # chunks done
+    while done < n_chunks:
+        start = done * chunk
+        request = _protocol.Batch(
+            n=n - start,
+            chunk=chunk,
+            signature=signature,
+            keep_state=keep_state,
+            arrays=[(key, x[start:] if start else x) for key, x in columns],
         )
-    outputs, failed_chunks, times = reply
-    n_chunks = len(times)
+        reporter = None if progress is None else (lambda k, total, start=start: progress(start + k, n))
+        worker = pool.acquire(spec.sha256, owner=owner, on_wait=on_wait)
+        try:
+            failed, reply = worker.run_batch(model_bytes, spec, request, reporter, owner=owner)
+        finally:
+            pool.release(worker)
+        if failed is not None:
+            return BatchResult(
+                status=failed.status, count=n, chunk=chunk, total_ms=(time.perf_counter() - t0) * 1000.0,
+                detail=failed.detail, explanation=failed.explanation,
+            )
+        parts.append(replace(reply, failed={k + done: v for k, v in reply.failed.items()}))
+        done += reply.done
+    total_ms = (time.perf_counter() - t0) * 1000.0
+    names = _output_names(spec, signature)
     values, raws = {}, {}
-    for name, index, stack, quant in outputs:
-        out = _output(name, index, stack, quant)
+    for pieces in zip(*(p.outputs for p in parts)):
+        stack = pieces[0].value if len(pieces) == 1 else np.concatenate([p.value for p in pieces])
+        out = _output(replace(pieces[0], value=stack), names)
         # Chunks stacked on a new axis: fold it into the samples' axis.
-        raws[name] = out.raw.reshape((-1,) + out.raw.shape[2:]) if out.raw.ndim >= 2 else out.raw
-        values[name] = out.values.reshape((-1,) + out.values.shape[2:]) if out.values.ndim >= 2 else out.values
+        raws[out.name] = out.raw.reshape((-1,) + out.raw.shape[2:]) if out.raw.ndim >= 2 else out.raw
+        values[out.name] = out.values.reshape((-1,) + out.values.shape[2:]) if out.values.ndim >= 2 else out.values
+    failed_chunks = {k: v for p in parts for k, v in p.failed.items()}
+    times = tuple((np.concatenate([p.times for p in parts]) * 1000.0).tolist()) if parts else ()
     errors = {k * chunk: msg for k, msg in sorted(failed_chunks.items())}
     explanation = None
     if errors:
@@ -177,6 +198,7 @@ def run_batch(
         explanation = explain(next(iter(errors.values())))
     if progress is not None:
         progress(n, n)
+    notes = " ".join(dict.fromkeys(note for p in parts for note in p.notes))
     return BatchResult(
         status="ok" if not errors else "partial" if len(errors) < n_chunks else "error",
         count=n,
@@ -186,7 +208,7 @@ def run_batch(
         errors=errors,
         invoke_ms=times,
         total_ms=total_ms,
-        detail="" if not errors else f"{len(errors)} of {n_chunks} runs failed.",
+        detail=" ".join(x for x in (f"{len(errors)} of {n_chunks} runs failed." if errors else "", notes) if x),
         explanation=explanation,
     )
 

@@ -26,6 +26,7 @@ __all__ = [
     "FixKind",
     "Mismatch",
     "MismatchKind",
+    "ModelCheck",
     "ModelDetails",
     "ModelSpec",
     "OpInfo",
@@ -55,7 +56,7 @@ MismatchKind = Literal[
 
 # Custom ops the default XNNPACK delegate implements (MediaPipe's), so models using them run.
 XNNPACK_CUSTOM_OPS = frozenset({"Convolution2DTransposeBias", "MaxPoolingWithArgmax2D", "MaxUnpooling2D"})
-RunStatus = Literal["ok", "error", "crashed", "timeout", "skipped"]
+RunStatus = Literal["ok", "error", "crashed", "timeout", "skipped", "protocol"]
 
 
 @dataclass(frozen=True)
@@ -452,9 +453,12 @@ class RunResult:
 
     ``status`` is ``ok``; ``error`` (the interpreter raised: ``error_type``, ``error_message``
     and its ``explanation``); ``crashed`` (native code killed the worker: ``signal``);
-    ``timeout`` (the run passed its time limit and the worker was killed); or ``skipped`` (not
-    run, e.g. refused because the model's tensors would not fit the memory limit). ``limit``
-    names the worker limit involved, if any.
+    ``timeout`` (the run passed its time limit and the worker was killed); ``skipped`` (not
+    run, e.g. refused because the model's tensors would not fit the memory limit; or run, but
+    its outputs not sent back because they pass the cap on what a run may return,
+    ``limit="output"``); or ``protocol`` (the worker's reply broke the protocol, as a worker
+    taken over by the model's native code might: it was killed). ``limit`` names the worker
+    limit involved, if any.
     """
 
     status: RunStatus
@@ -467,7 +471,7 @@ class RunResult:
     invoke_ms: float | None = None
     total_ms: float | None = None
     detail: str = ""
-    limit: str | None = None  # "time", "memory" or "cpu" when a worker limit ended or refused the run
+    limit: str | None = None  # "time", "memory", "cpu" or "output" when a worker limit ended or refused the run
 
     @property
     def ok(self) -> bool:
@@ -523,3 +527,33 @@ class AudioInfo:
     def layout(self) -> str:
         """How the loaded array is laid out: ``"[samples]"`` or ``"[samples, channels]"``."""
         return "[samples]" if self.channels == 1 else "[samples, channels]"
+
+
+CheckStatus = Literal["ok", "error", "crashed", "timeout", "skipped", "protocol"]
+
+
+@dataclass(frozen=True)
+class ModelCheck:
+    """Whether a model loads and allocates its tensors in a worker (nothing is invoked).
+
+    ``status``: ``ok``; ``error`` (the interpreter refused it: an unresolved custom op, a Flex
+    op, a failed Prepare, a delegate error; ``error_type``, ``message`` and its
+    ``explanation``, and ``kernel_message``, the message of a retry without the default
+    delegates when XNNPACK's hid the kernel's, ``""`` when that retry allocated); ``crashed``
+    (``signal``); ``timeout``; ``skipped`` (not tried: ``limit="memory"``); ``protocol``.
+    ``detail`` is a sentence for the statuses that have no interpreter message.
+    """
+
+    status: CheckStatus
+    error_type: str | None = None
+    message: str | None = None
+    explanation: Explanation | None = None
+    kernel_message: str | None = None
+    signal: str | None = None
+    limit: str | None = None
+    detail: str = ""
+    sha256: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"

@@ -105,6 +105,7 @@ def test_a_batch_whose_first_or_every_sample_fails(pool):
 def test_a_large_batch_sent_in_parts_runs_every_sample_and_leaves_the_pipe_clean(pool, monkeypatch):
     # From 128 samples with data in shared memory, the worker starts on its first block of 64
     # while the parent copies the rest in pieces that double, announcing each with ("more", rows).
+    from lite_debug._protocol import Batch, More
     from lite_debug._wire import Channel
     from lite_debug.running import Worker
 
@@ -112,13 +113,13 @@ def test_a_large_batch_sent_in_parts_runs_every_sample_and_leaves_the_pipe_clean
     request, send = Worker._request, Channel.send
 
     def spy(self, message, *args, **kwargs):
-        if message[0] == "batch":
-            parts.append((message[1].get("available"), kwargs.get("after_send") is not None))
+        if isinstance(message, Batch):
+            parts.append((message.available, kwargs.get("after_send") is not None))
         return request(self, message, *args, **kwargs)
 
     def spy_send(self, message):
-        if message[0] == "more":
-            more.append(message[1])
+        if isinstance(message, More):
+            more.append(message.rows)
         return send(self, message)
 
     monkeypatch.setattr(Worker, "_request", spy)
@@ -144,6 +145,8 @@ def test_a_large_batch_sent_in_parts_runs_every_sample_and_leaves_the_pipe_clean
 
 @pytest.mark.parametrize("row_seconds", [1e-9, 10.0], ids=["ends-after-the-poll", "ends-while-asleep"])
 def test_a_batch_whose_length_was_mispredicted_still_returns(pool, row_seconds):
+    from lite_debug._protocol import Batch
+
     # The parent sleeps until shortly before the end the last batch predicts, then polls: a
     # reply long after the poll or long before it must both be picked up.
     model = (FIXTURES / "gather_table.tflite").read_bytes()
@@ -153,8 +156,8 @@ def test_a_batch_whose_length_was_mispredicted_still_returns(pool, row_seconds):
     try:
         worker.ensure_model(model, spec)
         worker._batch_row_seconds = row_seconds
-        failed, reply = worker.run_batch(model, spec, {"signature": None, "n": 300, "chunk": 1, "arrays": [(spec.inputs[0].index, ids)]})
-        assert failed is None and not reply[1] and len(reply[2]) == 300
+        failed, reply = worker.run_batch(model, spec, Batch(n=300, chunk=1, arrays=[(spec.inputs[0].index, ids)]))
+        assert failed is None and not reply.failed and len(reply.times) == 300
         assert 0 < worker._batch_row_seconds < 1.0  # measured afresh for the next batch
     finally:
         pool.release(worker)

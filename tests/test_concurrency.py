@@ -28,7 +28,9 @@ from streamlit.testing.v1 import AppTest
 
 from lite_debug._schema import schema
 from lite_debug.records import Feed
-from lite_debug.running import WorkerPool, run
+from lite_debug.errors import WorkerError
+from lite_debug.inspection import inspect_model
+from lite_debug.running import Limits, QueueStatus, WorkerPool, run
 from lite_debug.session import Workspace
 from ui_helpers import worker_pids
 
@@ -230,8 +232,8 @@ def test_eight_sessions_share_the_pool_through_a_crash_and_a_timeout(frame_and_r
     handed: dict = {}
     acquire = dashboard_pool.acquire
 
-    def recording_acquire(model_sha, timeout=None):
-        worker = acquire(model_sha, timeout)
+    def recording_acquire(model_sha, timeout=None, **kwargs):
+        worker = acquire(model_sha, timeout, **kwargs)
         handed[model_sha] = worker
         return worker
 
@@ -321,3 +323,124 @@ def test_eight_sessions_share_the_pool_through_a_crash_and_a_timeout(frame_and_r
     assert "Last run: **ok**" in texts(at.sidebar.markdown)
     assert len(worker_pids()) <= WORKERS
     assert time.monotonic() - t_start < 60
+
+
+# -- fair queueing ----------------------------------------------------------------------------------
+
+
+def test_a_tiny_run_waits_at_most_one_run_limit_while_five_sessions_loop(tmp_path):
+    # Five sessions loop a model that never ends (each run times out after 3 s) on two workers;
+    # a sixth session's 1 ms run must get a worker as soon as one frees, not after their turns.
+    endless = (FIXTURES / "slow_loop.tflite").read_bytes()
+    endless_spec = inspect_model(endless)
+    tiny = (FIXTURES / "add_float.tflite").read_bytes()
+    tiny_spec = inspect_model(tiny)
+    pool = WorkerPool(size=2, limits=Limits(run_seconds=3, load_seconds=30))
+    stop = threading.Event()
+    loops: list[str] = []
+
+    def loop(owner: str) -> None:
+        feed = Feed({"iterations": np.array(10**9, np.int32), "x": np.zeros(1, np.float32)})
+        while not stop.is_set():
+            r = pool.run(endless, endless_spec, feed, owner=owner)
+            assert r.status == "timeout", r.detail
+            loops.append(owner)
+
+    threads = [threading.Thread(target=loop, args=(f"looper-{i}",), daemon=True) for i in range(5)]
+    try:
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 90
+        while len(set(loops)) < 5 and time.monotonic() < deadline:  # every looper has had a worker once
+            time.sleep(0.1)
+        assert len(set(loops)) == 5
+        seen: list[QueueStatus] = []
+        t0 = time.monotonic()
+        worker = pool.acquire(tiny_spec.sha256, owner="tiny", on_wait=seen.append)
+        waited = time.monotonic() - t0
+        pool.release(worker)
+        # First in line from the start, ahead of the three loopers waiting: it waits for one run of
+        # another session, which is its 3 s limit plus the start of a fresh worker (each looper's
+        # run needs one, since a timeout kills the last). In arrival order it waited for two.
+        assert seen and seen[0].place == 1 and seen[0].running == 2 and seen[0].waiting == 4
+        assert waited < 3 + 5.0, f"the tiny run waited {waited:.1f} s for a worker"
+        assert 0 < seen[0].longest_wait_seconds <= 3 + 30  # a run's limit and a load's, at most
+        r = pool.run(tiny, tiny_spec, Feed({"x": np.ones((1, 4), np.float32)}), owner="tiny")
+        assert r.ok and r.outputs[0].values.tolist() == [[2.0] * 4]
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+        pool.close()
+
+
+def test_a_session_has_one_run_going_and_one_waiting():
+    tiny = (FIXTURES / "add_float.tflite").read_bytes()
+    sha = inspect_model(tiny).sha256
+    pool = WorkerPool(size=1)
+    try:
+        held = pool.acquire(sha, owner="a")
+        waiting = threading.Thread(target=lambda: pool.release(pool.acquire(sha, owner="a")), daemon=True)
+        waiting.start()
+        deadline = time.monotonic() + 10
+        while pool.queue_status("a") is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        status = pool.queue_status("a")
+        assert status is not None and status.place == 1 and status.waiting == 1
+        with pytest.raises(WorkerError, match="already waiting for a worker"):
+            pool.acquire(sha, owner="a")
+        # Another session queues behind it as usual; none of this started a process.
+        other = threading.Thread(target=lambda: pool.release(pool.acquire(sha, owner="b")), daemon=True)
+        other.start()
+        pool.release(held)
+        waiting.join(10), other.join(10)
+        assert not waiting.is_alive() and not other.is_alive()
+    finally:
+        pool.close()
+
+
+@pytest.fixture(scope="session")
+def converted(tmp_path_factory):
+    from converted import build
+
+    return build(tmp_path_factory.getbasetemp() / "converted")
+
+
+def test_a_long_batch_gives_its_worker_up_to_a_waiting_session(converted):
+    from lite_debug.batch import run_batch
+
+    slow = converted["slow_sample"]  # tens of ms a sample
+    spec = inspect_model(slow)
+    x = np.random.default_rng(0).random((300, 1), dtype=np.float32)
+    tiny = (FIXTURES / "add_float.tflite").read_bytes()
+    tiny_spec = inspect_model(tiny)
+    pool = WorkerPool(size=1, limits=Limits(run_seconds=4, load_seconds=30))
+    out: dict = {}
+    requests: list = []
+    real = pool.acquire
+
+    def counting(*args, **kwargs):
+        requests.append(kwargs.get("owner"))
+        return real(*args, **kwargs)
+
+    pool.acquire = counting
+    try:
+        batch = threading.Thread(target=lambda: out.setdefault("batch", run_batch(slow, spec, {spec.inputs[0].name: x}, pool=pool, owner="batch")))
+        batch.start()
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        r = pool.run(tiny, tiny_spec, Feed({"x": np.ones((1, 4), np.float32)}), owner="tiny")
+        waited = time.monotonic() - t0
+        batch.join(120)
+        result = out["batch"]
+        assert r.ok
+        # The batch had the worker for its 4 s, then stopped after the block in progress.
+        assert waited < 4 + 6, f"the tiny run waited {waited:.1f} s behind a batch"
+        assert requests.count("batch") >= 2  # it queued again for the rest
+        assert result.status == "ok" and result.ok_count == 300 and len(result.invoke_ms) == 300
+        (values,) = result.outputs.values()
+        for i in (0, 150, 299):
+            alone = pool.run(slow, spec, Feed({spec.inputs[0].name: x[i : i + 1]}))
+            assert np.array_equal(alone.outputs[0].raw[0], values[i])
+    finally:
+        pool.close()

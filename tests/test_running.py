@@ -399,3 +399,239 @@ def test_the_worker_polls_after_a_reply_as_long_as_requests_lately_took_to_come(
     # A caller that works 2.1 ms between runs, every other time: poll past that.
     assert _next_spin([0.00005, 0.0021, 0.00005, 0.0021]) > 0.0021
     assert _next_spin([0.0099] * 4) == SPIN_AFTER_REPLY_MAX  # never longer than the maximum
+
+
+# -- built with the converter (tests/converted.py) ---------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def converted(tmp_path_factory):
+    from converted import build
+
+    return build(tmp_path_factory.getbasetemp() / "converted")
+
+
+def test_a_stateful_model_shows_no_session_what_another_gave_it(converted):
+    # The model returns what the previous call gave it (a resource variable): a warm worker
+    # would hand one session's input to the next session that opens the same model.
+    data = converted["remember"]
+    spec = inspect_model(data)
+    (x,) = spec.inputs
+    p = WorkerPool(size=1)
+    try:
+        secret = np.full((1, 4), 42.0, np.float32)
+        first = p.run(data, spec, Feed({x.name: secret}), owner="alice")
+        assert first.ok and not first.outputs[0].values.any()
+        alice_pid = p.pids()[0]
+        other = p.run(data, spec, Feed({x.name: np.zeros((1, 4), np.float32)}), owner="bob")
+        assert other.ok and not other.outputs[0].values.any(), "bob saw alice's input"
+        assert p.pids()[0] != alice_pid  # another owner: another process
+        # The same session: every run starts afresh too, unless it asks to keep the state.
+        again = p.run(data, spec, Feed({x.name: secret}), owner="bob")
+        assert again.ok and not again.outputs[0].values.any()
+        kept = [p.run(data, spec, Feed({x.name: np.full((1, 4), v, np.float32)}), owner="bob", keep_state=True)
+                for v in (7.0, 8.0)]
+        assert kept[1].outputs[0].values.tolist() == [[7.0] * 4]
+    finally:
+        p.close()
+
+
+def test_a_batch_of_a_stateful_model_starts_every_sample_afresh_unless_told(converted):
+    from lite_debug.batch import run_batch
+
+    data = converted["remember"]
+    spec = inspect_model(data)
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)  # three samples of [1, 4]
+    p = WorkerPool(size=1)
+    try:
+        fresh = run_batch(data, spec, {spec.inputs[0].name: x}, pool=p)
+        assert fresh.status == "ok" and not next(iter(fresh.outputs.values())).any()
+        kept = run_batch(data, spec, {spec.inputs[0].name: x}, pool=p, keep_state=True)
+        (values,) = kept.outputs.values()
+        assert values[1].tolist() == x[0].tolist() and values[2].tolist() == x[1].tolist()
+    finally:
+        p.close()
+
+
+def test_outputs_larger_than_declared_are_capped_in_the_worker(converted):
+    # Declared [1, 1] (the memory estimate passes), filled to [262144, 4] at run time: 1 MiB of
+    # int8 and 4 MiB of dequantized float32 in the server, over a 4 MiB cap.
+    data = converted["tile_int8"]
+    spec = inspect_model(data)
+    assert spec.outputs[0].shape == (1, 1) and spec.outputs[0].quantization.is_quantized
+    x, multiples = spec.inputs if spec.inputs[0].dtype == "int8" else spec.inputs[::-1]
+    w = Worker(Limits(output_bytes=4 << 20))
+    try:
+        big = Feed({x.name: np.ones((1, 4), np.int8), multiples.name: np.array([1 << 18, 1], np.int32)})
+        r = w.run(data, spec, big)
+        assert r.status == "skipped" and r.limit == "output" and not r.outputs
+        assert "5 MiB in the server" in r.detail and "4 MiB a run may return" in r.detail
+        assert "[262144, 4]" in r.detail and "LITE_DEBUG_OUTPUT_MB" in r.detail
+        small = Feed({x.name: np.ones((1, 4), np.int8), multiples.name: np.array([1000, 1], np.int32)})
+        r = w.run(data, spec, small)
+        (out,) = r.outputs
+        assert r.ok and out.raw.shape == (1000, 4) and out.values.dtype == np.float32
+        q = out.quantization
+        assert np.allclose(out.values, (out.raw.astype(np.float64) - q.zero_point[0]) * q.scale[0], rtol=1e-6)
+    finally:
+        w.close()
+
+
+def test_limits_read_the_output_cap_from_the_environment():
+    assert Limits.from_env({"LITE_DEBUG_OUTPUT_MB": "64"}).output_bytes == 64 << 20
+    assert Limits.from_env({"LITE_DEBUG_OUTPUT_MB": "0"}).output_bytes is None
+    assert Limits.from_env({}).output_bytes == 256 << 20
+
+
+def test_the_server_holds_under_twice_the_capped_outputs(converted, tmp_path):
+    # 25 MiB of int8 (with its float32 copy: 125 MiB, under a 128 MiB cap) run in a fresh process
+    # whose peak memory is measured: float64 temporaries took 4x the output more.
+    model = tmp_path / "tile.tflite"
+    model.write_bytes(converted["tile_int8"])
+    code = (
+        "import numpy as np, sys\n"
+        "from lite_debug.inspection import inspect_model\n"
+        "from lite_debug.records import Feed\n"
+        "from lite_debug.running import Limits, Worker\n"
+        f"data = open({str(model)!r}, 'rb').read(); spec = inspect_model(data)\n"
+        "x, m = spec.inputs if spec.inputs[0].dtype == 'int8' else spec.inputs[::-1]\n"
+        "w = Worker(Limits(output_bytes=128 << 20))\n"
+        "feed = Feed({x.name: np.ones((1, 4), np.int8), m.name: np.array([25 << 18, 1], np.int32)})\n"
+        "assert w.run(data, spec, Feed({x.name: np.ones((1, 4), np.int8), m.name: np.array([1, 1], np.int32)})).ok\n"
+        "def status(key):\n"
+        "    return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith(key)) << 10\n"
+        "open('/proc/self/clear_refs', 'w').write('5')\n"
+        "before = status('VmRSS:')\n"
+        "r = w.run(data, spec, feed)\n"
+        "assert r.ok and r.outputs[0].raw.nbytes == 25 << 20, (r.status, r.detail)\n"
+        "print(status('VmHWM:') - before)\n"
+        "w.close()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    peak = int(done.stdout.split()[-1])
+    assert peak < 2 * (128 << 20), f"the server took {peak >> 20} MiB for 125 MiB of outputs"
+
+
+def test_outputs_of_every_kind_come_back_as_values(converted):
+    data = converted["kinds"]
+    spec = inspect_model(data)
+    names = {t.dtype: t.name for t in spec.outputs}
+    x = np.arange(16, dtype=np.float32).reshape(4, 4) - 5
+    strings = np.array([b"ab", b"c\x00d"], dtype=object)
+    inputs = {t.dtype: t.name for t in spec.inputs}
+    r = run(data, {inputs["float32"]: x, inputs["string"]: strings}, spec=spec, pool=WorkerPool(size=1))
+    assert r.ok, (r.status, r.detail)  # a string output crashed the worker (tensor() on a string)
+    got = {o.name: o for o in r.outputs}
+    assert got[names["string"]].raw.tolist() == [[b"ab"], [b"c\x00d"]]
+    assert np.allclose(got[names["complex64"]].values, np.fft.rfft2(x), atol=1e-4)
+    assert got[names["bool"]].values.tolist() == (x > 0).tolist()
+    assert got[names["float32"]].shape == (4, 0)
+
+
+def test_an_output_name_with_a_nul_byte_matches_the_model(converted):
+    from lite_debug._schema import schema
+    import flatbuffers
+
+    fb = schema()
+    model = fb.ModelT.InitFromObj(fb.Model.GetRootAs(converted["kinds"], 0))
+    sub = model.subgraphs[0]
+    sub.tensors[sub.outputs[0]].name = b"first\x00second"
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    data = bytes(builder.Output())
+    spec = inspect_model(data)
+    assert "first\x00second" in [t.name for t in spec.outputs]
+    inputs = {t.dtype: t.name for t in spec.inputs}
+    r = run(data, {inputs["float32"]: np.ones((4, 4), np.float32), inputs["string"]: np.array([b"a", b"b"], dtype=object)},
+            spec=spec, pool=WorkerPool(size=1))
+    assert r.ok and sorted(o.name for o in r.outputs) == sorted(t.name for t in spec.outputs)
+    r.output("first\x00second")
+
+
+def test_no_poll_after_a_reply_unless_more_requests_follow():
+    # A person clicking: the worker sleeps at once after each reply. It polled 2-10 ms after
+    # every one, a core's worth of CPU on a shared server for runs nobody was waiting on.
+    data, spec = model("add_float.tflite")
+    feed = Feed({"x": np.zeros((1, 4), np.float32)})
+    w = Worker(Limits())
+
+    def cpu_seconds(pid: int) -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    try:
+        assert w.run(data, spec, feed).ok
+        before = cpu_seconds(w.pid)
+        for _ in range(40):
+            assert w.run(data, spec, feed).ok
+            time.sleep(0.02)
+        idle = cpu_seconds(w.pid) - before
+        assert idle < 0.04, f"the worker spent {idle * 1000:.0f} ms of CPU on 40 tiny runs"
+        before = cpu_seconds(w.pid)
+        for _ in range(40):
+            assert w.run(data, spec, feed, expect_more=True).ok
+            time.sleep(0.02)
+        assert cpu_seconds(w.pid) - before >= 0.06  # a loop that said so: it polls (2 ms a run at least)
+    finally:
+        w.close()
+
+
+# -- the model check -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def check_pool():
+    p = WorkerPool(size=2, limits=Limits(run_seconds=20, load_seconds=20))
+    yield p
+    p.close()
+
+
+@pytest.mark.parametrize(
+    "path, status, says",
+    [
+        ("lite_debug/examples/matrix_inverse_flex.tflite", "error", "Select TensorFlow op"),
+        ("lite_debug/examples/matrix_determinant_custom.tflite", "error", "unresolved custom op: MatrixDeterminant"),
+        ("lite_debug/examples/reshape_fixed_batch.tflite", "ok", None),
+        ("tests/real_models/face_landmark_with_attention.tflite", "error", "unresolved custom op: Landmarks2TransformMatrix"),
+        ("tests/real_models/selfie_segmentation.tflite", "ok", None),  # its custom op runs in XNNPACK
+    ],
+)
+def test_a_model_check_loads_and_allocates_without_invoking(check_pool, path, status, says):
+    data = (ROOT / path).read_bytes()
+    spec = inspect_model(data)
+    job = check_pool.start_check(data, spec, owner="s1")
+    check = job.result(timeout=60)
+    assert check.status == status, (check.status, check.message, check.detail)
+    assert check.sha256 == spec.sha256
+    if says:
+        assert says in check.message and check.error_type == "RuntimeError"
+        assert check.explanation is not None and check.explanation.recognised
+    # Asked again (every rerun of a page): the same finished job, no worker needed.
+    t0 = time.perf_counter()
+    assert check_pool.start_check(data, spec, owner="s1") is job and job.done()
+    assert check_pool.check_model(data, spec, owner="s2") is check
+    assert time.perf_counter() - t0 < 0.5
+
+
+def test_a_check_leaves_the_model_warm_for_its_session():
+    data, spec = model("add_float.tflite")
+    p = WorkerPool(size=1)
+    try:
+        assert p.check_model(data, spec, owner="s1", timeout=60).ok
+        (pid,) = p.pids()
+        assert run(data, [np.zeros((1, 4), np.float32)], spec=spec, pool=p, owner="s1").ok
+        assert p.pids() == [pid]
+    finally:
+        p.close()
+
+
+def test_a_model_too_big_to_check_is_skipped_with_the_figure():
+    data, spec = model("big_tile.tflite")
+    p = WorkerPool(size=1, limits=Limits(memory_bytes=450 << 20))
+    try:
+        check = p.check_model(data, spec, timeout=5)
+        assert check.status == "skipped" and check.limit == "memory" and "305 MiB" in check.detail
+        assert not p.pids()
+    finally:
+        p.close()
