@@ -9,7 +9,19 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages._ui import FRAME_FLAG, PAGES, keep_case, keeper, md, open_case_from_address, set_workspace, warm_up, workspace, write_cookie
+from pages._ui import (
+    FRAME_FLAG,
+    PAGES,
+    collect_check,
+    keep_case,
+    keeper,
+    md,
+    open_case_from_address,
+    set_workspace,
+    warm_up,
+    workspace,
+    write_cookie,
+)
 
 st.set_page_config(page_title="lite-debug", layout="wide")
 
@@ -32,6 +44,17 @@ if "_deep_link" in st.session_state:  # a page that first ran without the frame 
 # the last run (a callback's fix, the last page's run) is kept before this page draws.
 open_case_from_address()
 keep_case()
+checking = collect_check()
+
+@st.fragment(run_every=0.5)
+def _await_check() -> None:
+    """While the model is being loaded in a worker: a line that says so, polled twice a second;
+    when the check ends, the whole page is drawn again with what it found."""
+    if collect_check():
+        st.caption(":material/hourglass_top: Loading the model in a worker to check it…")
+    else:
+        st.rerun(scope="app")
+
 
 with st.sidebar:
     ws = workspace()
@@ -72,6 +95,10 @@ with st.sidebar:
                 st.success("The data fits the model's inputs", icon=":material/check_circle:")
         else:
             st.caption("No data yet: upload some or generate an input on the Start page.")
+        if checking:
+            _await_check()
+        elif ws.check is not None and not ws.check.ok:
+            st.caption(":material/block: The model does not load in this runtime: see the diagnosis.")
         if ws.result is not None:
             st.markdown(f"Last run: **{ws.result.status}**" + (" (data changed since)" if ws.result_stale else ""))
         row = st.container(horizontal=True)

@@ -234,6 +234,13 @@ def _check(args: argparse.Namespace) -> int:
     state.feed_to_run = feed
     pool = WorkerPool(size=1, limits=limits)
     try:
+        # Whether the model loads and allocates here at all (no invoke): an op the runtime lacks
+        # is an error of the diagnosis, before any run says so.
+        from .diagnosis import check_mismatches
+
+        found = check_mismatches(pool.check_model(state.model, state.spec))
+        state.mismatches = found + state.mismatches
+        state.remaining = found + list(state.remaining)
         if args.sweep:
             return _check_sweep(args, state, pool)
         if args.batch:

@@ -18,9 +18,9 @@ from .errors import FixError
 from .choices import by_input, choices as find_choices, parse_range
 from .fixes import FIX_ORDER, apply_fix, make_fix
 from .quantization import dtype_range, real_range
-from .records import Choice, Feed, Fix, Mismatch, ModelSpec, RunResult, Step, TensorSpec
+from .records import Choice, Feed, Fix, Mismatch, ModelCheck, ModelSpec, RunResult, Step, TensorSpec
 
-__all__ = ["FixOutcome", "diagnose", "explain_result", "fix_all", "signatures_that_fit"]
+__all__ = ["FixOutcome", "check_mismatches", "diagnose", "explain_result", "fix_all", "signatures_that_fit"]
 
 _IMAGE_CHANNELS = (1, 3, 4)
 _CHANNEL_WORDS = {1: "grayscale", 3: "RGB", 4: "RGBA"}
@@ -507,6 +507,7 @@ def diagnose(
     return found
 
 
+
 _KIND_ORDER = {
     k: i
     for i, k in enumerate(
@@ -652,3 +653,48 @@ def explain_result(result: RunResult, mismatches: Sequence[Mismatch]) -> RunResu
     if result.kernel_message and result.explanation is not None and "default_delegate_message" in result.explanation.facts:
         explanation = replace(explanation, facts={**dict(explanation.facts), "default_delegate_message": result.explanation.facts["default_delegate_message"]})
     return replace(result, explanation=explanation)
+
+
+# What a failed model check (loading and allocating in a worker, no invoke) is, by the kind of
+# its explanation: an op the runtime lacks, a delegate that refused, a kernel's Prepare, or else
+# a model that does not load.
+_UNSUPPORTED = {
+    "unresolved_custom_op", "select_tf_ops_unsupported", "tf1_control_flow", "op_missing_from_resolver",
+    "op_version_unsupported", "builtin_op_unknown", "registration_failed",
+}
+_DELEGATE = {
+    "xnnpack_delegate_failed", "default_delegate_failed", "delegate_dynamic_tensors", "delegate_load_failed",
+    "delegate_library_not_found", "delegate_not_a_delegate", "edgetpu_runtime_version", "edgetpu_runtime_mismatch",
+    "edgetpu_prepare_failed",
+}
+_PREPARE = {
+    "node_failed_to_prepare", "reshape_element_count", "reshape_stretch", "concatenation_mismatch", "conv_input_rank",
+    "fully_connected_cols", "broadcast_shapes", "kernel_rank_unsupported", "kernel_type_unsupported",
+    "kernel_check_failed", "model_allocation_failed",
+}
+
+
+def check_mismatches(check: ModelCheck | None) -> list[Mismatch]:
+    """A failed model check as an error-level mismatch of its own kind (``unsupported_op``,
+    ``delegate``, ``prepare`` or ``load``), with the explanation; [] when the model loads or
+    has not been checked. It concerns the model, not an input (``input_index`` -1, no fixes)."""
+    if check is None or check.ok:
+        return []
+    e = check.explanation
+    if check.status == "error" and e is not None:
+        kind = "unsupported_op" if e.kind in _UNSUPPORTED else "delegate" if e.kind in _DELEGATE else (
+            "prepare" if e.kind in _PREPARE else "load"
+        )
+        said = (check.message or e.title).strip()[:2000]
+        message = f"The model does not load in this runtime, so every run will fail: {e.cause} {e.fix}"
+        if check.kernel_message:
+            message += f" Without the default XNNPACK delegate the kernel says: {check.kernel_message.strip()}"
+    else:
+        kind, said = "load", check.status
+        message = f"The model could not be loaded in a worker ({check.status}): {check.detail or 'no reason given'}"
+    return [
+        Mismatch(
+            input_index=-1, input_name="", kind=kind, severity="error",  # type: ignore[arg-type]
+            expected="a model this runtime can load and allocate", got=said, message=message.strip(),
+        )
+    ]

@@ -16,7 +16,7 @@ import numpy as np
 from .binding import bind, bind_mixed
 from .bundle import is_bundle, read_bundle, write_bundle
 from .choices import choices as find_choices, option_of, pending_fixes
-from .diagnosis import diagnose, explain_result, fix_all
+from .diagnosis import check_mismatches, diagnose, explain_result, fix_all
 from .errors import DataLoadError, FixError
 from .fixes import apply_fix
 from .generate import generate_feed
@@ -24,7 +24,7 @@ from .inspection import inspect_model, packed_file
 from .loading import load_data
 from .archive import ErrorText
 from .casefile import Recorded
-from .records import Choice, Feed, Fix, Mismatch, ModelSpec, RunResult, Step, TensorSpec
+from .records import Choice, Feed, Fix, Mismatch, ModelCheck, ModelSpec, RunResult, Step, TensorSpec
 from .running import WorkerPool, default_pool
 
 __all__ = ["Workspace"]
@@ -62,6 +62,7 @@ class Workspace:
     data_problem: str = ""  # why the archive's data could not be loaded, if it could not
     recorded: Recorded | None = None  # what a re-opened bundle or case recorded (its run, diagnosis, versions)
     case_id: str | None = None  # the case this workspace was last kept as (lite_debug.cases)
+    check: ModelCheck | None = None  # whether the model loads and allocates in a worker (set when known)
     _kept: tuple | None = field(default=None, repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
 
@@ -202,7 +203,7 @@ class Workspace:
     def _cached(self, name: str, compute):
         # Keyed on the feed object itself (held here, so it cannot be freed and its id reused)
         # and the preferences: an id() key once served a stale diagnosis after apply-undo-apply.
-        key = (self.feed, tuple(sorted(self.preferences.items())), self.signature)
+        key = (self.feed, tuple(sorted(self.preferences.items())), self.signature, self.check)
         hit = self._cache.get(name)
         if hit is None or hit[0][0] is not key[0] or hit[0][1:] != key[1:]:
             hit = (key, compute())
@@ -223,9 +224,11 @@ class Workspace:
         """The diagnosis of the current data, computed once per data state and set of picks."""
 
         def compute() -> list[Mismatch]:
+            # A model that does not load is an error whatever the data (first, before the inputs').
+            found = check_mismatches(self.check)
             if not self.has_data:
-                return []
-            found = diagnose(self.spec, self.feed, self.signature, choices=self.choices)
+                return found
+            found += diagnose(self.spec, self.feed, self.signature, choices=self.choices)
             for fix in pending_fixes(self.choices, self.applied):
                 pos = next((i for i, t in enumerate(self.inputs) if t.name == fix.input), -1)
                 found.append(
@@ -319,13 +322,13 @@ class Workspace:
         for key, option in picks.items():
             self.choose(key, option)
 
-    def run_sweep(self, pool: WorkerPool | None = None, progress=None) -> list:
+    def run_sweep(self, pool: WorkerPool | None = None, progress=None, *, owner=None) -> list:
         """Run the preprocessing sweep on the data as given (see ``lite_debug.sweep``); kept as ``sweep``."""
         from .sweep import run_sweep
 
         self.sweep = run_sweep(
             self.model_bytes, self.spec, self.original, self.signature, pool=pool or default_pool(),
-            choices=self.choices, progress=progress,
+            choices=self.choices, progress=progress, owner=owner,
         )
         return self.sweep
 
@@ -438,20 +441,26 @@ class Workspace:
                 steps.append(Step(fix=fix, answered=None, feed=feed, click=click))
         self._push(("sample", index), steps)
 
-    def run_batch(self, pool: WorkerPool | None = None, progress=None):
-        """Run every sample in a worker; the result is kept as ``batch_result``."""
+    def run_batch(self, pool: WorkerPool | None = None, progress=None, *, owner=None, on_wait=None):
+        """Run every sample in a worker; the result is kept as ``batch_result``. ``owner`` keys
+        the session (workers and their state never pass between owners unreset)."""
         from .batch import run_batch
 
         self.batch_result = run_batch(
-            self.model_bytes, self.spec, self.feed, signature=self.signature, pool=pool or default_pool(), progress=progress
+            self.model_bytes, self.spec, self.feed, signature=self.signature, pool=pool or default_pool(),
+            progress=progress, owner=owner, on_wait=on_wait,
         )
         return self.batch_result
 
     # -- running and exporting -----------------------------------------------------------
-    def run(self, pool: WorkerPool | None = None) -> RunResult:
+    def run(self, pool: WorkerPool | None = None, *, owner=None, on_wait=None, keep_state: bool = False) -> RunResult:
         """Run the current data in a worker process and keep the result, its failure explained
-        knowing the diagnosis (so the two agree)."""
-        result = (pool or default_pool()).run(self.model_bytes, self.spec, self.feed, self.signature)
+        knowing the diagnosis (so the two agree). ``owner`` keys the session; ``on_wait`` is
+        told the queue's state while the run waits for a worker; ``keep_state`` keeps a
+        stateful model's variables from the previous run (they are reset by default)."""
+        result = (pool or default_pool()).run(
+            self.model_bytes, self.spec, self.feed, self.signature, owner=owner, on_wait=on_wait, keep_state=keep_state
+        )
         self.result = explain_result(result, self.mismatches)
         self.result_stale = False
         return self.result

@@ -112,6 +112,7 @@ def run_sweep(
     pool: Any = None,
     choices: Sequence[Choice] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    owner: Any = None,
 ) -> list[Candidate]:
     """Fix ``original`` (the data as given) once per candidate, run each, score each.
 
@@ -135,7 +136,7 @@ def run_sweep(
             done.append(Candidate(picks, _label(picks, found), outcome.applied, None, Score(None, "", ""),
                                   problem=f"not run: {errors[0].message}"))
             continue
-        result = pool.run(model_bytes, spec, outcome.feed, signature)
+        result = pool.run(model_bytes, spec, outcome.feed, signature, owner=owner, expect_more=i + 1 < len(todo))
         score = score_outputs(result.outputs) if result.ok else Score(None, "", "")
         done.append(Candidate(picks, _label(picks, found), outcome.applied, result, score))
     if progress is not None:

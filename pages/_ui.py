@@ -47,12 +47,36 @@ def workspace() -> Workspace | None:
     return st.session_state.get("ws")
 
 
+def owner() -> str:
+    """This browser session's key for the worker pool: workers (and a stateful model's
+    variables) never pass from one owner to another without a reset."""
+    import secrets
+
+    return st.session_state.setdefault("_owner", secrets.token_hex(8))
+
+
 def set_workspace(ws: Workspace | None) -> None:
     st.session_state["ws"] = ws
+    st.session_state.pop("check-job", None)
     if ws is None:
         st.session_state.pop("data-files", None)  # closed: the next model starts with no data
-    else:
-        pool().prewarm(ws.model_bytes, ws.spec)  # the first run then finds the model loaded
+    elif ws.check is None:
+        # Load and allocate the model in a worker, in the background: an op the runtime lacks
+        # shows in the diagnosis before anyone runs it; the first run then finds it warm.
+        st.session_state["check-job"] = pool().prewarm(ws.model_bytes, ws.spec, owner=owner())
+
+
+def collect_check() -> bool:
+    """Give the workspace its model check when the background check has finished; True when
+    one is still running (the frame then polls for it)."""
+    ws, job = workspace(), st.session_state.get("check-job")
+    if ws is None or job is None or ws.check is not None:
+        return False
+    if not job.done():
+        return True
+    ws.check = job.result()
+    st.session_state.pop("check-job", None)
+    return False
 
 
 def require_workspace() -> Workspace:

@@ -71,6 +71,11 @@ if ws.reported is not None:
                         + (f" — {md(ws.result.explanation.title)}" if ws.reproduced == "a different error" and ws.result.explanation else ""))
         else:
             st.caption("Run the model to see whether lite-debug reproduces it.")
+for m in ws.mismatches:
+    if m.input_index < 0 and m.severity == "error":  # the model itself: it does not load here
+        st.error(f"**{m.kind}** — {md(m.message)}", icon=":material/block:")
+        with st.expander("The interpreter's message"):
+            st.code(m.got, language="text", wrap_lines=True)
 if not ws.has_data:
     st.warning("There is no data for this model yet: upload some or generate an input on the Start page.")
     st.page_link(PAGES["start"], label="Go to Start", icon=":material/home:")
@@ -164,7 +169,7 @@ if batch is not None:
         )
 
 for m in mismatches:
-    if m.input_index < 0:
+    if m.input_index < 0 and m.severity == "warning":
         st.warning(md(m.message), icon=":material/warning:")
 
 for pos, tensor in enumerate(ws.inputs):

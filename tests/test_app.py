@@ -668,3 +668,18 @@ def test_a_bad_case_address_says_so():
     at.query_params["case"] = "A" * 24
     at.run()
     assert not at.exception and "No case" in texts(at.main.error)
+
+
+def test_a_model_that_cannot_load_shows_before_any_run():
+    at = app()
+    at.button(key="example-select-tf-op").click().run()
+    job = at.session_state["check-job"]
+    job.join(60)
+    at.run()
+    assert not at.exception
+    ws = at.session_state["ws"]
+    assert ws.check is not None and ws.errors[0].kind == "unsupported_op"
+    assert "FlexMatrixInverse" in texts(at.main.error)
+    assert not at.sidebar.success and "does not load in this runtime" in texts(at.sidebar.caption)
+    assert at.button(key="run-now").label == "Run it anyway"
+    assert "The run is expected to fail: The model does not load" in texts(at.caption)

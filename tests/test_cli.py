@@ -375,3 +375,13 @@ def test_bundle_and_script_from_the_command_line(tmp_path):
     run = subprocess.run([sys.executable, str(script), "--out", str(tmp_path / "o.npz")], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert np.load(tmp_path / "o.npz")["StatefulPartitionedCall:0"].shape == (1, 10)
+
+
+def test_an_op_the_runtime_lacks_is_a_mismatch_before_any_run():
+    done = cli("check", EXAMPLES_DIR / "matrix_inverse_flex.tflite", "--json")
+    report = json.loads(done.stdout)
+    first = report["mismatches"][0]
+    assert done.returncode == 1 and first["kind"] == "unsupported_op" and first["severity"] == "error"
+    assert "FlexMatrixInverse" in first["message"]
+    text = cli("check", EXAMPLES_DIR / "matrix_inverse_flex.tflite").stdout
+    assert "[error] unsupported_op: The model does not load in this runtime" in text

@@ -217,3 +217,35 @@ def test_a_png_into_a_classifier_lists_every_problem_at_once():
     spec = model(tensor())
     found = diagnose(spec, [np.zeros((256, 256, 3), np.uint8)])
     assert kinds(found) == ["batch", "shape", "dtype"]
+
+
+# -- the model check: ops the runtime lacks are found when the model opens, not by running -------
+
+
+def test_a_model_the_runtime_cannot_load_is_an_error_of_its_own_kind():
+    from lite_debug.diagnosis import check_mismatches
+    from lite_debug.gallery import EXAMPLES_DIR
+    from lite_debug.inspection import inspect_model
+    from lite_debug.running import WorkerPool
+    from test_inspection import REAL, need_real_models
+
+    need_real_models()
+    pool = WorkerPool(size=1)
+    try:
+        cases = {
+            "matrix_inverse_flex.tflite": (EXAMPLES_DIR, "unsupported_op", "FlexMatrixInverse"),
+            "matrix_determinant_custom.tflite": (EXAMPLES_DIR, "unsupported_op", "MatrixDeterminant"),
+            "face_landmark_with_attention.tflite": (REAL, "unsupported_op", "Landmarks2TransformMatrix"),
+            "selfie_segmentation.tflite": (REAL, None, None),  # its custom op runs in XNNPACK
+        }
+        for name, (folder, kind, op) in cases.items():
+            data = (folder / name).read_bytes()
+            found = check_mismatches(pool.check_model(data, inspect_model(data)))
+            if kind is None:
+                assert found == [], name
+                continue
+            (m,) = found
+            assert m.kind == kind and m.severity == "error" and m.input_index == -1, name
+            assert op in m.message and op in m.got and "every run will fail" in m.message, name
+    finally:
+        pool.close()
