@@ -171,7 +171,7 @@ def test_the_graph_view_renders_offline_in_chromium(open_app):  # noqa: F811  (t
     from test_browser import settle, shot
 
     page = open_app()
-    uploader = page.get_by_test_id("stFileUploader").filter(has_text="Model (.tflite) or bug-report bundle")
+    uploader = page.get_by_test_id("stFileUploader").filter(has_text="Model (.tflite), or a bug-report archive")
     uploader.locator("input[type=file]").set_input_files(str(REAL / "hand_landmark_lite.tflite"))
     page.get_by_test_id("stSidebar").get_by_text("hand_landmark_lite.tflite").first.wait_for()
     settle(page)
