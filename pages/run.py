@@ -3,17 +3,36 @@
 from __future__ import annotations
 
 import io
+import re
+import threading
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 
 from lite_debug.errors import LiteDebugError
-from lite_debug.figures import figures_for_output
-from lite_debug.report import preview_image
 from pages._ui import PAGES, frame, pool, require_workspace
 
 frame("run")
+
+_figures_loaded = threading.Event()
+
+
+def _load_figures_soon() -> None:
+    """Import plotly (through lite_debug.figures) in the background, once per server.
+
+    The first figure of a session then does not wait ~1 s for the import: the page is drawn
+    first, and by the time "Run" is clicked the module is there.
+    """
+    if _figures_loaded.is_set():
+        return
+    _figures_loaded.set()
+
+    def load() -> None:
+        import lite_debug.figures  # noqa: F401
+
+    threading.Thread(target=load, name="lite-debug-figures", daemon=True).start()
+
+
+_load_figures_soon()
 
 ws = require_workspace()
 st.title("Run and outputs")
@@ -48,7 +67,7 @@ if ws.batch_ready:
             c2.metric("Failed", b.count - b.ok_count)
             c3.metric("Total time", f"{b.total_ms:.0f} ms")
             if b.outputs:
-                st.dataframe(pd.DataFrame(b.summary()), hide_index=True, width="stretch")
+                st.dataframe(b.summary(), hide_index=True, width="stretch")
             if b.errors:
                 st.error(f"{len(b.errors)} run(s) failed, the first at sample {next(iter(b.errors))}: "
                          + (b.explanation.cause if b.explanation else next(iter(b.errors.values()))))
@@ -106,30 +125,179 @@ c3.metric("Outputs", len(r.outputs))
 if r.detail:
     st.caption(r.detail)
 
-first_image = next((preview_image(ws.feed.arrays.get(t.name)) for t in ws.inputs if t.rank == 4), None)
-for out in r.outputs:
-    with st.container(border=True):
-        st.markdown(
-            f"#### `{out.name}` — {out.dtype} {list(out.shape)}"
-            + (f" (dequantized with {out.quantization.describe()})" if out.quantization.is_quantized else "")
-        )
-        figs = figures_for_output(out, labels=ws.labels, input_image=first_image)
-        if figs:
-            tabs = st.tabs([name for name, _ in figs] + ["Values"])
-            for tab, (name, fig) in zip(tabs, figs):
-                tab.plotly_chart(fig, width="stretch", key=f"fig-{out.name}-{name}")
-            values_tab = tabs[-1]
-        else:
-            values_tab = st.container()
-        with values_tab:
-            v = np.asarray(out.values)
-            table = v.reshape(-1, v.shape[-1]) if v.ndim >= 2 else v.reshape(1, -1)
-            st.dataframe(pd.DataFrame(table[:1000, :1000]), width="stretch", height=240)
-            buf = io.BytesIO()
-            np.save(buf, out.values, allow_pickle=False)
-            st.download_button(
-                "Download as .npy",
-                buf.getvalue(),
-                file_name=f"{out.name.replace('/', '_').replace(':', '_')}.npy",
-                key=f"download-{out.name}",
+# -- the outputs: one view each, chosen by what the output is ---------------------------------------
+
+_PUNCT = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>:~$&=\"'^])")
+
+
+def as_text(value: object) -> str:
+    """A string from the model file, made safe to place in Markdown: shown as it is, never
+    interpreted (every punctuation mark escaped, control characters written out)."""
+    text = "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in str(value))
+    return _PUNCT.sub(r"\\\1", text)
+
+
+def npy_bytes(values) -> bytes:
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, values, allow_pickle=False)
+    return buf.getvalue()
+
+
+def file_stem(name: str, position: int) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "output"
+    return f"{position}-{stem}"[:80]
+
+
+def batch_of(ws) -> int | None:
+    """The number of samples the data holds on its first axis, when it is more than one."""
+    arrays = list(ws.feed.arrays.values())
+    inputs = ws.inputs
+    if not arrays or not inputs:
+        return None
+    x = arrays[0]
+    n = int(x.shape[0]) if getattr(x, "ndim", 0) == inputs[0].rank and x.ndim >= 1 else 0
+    return n if n > 1 else None
+
+
+def views_of(ws, r, choices: dict[int, str]):
+    """The views of this run, kept per run and per choice of kinds (a rerun costs nothing)."""
+    from lite_debug.report import preview_image
+    from lite_debug.views import interpret
+
+    key = (id(r), tuple(sorted(choices.items())))
+    cached = st.session_state.get("_run_views")
+    if cached and cached[0] == key:
+        return cached[1]
+    image = next((preview_image(ws.feed.arrays.get(t.name)) for t in ws.inputs if t.rank == 4), None)
+    views = interpret(r.outputs, ws.spec, signature=ws.signature, labels=ws.labels, input_image=image,
+                      batch=batch_of(ws), choose=choices)
+    st.session_state["_run_views"] = (key, views)
+    return views
+
+
+VALUES = "values"
+MAX_TABLE_ROWS, MAX_TABLE_COLUMNS = 200, 64
+
+
+def values_table(out, view, index) -> None:
+    """A table of the values of one slice (at most 200×64), as text where they are not real numbers."""
+    import numpy as np
+
+    from lite_debug.figures import array_slice
+
+    values = np.asarray(out.values)
+    if values.size == 0:
+        st.caption(f"No values: the shape {list(values.shape)} has a zero in it.")
+        return
+    s = array_slice(values, index) if values.ndim > 2 else values.reshape(1, -1) if values.ndim <= 1 else values
+    s = np.atleast_2d(s)
+    shown = s[:MAX_TABLE_ROWS, :MAX_TABLE_COLUMNS]
+    if shown.dtype.kind not in "biuf":  # complex, strings, bytes: pyarrow takes none of them as numbers
+        shown = np.vectorize(lambda x: repr(x) if isinstance(x, bytes) else str(x), otypes=[object])(shown).astype(str)
+    cut = shown.shape != s.shape
+    st.dataframe(shown, height=min(36 + 35 * shown.shape[0], 300), width="stretch")
+    if cut:
+        st.caption(f"The first {shown.shape[0]} rows and {shown.shape[1]} columns of {s.shape[0]}×{s.shape[1]}; download the .npy for all.")
+
+
+def slice_picker(out, position: int) -> tuple[int, ...]:
+    """Number inputs for the leading axes of an array of more than two axes (size-1 axes skipped)."""
+    shape = [d for d in out.values.shape]
+    while len(shape) > 2 and shape[0] == 1:
+        shape.pop(0)
+    lead = shape[:-2]
+    if not lead:
+        return ()
+    cols = st.columns(min(len(lead), 4))
+    picks = []
+    for axis, size in enumerate(lead):
+        picks.append(
+            cols[axis % len(cols)].number_input(
+                f"Index on axis {axis} (0–{size - 1})", 0, max(size - 1, 0), 0, key=f"slice-{position}-{axis}"
             )
+        )
+    return tuple(int(p) for p in picks)
+
+
+def details(view) -> None:
+    """What a figure cannot say: rows of detections and anchors, the number of a scalar."""
+    data = view.data
+    if view.kind == "scalar":
+        st.metric("Value", f"{data['value']:.6g}")
+    elif view.kind == "anchor_scores" and data.get("top"):
+        st.dataframe([{k: (", ".join(f"{x:.3g}" for x in v) if isinstance(v, list) else v) for k, v in row.items()}
+                      for row in data["top"]], hide_index=True, width="stretch")
+    elif view.kind == "anchor_boxes" and data.get("top"):
+        st.dataframe([{"anchor": row["anchor"], **{f"v{j}": round(x, 4) for j, x in enumerate(row["values"])}}
+                      for row in data["top"]], hide_index=True, width="stretch")
+    elif view.kind == "detections" and data.get("rows"):
+        st.dataframe([{"label": row["label"], "score": round(row["score"], 4),
+                       "box [ymin, xmin, ymax, xmax]": ", ".join(f"{x:.3g}" for x in row["box"])}
+                      for row in data["rows"]], hide_index=True, width="stretch")
+    elif view.kind == "unreadable":
+        st.text(" ".join(repr(x) if isinstance(x, bytes) else str(x) for x in data.get("sample", [])))
+
+
+def draw(view, out, choice: str) -> None:
+    """The chosen view of one output: its figure (built here, behind a "drawing" line) or its values."""
+    index: tuple[int, ...] = ()
+    if choice == VALUES or view.kind == "array":
+        index = slice_picker(out, view.position)
+    if choice != VALUES:
+        placeholder = st.empty()
+        placeholder.caption("Drawing…")
+        from lite_debug.figures import figure_for, is_picture
+
+        fig = figure_for(view, index=index)
+        if fig is None:
+            placeholder.empty()
+        elif is_picture(fig):
+            placeholder.plotly_chart(fig, width="content", key=f"fig-{view.position}-{view.kind}", config={"displaylogo": False})
+        else:
+            placeholder.plotly_chart(fig, width="stretch", key=f"fig-{view.position}-{view.kind}", config={"displaylogo": False})
+        details(view)
+    if choice == VALUES or view.kind in ("array", "empty", "unreadable"):
+        values_table(out, view, index)
+
+
+@st.fragment
+def show_output(position: int) -> None:
+    from lite_debug.views import KINDS
+
+    ws_ = require_workspace()
+    r_ = ws_.result
+    if r_ is None or position >= len(r_.outputs):
+        return
+    out = r_.outputs[position]
+    choices = st.session_state.setdefault("_run_choices", {})
+    if choices.get("_run") != id(r_):  # a new run: back to the guesses
+        choices.clear()
+        choices["_run"] = id(r_)
+    view = views_of(ws_, r_, {k: v for k, v in choices.items() if k != "_run"})[position]
+    with st.container(border=True):
+        quant = f" (dequantized with {out.quantization.describe()})" if out.quantization.is_quantized else ""
+        st.markdown(f"#### {as_text(out.name) or f'Output {position}'}")
+        st.caption(f"Output {position} · {out.dtype} {list(out.shape)}{quant}")
+        st.markdown(as_text(view.assumption))
+        options = list(view.alternatives) + ([VALUES] if view.kind not in ("array", "empty", "unreadable") else [])
+        picked = st.segmented_control(
+            "Read as", options, default=view.kind, key=f"view-{position}-{id(r_)}",
+            format_func=lambda k: "values (table)" if k == VALUES else KINDS.get(k, k),
+            label_visibility="collapsed",
+        ) if len(options) > 1 else view.kind
+        picked = picked or view.kind
+        if picked not in (VALUES, view.kind):
+            choices[position] = picked
+            st.rerun(scope="fragment")
+        draw(view, out, picked)
+        st.download_button(
+            "Download as .npy", npy_bytes(out.values) if out.values.dtype.kind != "O" else b"",
+            file_name=f"{file_stem(out.name, position)}.npy", key=f"download-{position}",
+            disabled=out.values.dtype.kind == "O", on_click="ignore",
+        )
+
+
+for position in range(len(r.outputs)):
+    show_output(position)
