@@ -472,6 +472,8 @@ def _guess(o: _Out, ctx: _Context, kinds: list[str]) -> tuple[str, str]:
     """The kind to show first, and why (the clause after "because")."""
     if kinds[0] in ("unreadable", "empty"):
         return kinds[0], ""
+    if o.complex_:  # no reading of complex numbers is safe to guess: show them
+        return "array", ""
     role = ctx.roles.get(o.position)
     if role and role[0].startswith("det_"):
         return "detections", role[1]["why"]
@@ -884,12 +886,21 @@ def _b_detections(o: _Out, ctx: _Context):
         rows.append({"class": c, "label": str(lab).strip() or f"class {c}", "score": float(scores[i]),
                      "box": [float(x) for x in boxes[i]]})
     normalized = bool(m) and _in_unit(np.clip(boxes[:count], -0.1, None)) if count else True
-    where = {"det_boxes": "boxes", "det_classes": "class ids", "det_scores": "scores", "det_count": "the count"}[role]
-    sentence = (f"read as {where} of {count} detection(s) of at most {m}, boxes as [ymin, xmin, ymax, xmax]"
-                + (" in fractions of the input" if normalized else " in pixels")
-                + ("; labels from labels.txt" + (" after its background line" if offset else "") if labels else "; no labels"))
     best = max(rows, key=lambda r: r["score"], default=None)
-    summary = f"{count} detection(s)" + (f", best {best['label']} {_g(best['score'])}" if best else "")
+    if role == "det_boxes":
+        sentence = (f"read as the boxes of {count} detection(s) (at most {m}) as [ymin, xmin, ymax, xmax]"
+                    + (" in fractions of the input" if normalized else " in pixels")
+                    + ("; labels from labels.txt" + (" after its background line" if offset else "") if labels else "; no labels"))
+        summary = f"{count} detection(s)" + (f", best {best['label']} {_g(best['score'])}" if best else "")
+    else:
+        what = {"det_classes": "class ids", "det_scores": "scores", "det_count": "number"}[role]
+        sentence = f"read as the {what} of the {count} detection(s) drawn with {_q(out('boxes').name)}"
+        if role == "det_classes":
+            summary = "classes " + ", ".join(r["label"] for r in rows[:8]) + (", …" if len(rows) > 8 else "")
+        elif role == "det_scores":
+            summary = "scores " + ", ".join(_g(r["score"]) for r in rows[:8]) + (", …" if len(rows) > 8 else "")
+        else:
+            summary = f"{count} detection(s)"
     data = {"rows": rows, "image": ctx.input_image, "image_hw": ctx.image_hw, "normalized": normalized,
             "draw": role == "det_boxes"}
     return sentence, data, {"count": count, "max": m, "detections": rows}, summary
