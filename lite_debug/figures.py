@@ -592,7 +592,9 @@ def _picture(rgb: np.ndarray, title: str, *, extra_bottom: int = 0) -> go.Figure
     fig = _figure(title)
     fig.add_trace(go.Image(source=_png_uri(small), dx=step, dy=step, hoverinfo="skip"))
     width, height = _picture_size(h, w, extra_bottom)
-    fig.update_layout(width=width, height=height)
+    m = TEMPLATE.layout.margin
+    # The margins are set on the figure: its size was worked out from them.
+    fig.update_layout(width=width, height=height, margin={"l": m.l, "r": m.r, "t": m.t, "b": m.b + extra_bottom})
     fig.update_xaxes(showgrid=False, zeroline=False, range=[-0.5, w - 0.5], constrain="domain")
     fig.update_yaxes(showgrid=False, zeroline=False, range=[h - 0.5, -0.5], scaleanchor="x", constrain="domain")
     return fig

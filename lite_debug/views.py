@@ -334,7 +334,7 @@ def _find_detections(ctx: _Context) -> None:
     for b in boxes:
         m = b.shape[1]
         pair = [o for o in usable if o.shape == (1, m)]
-        count = [o for o in usable if o.values.size == 1 and o is not b]
+        count = [o for o in usable if o.values.size == 1 and o is not b and o not in pair[:2]]
         if len(pair) < 2 or not count:
             continue
         named = _BOX_NAME.search(b.name) or "detection" in b.name.lower()
