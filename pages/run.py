@@ -272,25 +272,29 @@ def show_output(position: int) -> None:
         return
     out = r_.outputs[position]
     choices = st.session_state.setdefault("_run_choices", {})
-    if choices.get("_run") != id(r_):  # a new run: back to the guesses
-        choices.clear()
-        choices["_run"] = id(r_)
+    if choices.get("_run", {}).get(position) != id(r_):  # a new run: back to the guess
+        choices.pop(position, None)
+        choices.setdefault("_run", {})[position] = id(r_)
+        st.session_state.pop(f"view-{position}", None)
+    # The reading picked in the selector (kept by its key) is applied before the view is built,
+    # so a click costs one rerun of this fragment and no second one.
+    picked = st.session_state.get(f"view-{position}")
+    if picked and picked != VALUES:
+        choices[position] = picked
     view = views_of(ws_, r_, {k: v for k, v in choices.items() if k != "_run"})[position]
     with st.container(border=True):
         quant = f" (dequantized with {out.quantization.describe()})" if out.quantization.is_quantized else ""
         st.markdown(f"#### {as_text(out.name) or f'Output {position}'}")
-        st.caption(f"Output {position} · {out.dtype} {list(out.shape)}{quant}")
+        st.caption(f"Output {position} · {as_text(out.dtype)} {list(out.shape)}{quant}")
         st.markdown(as_text(view.assumption))
         options = list(view.alternatives) + ([VALUES] if view.kind not in ("array", "empty", "unreadable") else [])
-        picked = st.segmented_control(
-            "Read as", options, default=view.kind, key=f"view-{position}-{id(r_)}",
-            format_func=lambda k: "values (table)" if k == VALUES else KINDS.get(k, k),
-            label_visibility="collapsed",
-        ) if len(options) > 1 else view.kind
-        picked = picked or view.kind
-        if picked not in (VALUES, view.kind):
-            choices[position] = picked
-            st.rerun(scope="fragment")
+        if len(options) > 1:
+            picked = st.segmented_control(
+                "Read as", options, default=view.kind, key=f"view-{position}",
+                format_func=lambda k: "values (table)" if k == VALUES else KINDS.get(k, k),
+                label_visibility="collapsed",
+            )
+        picked = picked if picked in options else view.kind
         draw(view, out, picked)
         st.download_button(
             "Download as .npy", npy_bytes(out.values) if out.values.dtype.kind != "O" else b"",
