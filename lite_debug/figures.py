@@ -555,10 +555,11 @@ def labels_from_text(text: str) -> list[str]:
 # Pictures (a mask, a class map, boxes or points over the input) travel as one PNG inside the
 # figure, not as a list of every pixel: 256×256×3 numbers take ~0.6 MB of JSON and ~60 ms to
 # encode, the PNG ~40 KB and ~5 ms. Only a coarse grid of the values (at most
-# ``HOVER_SIDE`` per side) goes along, for hovering and the colour bar. Picture figures get
-# a width and height in the picture's own aspect ratio, so nothing stretches or letterboxes.
+# ``HOVER_SIDE`` per side) goes along, for hovering and the colour bar. A picture keeps its
+# aspect ratio (square pixels) and fills the width of its column up to ``PICTURE_SIDE`` pixels
+# of height; the figure's height follows the picture's shape, so a wide one leaves no band.
 
-PICTURE_SIDE = 480  # the long side of a picture in a figure, in CSS pixels
+PICTURE_SIDE = 420  # the height of a square picture in a figure, in CSS pixels
 HOVER_SIDE = 96
 MAX_SLICE_SIDE = 256  # a heatmap of a slice is thinned to this many rows and columns (about a screen)
 _MASK_RGB = (255, 0, 80)
@@ -577,11 +578,12 @@ def _png_uri(rgb: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _picture_size(h: int, w: int, extra_bottom: int = 0) -> tuple[int, int]:
-    """Figure (width, height) that shows an h×w picture at ``PICTURE_SIDE`` on its long side."""
-    scale = PICTURE_SIDE / max(h, w, 1)
+def _picture_height(h: int, w: int, extra_bottom: int = 0) -> int:
+    """Figure height for an h×w picture: ``PICTURE_SIDE`` for a square, less for a wide one,
+    at most 1.4 times that for a tall one (it then narrows instead)."""
+    inner = PICTURE_SIDE * min(max(h, 1) / max(w, 1), 1.4)
     m = TEMPLATE.layout.margin
-    return int(round(w * scale)) + m.l + m.r, int(round(h * scale)) + m.t + m.b + extra_bottom
+    return int(round(max(inner, 120))) + m.t + m.b + extra_bottom
 
 
 def _picture(rgb: np.ndarray, title: str, *, extra_bottom: int = 0) -> go.Figure:
@@ -591,10 +593,10 @@ def _picture(rgb: np.ndarray, title: str, *, extra_bottom: int = 0) -> go.Figure
     small = rgb[::step, ::step]
     fig = _figure(title)
     fig.add_trace(go.Image(source=_png_uri(small), dx=step, dy=step, hoverinfo="skip"))
-    width, height = _picture_size(h, w, extra_bottom)
     m = TEMPLATE.layout.margin
-    # The margins are set on the figure: its size was worked out from them.
-    fig.update_layout(width=width, height=height, margin={"l": m.l, "r": m.r, "t": m.t, "b": m.b + extra_bottom})
+    # The margins are set on the figure: its height was worked out from them.
+    fig.update_layout(height=_picture_height(h, w, extra_bottom), meta="picture",
+                      margin={"l": m.l, "r": m.r, "t": m.t, "b": m.b + extra_bottom})
     fig.update_xaxes(showgrid=False, zeroline=False, range=[-0.5, w - 0.5], constrain="domain")
     fig.update_yaxes(showgrid=False, zeroline=False, range=[h - 0.5, -0.5], scaleanchor="x", constrain="domain")
     return fig
@@ -633,15 +635,16 @@ def _view_mask(view) -> go.Figure:
         a = 0.6 * p
         rgb = (base * (1 - a) + a * np.array(_MASK_RGB)).astype(np.uint8)
     over = "over the input" if base is not None else ""
-    fig = _picture(rgb, _with_notes(f"{view.name}: {label} {over}".strip(), [f"{h}×{w}"]), extra_bottom=40)
+    fig = _picture(rgb, _with_notes(f"{view.name}: {label} {over}".strip(), [f"{h}×{w}"]), extra_bottom=56)
     z, sr, sc = _coarse(prob, HOVER_SIDE)
     fig.add_trace(
         go.Heatmap(
             z=_display(z), x0=(sc - 1) / 2, dx=sc, y0=(sr - 1) / 2, dy=sr,
             zmin=0.0, zmax=1.0, opacity=0.0,
             colorscale=[[0.0, "rgba(30, 30, 30, 1)"], [1.0, "rgb(%d, %d, %d)" % _MASK_RGB]],
-            colorbar={"orientation": "h", "x": 0.5, "xanchor": "center", "y": -0.02, "yanchor": "top",
-                      "len": 0.6, "thickness": 10, "title": {"text": f"{label} probability", "side": "top"}},
+            # Under the picture, at the bottom of the figure: clear of the tick labels at any size.
+            colorbar={"orientation": "h", "x": 0.5, "xanchor": "center", "yref": "container", "y": 0, "yanchor": "bottom",
+                      "len": 0.6, "thickness": 10, "title": {"text": f"{label} probability", "side": "right"}},
             hovertemplate="x %{x:.0f}, y %{y:.0f}: %{z:.3f}<extra></extra>",
         )
     )
@@ -662,16 +665,16 @@ def _view_class_map(view) -> go.Figure:
         rgb = (base * (1 - a) + colors * a).astype(np.uint8)
     else:
         rgb = colors
-    fig = _picture(rgb, f"{view.name}: class of each pixel ({h}×{w})", extra_bottom=0)
+    fig = _picture(rgb, f"{view.name}: class of each pixel ({h}×{w})", extra_bottom=24 * math.ceil(min(len(legend), 12) / 3))
     for entry in legend[:12]:
         c = _CLASS_COLORS[entry["class"] % len(_CLASS_COLORS)]
         fig.add_trace(
             go.Scatter(x=[None], y=[None], mode="markers", marker={"size": 10, "color": "rgb(%d, %d, %d)" % c, "symbol": "square"},
                        name=f"{entry['label']} ({entry['share']:.0%})", showlegend=True)
         )
-    fig.update_layout(legend={"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1, "font": {"size": 11}})
-    width = fig.layout.width + (160 if legend else 0)
-    fig.update_layout(width=width)
+    # The legend under the picture: beside it, it would be pushed off a phone's screen.
+    fig.update_layout(legend={"orientation": "h", "x": 0.5, "xanchor": "center", "yref": "container", "y": 0,
+                              "yanchor": "bottom", "font": {"size": 11}})
     return fig
 
 
@@ -717,7 +720,7 @@ def _view_keypoints(view) -> go.Figure:
     else:
         fig = _figure(f"{view.name}: {len(pts)} points (own axes)")
         fig.update_yaxes(autorange="reversed", scaleanchor="x")
-        fig.update_layout(width=PICTURE_SIDE + 64, height=PICTURE_SIDE)
+        fig.update_layout(height=PICTURE_SIDE + 80, meta="picture")
         hover = "point %{customdata}: x %{x:.4g}, y %{y:.4g}<extra></extra>"
     fig.add_trace(
         go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="markers", customdata=idx,
@@ -847,5 +850,5 @@ def figure_for(view, *, index: Sequence[int] = ()) -> go.Figure | None:
 
 
 def is_picture(fig: go.Figure | None) -> bool:
-    """True for a figure sized to a picture's aspect ratio (shown at its own width, not stretched)."""
-    return fig is not None and fig.layout.width is not None
+    """True for a figure of a picture: square pixels, its height following the picture's shape."""
+    return fig is not None and fig.layout.meta == "picture"

@@ -885,7 +885,9 @@ def _b_detections(o: _Out, ctx: _Context):
         lab = labels[c + offset] if labels and 0 <= c + offset < len(labels) else f"class {c}"
         rows.append({"class": c, "label": str(lab).strip() or f"class {c}", "score": float(scores[i]),
                      "box": [float(x) for x in boxes[i]]})
-    normalized = bool(m) and _in_unit(np.clip(boxes[:count], -0.1, None)) if count else True
+    # Fractions of the input, give or take an anchor that reaches past the edge.
+    kept = boxes[:count][np.isfinite(boxes[:count])]
+    normalized = not kept.size or (float(kept.min()) >= -0.25 and float(kept.max()) <= 1.25)
     best = max(rows, key=lambda r: r["score"], default=None)
     if role == "det_boxes":
         sentence = (f"read as the boxes of {count} detection(s) (at most {m}) as [ymin, xmin, ymax, xmax]"

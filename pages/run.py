@@ -248,16 +248,13 @@ def draw(view, out, choice: str) -> None:
     if choice != VALUES:
         placeholder = st.empty()
         placeholder.caption("Drawing…")
-        from lite_debug.figures import figure_for, is_picture
+        from lite_debug.figures import figure_for
 
         fig = figure_for(view, index=index)
         if fig is None:
             placeholder.empty()
-        elif is_picture(fig):
-            placeholder.plotly_chart(fig, width="content", key=f"fig-{view.position}-{view.kind}", config={"displaylogo": False})
         else:
             placeholder.plotly_chart(fig, width="stretch", key=f"fig-{view.position}-{view.kind}", config={"displaylogo": False})
-        details(view)
     if choice == VALUES or view.kind in ("array", "empty", "unreadable"):
         values_table(out, view, index)
 
@@ -286,21 +283,27 @@ def show_output(position: int) -> None:
         quant = f" (dequantized with {out.quantization.describe()})" if out.quantization.is_quantized else ""
         st.markdown(f"#### {as_text(out.name) or f'Output {position}'}")
         st.caption(f"Output {position} · {as_text(out.dtype)} {list(out.shape)}{quant}")
-        st.markdown(as_text(view.assumption))
-        options = list(view.alternatives) + ([VALUES] if view.kind not in ("array", "empty", "unreadable") else [])
-        if len(options) > 1:
-            picked = st.segmented_control(
-                "Read as", options, default=view.kind, key=f"view-{position}",
-                format_func=lambda k: "values (table)" if k == VALUES else KINDS.get(k, k),
-                label_visibility="collapsed",
+        # Side by side on a wide screen (the figure, then what it assumed and its rows); one
+        # above the other on a phone, where Streamlit stacks columns.
+        left, right = st.columns([1, 1], gap="medium")
+        with right:
+            st.markdown(as_text(view.assumption))
+            options = list(view.alternatives) + ([VALUES] if view.kind not in ("array", "empty", "unreadable") else [])
+            if len(options) > 1:
+                picked = st.segmented_control(
+                    "Read as", options, default=view.kind, key=f"view-{position}",
+                    format_func=lambda k: "values (table)" if k == VALUES else KINDS.get(k, k),
+                )
+            picked = picked if picked in options else view.kind
+            if picked != VALUES:
+                details(view)
+            st.download_button(
+                "Download as .npy", npy_bytes(out.values) if out.values.dtype.kind != "O" else b"",
+                file_name=f"{file_stem(out.name, position)}.npy", key=f"download-{position}",
+                disabled=out.values.dtype.kind == "O", on_click="ignore", icon=":material/download:",
             )
-        picked = picked if picked in options else view.kind
-        draw(view, out, picked)
-        st.download_button(
-            "Download as .npy", npy_bytes(out.values) if out.values.dtype.kind != "O" else b"",
-            file_name=f"{file_stem(out.name, position)}.npy", key=f"download-{position}",
-            disabled=out.values.dtype.kind == "O", on_click="ignore",
-        )
+        with left:
+            draw(view, out, picked)
 
 
 for position in range(len(r.outputs)):

@@ -543,6 +543,8 @@ def test_the_image_classifier_shows_top_classes_with_labels_and_the_ssd_detector
     assert "uses TFLite\\_Detection\\_PostProcess" in shown(at)
     (picture,) = charts(at)  # the boxes once, over the input; the other three are tables
     assert picture["layout"]["shapes"] and "blue thing" in picture["layout"]["annotations"][0]["text"]
+    # Boxes in fractions (an anchor reaching past the edge included) are scaled to the 64×64 input.
+    assert all(shape["x0"] >= 28 and shape["y0"] >= 28 for shape in picture["layout"]["shapes"])
 
 
 def test_another_reading_can_be_chosen_and_a_new_run_goes_back_to_the_guess():

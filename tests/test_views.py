@@ -133,7 +133,7 @@ def test_ssd_detector_with_the_post_processing_op_gets_boxes_over_the_input(pool
     assert {v.kind for v in views} == {"detections"}
     boxes = next(v for v in views if v.data["draw"])
     assert r.outputs[boxes.position].shape == (1, 10, 4)
-    assert "uses TFLite_Detection_PostProcess" in boxes.assumption
+    assert "uses TFLite_Detection_PostProcess" in boxes.assumption and "in fractions of the input" in boxes.assumption
     rows = boxes.data["rows"]
     assert len(rows) == 4 and {row["label"] for row in rows} == {"red thing"}
     # Every box lies in the red corner (fractions of the input).
