@@ -80,7 +80,21 @@ requested = st.session_state.pop("run-requested", False)  # "Run it" on the diag
 if only_the_batch:
     n, chunk = ws.batch
     st.caption(f"“Run the model” gives the interpreter all {n} samples at once, as the data is; the model takes {chunk}.")
-if st.button("Run the model", key="run", type="primary", icon=":material/play_arrow:") or requested:
+
+
+def run_now() -> None:
+    """Run the model before the page is drawn (a button callback), so the sidebar, drawn first,
+    already tells of this run and the page needs no second rerun to show it."""
+    try:
+        ws.run(pool())
+    except LiteDebugError as exc:
+        st.session_state["run-error"] = str(exc)
+
+
+st.button("Run the model", key="run", type="primary", icon=":material/play_arrow:", on_click=run_now)
+if "run-error" in st.session_state:
+    st.error(st.session_state.pop("run-error"))
+if requested:
     with st.status("Running in a worker process…", expanded=False) as status:
         try:
             result = ws.run(pool())
@@ -166,14 +180,14 @@ def views_of(ws, r, choices: dict[int, str]):
     from lite_debug.report import preview_image
     from lite_debug.views import interpret
 
-    key = (id(r), tuple(sorted(choices.items())))
+    key = tuple(sorted(choices.items()))
     cached = st.session_state.get("_run_views")
-    if cached and cached[0] == key:
-        return cached[1]
+    if cached and cached[0] is r and cached[1] == key:  # the run itself, not its id(), which comes back
+        return cached[2]
     image = next((preview_image(ws.feed.arrays.get(t.name)) for t in ws.inputs if t.rank == 4), None)
     views = interpret(r.outputs, ws.spec, signature=ws.signature, labels=ws.labels, input_image=image,
                       batch=batch_of(ws), choose=choices)
-    st.session_state["_run_views"] = (key, views)
+    st.session_state["_run_views"] = (r, key, views)
     return views
 
 
@@ -240,6 +254,22 @@ def details(view) -> None:
         st.text(" ".join(repr(x) if isinstance(x, bytes) else str(x) for x in data.get("sample", [])))
 
 
+def cached_figure(view, index: tuple[int, ...]):
+    """The view's figure, built once per run, reading and slice: a rerun for another output's
+    selector, or a download, does not build it again."""
+    from lite_debug.figures import figure_for
+
+    figs = st.session_state.setdefault("_run_figures", {})
+    # The run itself is kept as the key, not its id(): a freed result's id comes back.
+    if figs.get("_run") is not ws.result:
+        figs.clear()
+        figs["_run"] = ws.result
+    key = (view.position, view.kind, index)
+    if key not in figs:
+        figs[key] = figure_for(view, index=index)
+    return figs[key]
+
+
 def draw(view, out, choice: str) -> None:
     """The chosen view of one output: its figure (built here, behind a "drawing" line) or its values."""
     index: tuple[int, ...] = ()
@@ -248,9 +278,7 @@ def draw(view, out, choice: str) -> None:
     if choice != VALUES:
         placeholder = st.empty()
         placeholder.caption("Drawing…")
-        from lite_debug.figures import figure_for
-
-        fig = figure_for(view, index=index)
+        fig = cached_figure(view, index)
         if fig is None:
             placeholder.empty()
         else:
@@ -269,9 +297,9 @@ def show_output(position: int) -> None:
         return
     out = r_.outputs[position]
     choices = st.session_state.setdefault("_run_choices", {})
-    if choices.get("_run", {}).get(position) != id(r_):  # a new run: back to the guess
+    if choices.get("_run", {}).get(position) is not r_:  # a new run: back to the guess
         choices.pop(position, None)
-        choices.setdefault("_run", {})[position] = id(r_)
+        choices.setdefault("_run", {})[position] = r_
         st.session_state.pop(f"view-{position}", None)
     # The reading picked in the selector (kept by its key) is applied before the view is built,
     # so a click costs one rerun of this fragment and no second one.
