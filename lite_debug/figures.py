@@ -852,3 +852,23 @@ def figure_for(view, *, index: Sequence[int] = ()) -> go.Figure | None:
 def is_picture(fig: go.Figure | None) -> bool:
     """True for a figure of a picture: square pixels, its height following the picture's shape."""
     return fig is not None and fig.layout.meta == "picture"
+
+
+def warm() -> None:
+    """Build and serialise one small figure of each trace type the views use, and throw them away.
+
+    plotly loads the validators of a trace type on its first use (~0.15 s for these); called in
+    a background thread before any run, the first real figure does not pay for it.
+    """
+    import plotly.io
+
+    view = type("_View", (), {})()
+    view.name, view.kind = "warm-up", "mask"
+    view.data = {"mask": np.zeros((8, 8), np.float32), "image": np.zeros((8, 8, 3), np.uint8), "label": "mask"}
+    figs = [_view_mask(view), histogram(np.arange(4.0)), line(np.arange(4.0)), topk_bar(np.arange(3.0))]
+    fig = _picture(np.zeros((8, 8, 3), np.uint8), "warm-up")
+    fig.add_trace(go.Scatter(x=[1.0], y=[1.0], mode="markers"))
+    fig.add_shape(type="rect", x0=0, x1=1, y0=0, y1=1)
+    fig.add_annotation(x=0, y=0, text="")
+    for f in (*figs, fig):
+        plotly.io.to_json(f, validate=False)

@@ -86,7 +86,9 @@ def warm_up() -> None:
 
     def load() -> None:
         import lite_debug.session  # noqa: F401  (numpy, the engine, the worker pool's module)
-        import lite_debug.figures  # noqa: F401  (plotly and its figure template: ~1 s, or the first plot waits for it)
+        from lite_debug.figures import warm  # plotly and its template, ~1 s: or the first plot waits for it
+
+        warm()
 
     threading.Thread(target=load, name="lite-debug-warm-up", daemon=True).start()
 

@@ -27,7 +27,9 @@ def _load_figures_soon() -> None:
     _figures_loaded.set()
 
     def load() -> None:
-        import lite_debug.figures  # noqa: F401
+        from lite_debug.figures import warm
+
+        warm()
 
     threading.Thread(target=load, name="lite-debug-figures", daemon=True).start()
 

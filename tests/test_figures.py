@@ -421,3 +421,9 @@ def test_every_kind_draws_or_says_it_has_no_figure_on_odd_values():
             fig = figure_for(w)
             if fig is not None:
                 fig.to_json()
+
+
+def test_warm_builds_every_trace_type_without_a_page():
+    from lite_debug.figures import warm
+
+    warm()  # plotly's validators for images, heatmaps, bars, scatters, shapes: no error, nothing kept
