@@ -1,4 +1,9 @@
-"""Figures of a model's outputs, chosen by each output's shape.
+"""Figures of a model's outputs.
+
+``figure_for(view)`` draws one ``views.OutputView`` (what an output was read as: class scores,
+detections, anchors, a mask, points, …; see the "views" section below): that is what the Run
+page shows. ``figures_for_output`` is the older choice by shape alone, kept for callers that
+have no view.
 
 Every function returns a ``plotly.graph_objects.Figure`` (``mask_overlay`` returns ``None``
 when the mask cannot be laid over the image); pages only show them. ``figures_for_output``
@@ -36,19 +41,27 @@ from .records import OutputTensor
 
 __all__ = [
     "HEIGHT",
+    "HOVER_SIDE",
     "MAX_CLASSES",
     "MAX_HEATMAP_SIDE",
     "MAX_IMAGE_SIDE",
     "MAX_LINE_POINTS",
+    "MAX_SLICE_SIDE",
+    "PICTURE_SIDE",
     "TEMPLATE",
+    "array_slice",
+    "figure_for",
     "figures_for_output",
     "heatmap",
     "histogram",
     "image",
+    "input_figure",
+    "is_picture",
     "labels_from_text",
     "line",
     "mask_overlay",
     "topk_bar",
+    "warm",
 ]
 
 HEIGHT = 320
@@ -78,8 +91,15 @@ TEMPLATE = go.layout.Template(
 )
 
 
+def _text(value: object) -> str:
+    """A string from the model or a user, for plotly's text: plotly reads a few HTML tags and
+    entities in titles, labels and annotations (<b>, <a href=…>, &amp;), so ``&``, ``<`` and ``>``
+    are written as entities and the text shows as it is."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _figure(title: str) -> go.Figure:
-    return go.Figure(layout={"template": TEMPLATE, "title": {"text": title}, "height": HEIGHT})
+    return go.Figure(layout={"template": TEMPLATE, "title": {"text": _text(title)}, "height": HEIGHT})
 
 
 def _numeric(values: object) -> np.ndarray | None:
@@ -670,7 +690,7 @@ def _view_class_map(view) -> go.Figure:
         c = _CLASS_COLORS[entry["class"] % len(_CLASS_COLORS)]
         fig.add_trace(
             go.Scatter(x=[None], y=[None], mode="markers", marker={"size": 10, "color": "rgb(%d, %d, %d)" % c, "symbol": "square"},
-                       name=f"{entry['label']} ({entry['share']:.0%})", showlegend=True)
+                       name=_text(f"{entry['label']} ({entry['share']:.0%})"), showlegend=True)
         )
     # The legend under the picture: beside it, it would be pushed off a phone's screen.
     fig.update_layout(legend={"orientation": "h", "x": 0.5, "xanchor": "center", "yref": "container", "y": 0,
@@ -703,7 +723,7 @@ def _view_detections(view) -> go.Figure | None:
         c = "rgb(%d, %d, %d)" % palette[row["class"] % len(palette)] if row["class"] >= 0 else _ACCENT
         fig.add_shape(type="rect", x0=xmin * sx, x1=xmax * sx, y0=ymin * sy, y1=ymax * sy,
                       line={"color": c, "width": 2})
-        fig.add_annotation(x=xmin * sx, y=ymin * sy, text=f"{row['label']} {row['score']:.2f}", showarrow=False,
+        fig.add_annotation(x=xmin * sx, y=ymin * sy, text=_text(f"{row['label']} {row['score']:.2f}"), showarrow=False,
                            xanchor="left", yanchor="bottom", font={"color": "white", "size": 11}, bgcolor=c)
     return fig
 
@@ -738,7 +758,7 @@ def _view_classification(view) -> go.Figure:
         return fig
     fig.add_trace(
         go.Bar(
-            x=[t["score"] for t in top], y=[t["label"] for t in top], orientation="h",
+            x=[t["score"] for t in top], y=[_text(t["label"]) for t in top], orientation="h",
             text=[f"{t['score']:.3f}" for t in top], textposition="auto", marker_color=_ACCENT,
             customdata=[t["raw"] for t in top],
             hovertemplate="%{y}: %{x:.4g} (raw %{customdata:.4g})<extra></extra>",
@@ -852,6 +872,18 @@ def figure_for(view, *, index: Sequence[int] = ()) -> go.Figure | None:
 def is_picture(fig: go.Figure | None) -> bool:
     """True for a figure of a picture: square pixels, its height following the picture's shape."""
     return fig is not None and fig.layout.meta == "picture"
+
+
+def input_figure(x: np.ndarray | None, *, title: str = "The input") -> go.Figure | None:
+    """The first image of an input array as the model receives it, as a picture figure, or None
+    when the array is not image-like (see ``report.preview_image``)."""
+    from .report import preview_image
+
+    rgb = preview_image(x)
+    if rgb is None:
+        return None
+    h, w = rgb.shape[:2]
+    return _picture(rgb, _with_notes(title, [f"{h}×{w}"]))
 
 
 def warm() -> None:

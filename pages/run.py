@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import re
-import threading
 
 import streamlit as st
 
@@ -13,28 +12,6 @@ from pages._ui import PAGES, frame, pool, require_workspace
 
 frame("run")
 
-_figures_loaded = threading.Event()
-
-
-def _load_figures_soon() -> None:
-    """Import plotly (through lite_debug.figures) in the background, once per server.
-
-    The first figure of a session then does not wait ~1 s for the import: the page is drawn
-    first, and by the time "Run" is clicked the module is there.
-    """
-    if _figures_loaded.is_set():
-        return
-    _figures_loaded.set()
-
-    def load() -> None:
-        from lite_debug.figures import warm
-
-        warm()
-
-    threading.Thread(target=load, name="lite-debug-figures", daemon=True).start()
-
-
-_load_figures_soon()
 
 ws = require_workspace()
 st.title("Run and outputs")
@@ -111,6 +88,16 @@ if requested:
 r = ws.result
 if r is None:
     st.caption("Not run yet.")
+    # What the model will be given, when it is a picture. Drawn with plotly, like the outputs:
+    # the browser loads its chart code now, while the page waits for the click, not after it.
+    first_input = next((t for t in ws.inputs if t.rank == 4), None)
+    if first_input is not None:
+        from lite_debug.figures import input_figure
+
+        fig = input_figure(ws.feed.arrays.get(first_input.name), title=f"The input {first_input.name}")
+        if fig is not None:
+            left, _ = st.columns([1, 1])
+            left.plotly_chart(fig, width="stretch", key="input-preview", config={"displaylogo": False})
     st.stop()
 if ws.result_stale:
     st.caption("The data has changed since this run; run again to see the new outputs.")
@@ -320,7 +307,7 @@ def show_output(position: int) -> None:
             st.markdown(as_text(view.assumption))
             options = list(view.alternatives) + ([VALUES] if view.kind not in ("array", "empty", "unreadable") else [])
             if len(options) > 1:
-                picked = st.segmented_control(
+                picked = st.pills(
                     "Read as", options, default=view.kind, key=f"view-{position}",
                     format_func=lambda k: "values (table)" if k == VALUES else KINDS.get(k, k),
                 )

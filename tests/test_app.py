@@ -497,7 +497,7 @@ def shown(at) -> str:
 
 
 def readings(at) -> list[str]:
-    return [sc.value for sc in at.segmented_control]
+    return [sc.value for sc in at.pills]
 
 
 @pytest.mark.parametrize(
@@ -551,12 +551,12 @@ def test_another_reading_can_be_chosen_and_a_new_run_goes_back_to_the_guess():
     ws = real_workspace("face_detection_short_range")
     at = app(ws, page="run")
     run_on_run_page(at)
-    at.segmented_control(key="view-1").set_value("array").run()
+    at.pills(key="view-1").set_value("array").run()
     assert not at.exception
     assert "Chosen\\: shown as values" in shown(at)
-    assert at.segmented_control(key="view-1").value == "array"
+    assert at.pills(key="view-1").value == "array"
     assert at.dataframe  # the slice explorer's table
-    at.segmented_control(key="view-0").set_value("values").run()
+    at.pills(key="view-0").set_value("values").run()
     assert not at.exception and len(at.dataframe) >= 2
     run_on_run_page(at)
     assert readings(at) == ["anchor_boxes", "anchor_scores"]
@@ -607,3 +607,14 @@ def test_outputs_the_page_could_not_show_each_show_values_or_a_sentence():
     assert "#### \\*\\*bold\\*\\* \\:red\\[x\\] \\<b\\>hi\\</b\\> \\[link\\]\\(http\\:" in text
     tables = [d.value for d in at.dataframe]
     assert any("(1+2j)" in str(t.values) for t in tables)  # the complex values as text
+
+
+def test_before_a_run_the_page_shows_the_input_as_a_picture():
+    at = app(real_workspace("selfie_segmentation"), page="run")
+    assert "Not run yet." in texts(at.main.caption)
+    (fig,) = charts(at)
+    assert fig["data"][0]["type"] == "image" and fig["data"][0]["source"].startswith("data:image/png")
+    assert fig["layout"]["title"]["text"].startswith("The input input_1")
+    run_on_run_page(at)
+    titles = [f["layout"]["title"]["text"] for f in charts(at)]
+    assert titles == ["activation_10: selfie over the input (256×256)"]  # the preview gives way to the output

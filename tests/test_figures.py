@@ -427,3 +427,19 @@ def test_warm_builds_every_trace_type_without_a_page():
     from lite_debug.figures import warm
 
     warm()  # plotly's validators for images, heatmaps, bars, scatters, shapes: no error, nothing kept
+
+
+def test_names_and_labels_from_the_file_are_text_in_plotly():
+    # plotly reads <b>, <a href> and entities in titles, tick labels and annotations.
+    v = view_of(np.array([[0.2, 0.8]], np.float32), "<a href='x'>out</a> & co", labels=["<b>cat</b>", "dog"])
+    fig = figure_for(v)
+    assert fig.layout.title.text.startswith("&lt;a href='x'&gt;out&lt;/a&gt; &amp; co")
+    assert "0: &lt;b&gt;cat&lt;/b&gt;" in list(fig.data[0].y)
+
+
+def test_the_input_is_drawn_as_a_picture_before_a_run():
+    from lite_debug.figures import input_figure
+
+    fig = input_figure(np.zeros((1, 32, 48, 3), np.float32), title="The input x")
+    assert is_picture(fig) and fig.data[0].source.startswith("data:image/png")
+    assert input_figure(np.zeros((1, 10), np.float32)) is None
