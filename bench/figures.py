@@ -877,10 +877,14 @@ def _click_and_time(page, button_name: str, *, metric: str | None) -> tuple[floa
 
 
 def _settle_page(page) -> None:
+    """Wait until the page is drawn as a user sees it: the script stopped, nothing stale or
+    still loading, every chart on it laid out. A user clicks on what is on the screen."""
     page.wait_for_function(
         """() => { const a = document.querySelector('[data-testid="stApp"]');
                    return a && a.getAttribute('data-test-script-state') === 'notRunning'
-                       && !document.querySelector('[data-stale="true"]'); }""",
+                       && !document.querySelector('[data-stale="true"]')
+                       && !document.querySelector('[data-testid="stSkeleton"]')
+                       && [...document.querySelectorAll('.js-plotly-plot')].every(e => e._fullLayout); }""",
         polling="raf", timeout=120_000,
     )
 

@@ -224,23 +224,30 @@ def slice_picker(out, position: int) -> tuple[int, ...]:
     return tuple(int(p) for p in picks)
 
 
+def rows_table(rows: list[dict]) -> None:
+    """A few rows as a Markdown table (no data frame to load for ten rows); every cell as text."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(as_text(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(as_text(row.get(c, "")) for c in columns) + " |")
+    st.markdown("\n".join(lines))
+
+
 def details(view) -> None:
     """What a figure cannot say: rows of detections and anchors, the number of a scalar."""
     data = view.data
     if view.kind == "scalar":
         st.metric("Value", f"{data['value']:.6g}")
     elif view.kind == "anchor_scores" and data.get("top"):
-        st.dataframe([{k: (", ".join(f"{x:.3g}" for x in v) if isinstance(v, list) else v) for k, v in row.items()}
-                      for row in data["top"]], hide_index=True, width="stretch")
+        rows_table([{k: (", ".join(f"{x:.3g}" for x in v) if isinstance(v, list) else f"{v:.4g}" if isinstance(v, float) else v)
+                     for k, v in row.items()} for row in data["top"]])
     elif view.kind == "anchor_boxes" and data.get("top"):
-        st.dataframe([{"anchor": row["anchor"], **{f"v{j}": round(x, 4) for j, x in enumerate(row["values"])}}
-                      for row in data["top"]], hide_index=True, width="stretch")
+        rows_table([{"anchor": row["anchor"], "values": ", ".join(f"{x:.3g}" for x in row["values"])} for row in data["top"]])
     elif view.kind == "detections" and data.get("rows"):
-        st.dataframe([{"label": row["label"], "score": round(row["score"], 4),
-                       "box [ymin, xmin, ymax, xmax]": ", ".join(f"{x:.3g}" for x in row["box"])}
-                      for row in data["rows"]], hide_index=True, width="stretch")
-    elif view.kind == "unreadable":
-        st.text(" ".join(repr(x) if isinstance(x, bytes) else str(x) for x in data.get("sample", [])))
+        rows_table([{"label": row["label"], "score": f"{row['score']:.3f}",
+                     "box [ymin, xmin, ymax, xmax]": ", ".join(f"{x:.3g}" for x in row["box"])} for row in data["rows"]])
 
 
 def cached_figure(view, index: tuple[int, ...]):
@@ -274,6 +281,11 @@ def draw(view, out, choice: str) -> None:
             placeholder.plotly_chart(fig, width="stretch", key=f"fig-{view.position}-{view.kind}", config={"displaylogo": False})
     if choice == VALUES or view.kind in ("array", "empty", "unreadable"):
         values_table(out, view, index)
+        st.download_button(
+            "Download as .npy", npy_bytes(out.values) if out.values.dtype.kind != "O" else b"",
+            file_name=f"{file_stem(out.name, view.position)}.npy", key=f"download-{view.position}",
+            disabled=out.values.dtype.kind == "O", on_click="ignore", icon=":material/download:",
+        )
 
 
 @st.fragment
@@ -305,20 +317,19 @@ def show_output(position: int) -> None:
         left, right = st.columns([1, 1], gap="medium")
         with right:
             st.markdown(as_text(view.assumption))
-            options = list(view.alternatives) + ([VALUES] if view.kind not in ("array", "empty", "unreadable") else [])
+            # In one fixed order, whichever is chosen: the select box keeps its place and value.
+            options = [k for k in KINDS if k in view.alternatives]
+            options += [VALUES] if view.kind not in ("array", "empty", "unreadable") else []
             if len(options) > 1:
-                picked = st.pills(
-                    "Read as", options, default=view.kind, key=f"view-{position}",
+                # A select box: its code is in the browser already (the Start page has one), and it
+                # fits a phone's width however many readings there are.
+                picked = st.selectbox(
+                    "Read as", options, index=options.index(view.kind), key=f"view-{position}",
                     format_func=lambda k: "values (table)" if k == VALUES else KINDS.get(k, k),
                 )
             picked = picked if picked in options else view.kind
             if picked != VALUES:
                 details(view)
-            st.download_button(
-                "Download as .npy", npy_bytes(out.values) if out.values.dtype.kind != "O" else b"",
-                file_name=f"{file_stem(out.name, position)}.npy", key=f"download-{position}",
-                disabled=out.values.dtype.kind == "O", on_click="ignore", icon=":material/download:",
-            )
         with left:
             draw(view, out, picked)
 

@@ -497,7 +497,7 @@ def shown(at) -> str:
 
 
 def readings(at) -> list[str]:
-    return [sc.value for sc in at.pills]
+    return [sb.value for sb in at.main.selectbox if str(sb.key).startswith("view-")]
 
 
 @pytest.mark.parametrize(
@@ -551,13 +551,14 @@ def test_another_reading_can_be_chosen_and_a_new_run_goes_back_to_the_guess():
     ws = real_workspace("face_detection_short_range")
     at = app(ws, page="run")
     run_on_run_page(at)
-    at.pills(key="view-1").set_value("array").run()
+    at.selectbox(key="view-1").set_value("array").run()
     assert not at.exception
     assert "Chosen\\: shown as values" in shown(at)
-    assert at.pills(key="view-1").value == "array"
+    assert at.selectbox(key="view-1").value == "array"
     assert at.dataframe  # the slice explorer's table
-    at.pills(key="view-0").set_value("values").run()
-    assert not at.exception and len(at.dataframe) >= 2
+    at.selectbox(key="view-0").set_value("values").run()
+    assert not at.exception and len(at.dataframe) == 2
+    assert at.get("download_button")  # the download goes with the values
     run_on_run_page(at)
     assert readings(at) == ["anchor_boxes", "anchor_scores"]
 
@@ -602,6 +603,11 @@ def test_outputs_the_page_could_not_show_each_show_values_or_a_sentence():
     assert "is not numbers" in text
     # Both outputs named 'same' are shown, each with its own widgets.
     assert text.count("#### same") == 2
+    keys = {str(sb.key) for sb in at.selectbox}
+    for i in range(7):  # every output's values, each with its own keys
+        if f"view-{i}" in keys and "values (table)" in at.selectbox(key=f"view-{i}").options:
+            at.selectbox(key=f"view-{i}").set_value("values").run()
+    assert not at.exception
     assert {b.key for b in at.get("download_button")} >= {f"download-{i}" for i in range(7)}
     # A name from the file is text: every Markdown mark in it is escaped.
     assert "#### \\*\\*bold\\*\\* \\:red\\[x\\] \\<b\\>hi\\</b\\> \\[link\\]\\(http\\:" in text
