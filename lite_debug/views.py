@@ -249,7 +249,9 @@ def interpret(
     (see ``_hints``); ``input_image`` (HxWx3 uint8) is what the model saw, for drawing over;
     ``batch`` is the number of samples the data held on its first axis, when more than one;
     ``choose`` maps an output's position to the kind the user picked (an inapplicable choice
-    falls back to the guess, and says so). Copies nothing large; never raises for odd outputs.
+    falls back to the guess, and says so). Keeps references to the outputs' arrays; copies at
+    most what a reading computes (a mask's probabilities, a class map, a softmax), each the size
+    of one output. Never raises for odd outputs.
     """
     has_op = False
     if spec is not None:
