@@ -1,4 +1,9 @@
-"""Figures of a model's outputs, chosen by each output's shape.
+"""Figures of a model's outputs.
+
+``figure_for(view)`` draws one ``views.OutputView`` (what an output was read as: class scores,
+detections, anchors, a mask, points, …; see the "views" section below): that is what the Run
+page shows. ``figures_for_output`` is the older choice by shape alone, kept for callers that
+have no view.
 
 Every function returns a ``plotly.graph_objects.Figure`` (``mask_overlay`` returns ``None``
 when the mask cannot be laid over the image); pages only show them. ``figures_for_output``
@@ -36,19 +41,27 @@ from .records import OutputTensor
 
 __all__ = [
     "HEIGHT",
+    "HOVER_SIDE",
     "MAX_CLASSES",
     "MAX_HEATMAP_SIDE",
     "MAX_IMAGE_SIDE",
     "MAX_LINE_POINTS",
+    "MAX_SLICE_SIDE",
+    "PICTURE_SIDE",
     "TEMPLATE",
+    "array_slice",
+    "figure_for",
     "figures_for_output",
     "heatmap",
     "histogram",
     "image",
+    "input_figure",
+    "is_picture",
     "labels_from_text",
     "line",
     "mask_overlay",
     "topk_bar",
+    "warm",
 ]
 
 HEIGHT = 320
@@ -78,8 +91,15 @@ TEMPLATE = go.layout.Template(
 )
 
 
+def _text(value: object) -> str:
+    """A string from the model or a user, for plotly's text: plotly reads a few HTML tags and
+    entities in titles, labels and annotations (<b>, <a href=…>, &amp;), so ``&``, ``<`` and ``>``
+    are written as entities and the text shows as it is."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _figure(title: str) -> go.Figure:
-    return go.Figure(layout={"template": TEMPLATE, "title": {"text": title}, "height": HEIGHT})
+    return go.Figure(layout={"template": TEMPLATE, "title": {"text": _text(title)}, "height": HEIGHT})
 
 
 def _numeric(values: object) -> np.ndarray | None:
@@ -548,3 +568,339 @@ def labels_from_text(text: str) -> list[str]:
     for i, m in zip(indices, matches):
         out[i] = m.group(2).strip() if m else ""
     return out
+
+
+# -- views: one figure for each kind of OutputView -------------------------------------------------
+#
+# Pictures (a mask, a class map, boxes or points over the input) travel as one PNG inside the
+# figure, not as a list of every pixel: 256×256×3 numbers take ~0.6 MB of JSON and ~60 ms to
+# encode, the PNG ~40 KB and ~5 ms. Only a coarse grid of the values (at most
+# ``HOVER_SIDE`` per side) goes along, for hovering and the colour bar. A picture keeps its
+# aspect ratio (square pixels) and fills the width of its column up to ``PICTURE_SIDE`` pixels
+# of height; the figure's height follows the picture's shape, so a wide one leaves no band.
+
+PICTURE_SIDE = 420  # the height of a square picture in a figure, in CSS pixels
+HOVER_SIDE = 96
+MAX_SLICE_SIDE = 256  # a heatmap of a slice is thinned to this many rows and columns (about a screen)
+_MASK_RGB = (255, 0, 80)
+_CLASS_COLORS = [
+    (76, 120, 168), (245, 133, 24), (84, 162, 75), (228, 87, 86), (114, 183, 178), (238, 202, 59),
+    (178, 121, 162), (255, 157, 166), (157, 117, 93), (186, 176, 172), (31, 119, 180), (44, 160, 44),
+]
+
+
+def _png_uri(rgb: np.ndarray) -> str:
+    import base64
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(buf, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _picture_height(h: int, w: int, extra_bottom: int = 0) -> int:
+    """Figure height for an h×w picture: ``PICTURE_SIDE`` for a square, less for a wide one,
+    at most 1.4 times that for a tall one (it then narrows instead)."""
+    inner = PICTURE_SIDE * min(max(h, 1) / max(w, 1), 1.4)
+    m = TEMPLATE.layout.margin
+    return int(round(max(inner, 120))) + m.t + m.b + extra_bottom
+
+
+def _picture(rgb: np.ndarray, title: str, *, extra_bottom: int = 0) -> go.Figure:
+    """A figure holding one picture as a PNG, sized to its aspect ratio, row 0 on top."""
+    h, w = rgb.shape[:2]
+    step = max(_stride(h, MAX_IMAGE_SIDE), _stride(w, MAX_IMAGE_SIDE))
+    small = rgb[::step, ::step]
+    fig = _figure(title)
+    fig.add_trace(go.Image(source=_png_uri(small), dx=step, dy=step, hoverinfo="skip"))
+    m = TEMPLATE.layout.margin
+    # The margins are set on the figure: its height was worked out from them.
+    fig.update_layout(height=_picture_height(h, w, extra_bottom), meta="picture",
+                      margin={"l": m.l, "r": m.r, "t": m.t, "b": m.b + extra_bottom})
+    fig.update_xaxes(showgrid=False, zeroline=False, range=[-0.5, w - 0.5], constrain="domain")
+    fig.update_yaxes(showgrid=False, zeroline=False, range=[h - 0.5, -0.5], scaleanchor="x", constrain="domain")
+    return fig
+
+
+def _blank(h: int, w: int) -> np.ndarray:
+    return np.full((h, w, 3), 40, np.uint8)
+
+
+def _fit_image(image: np.ndarray | None, h: int, w: int) -> np.ndarray:
+    """The input image resized to h×w (uint8 RGB), or a dark canvas when there is none."""
+    if image is None:
+        return _blank(h, w)
+    rgb = _to_uint8(_as_rgb(image))
+    if rgb.shape[:2] != (h, w):
+        rgb = np.asarray(Image.fromarray(rgb).resize((w, h), Image.Resampling.BILINEAR))
+    return rgb
+
+
+def _coarse(a: np.ndarray, side: int) -> tuple[np.ndarray, int, int]:
+    sr, sc = _stride(a.shape[0], side), _stride(a.shape[1], side)
+    return a[::sr, ::sc], sr, sc
+
+
+def _view_mask(view) -> go.Figure:
+    prob = np.asarray(view.data["mask"], np.float32)
+    h, w = prob.shape
+    label = str(view.data.get("label") or "mask")
+    image = view.data.get("image")
+    base = _fit_image(image, h, w) if image is not None else None
+    p = np.nan_to_num(np.clip(prob, 0.0, 1.0), nan=0.0)[..., None]
+    if base is None:
+        # No picture under it: the mask alone, dark to bright.
+        rgb = (p * np.array(_MASK_RGB) + (1 - p) * 30).astype(np.uint8)
+    else:
+        a = 0.6 * p
+        rgb = (base * (1 - a) + a * np.array(_MASK_RGB)).astype(np.uint8)
+    over = "over the input" if base is not None else ""
+    fig = _picture(rgb, _with_notes(f"{view.name}: {label} {over}".strip(), [f"{h}×{w}"]), extra_bottom=56)
+    z, sr, sc = _coarse(prob, HOVER_SIDE)
+    fig.add_trace(
+        go.Heatmap(
+            z=_display(z), x0=(sc - 1) / 2, dx=sc, y0=(sr - 1) / 2, dy=sr,
+            zmin=0.0, zmax=1.0, opacity=0.0,
+            colorscale=[[0.0, "rgba(30, 30, 30, 1)"], [1.0, "rgb(%d, %d, %d)" % _MASK_RGB]],
+            # Under the picture, at the bottom of the figure: clear of the tick labels at any size.
+            colorbar={"orientation": "h", "x": 0.5, "xanchor": "center", "yref": "container", "y": 0, "yanchor": "bottom",
+                      "len": 0.6, "thickness": 10, "title": {"text": f"{label} probability", "side": "right"}},
+            hovertemplate="x %{x:.0f}, y %{y:.0f}: %{z:.3f}<extra></extra>",
+        )
+    )
+    return fig
+
+
+def _view_class_map(view) -> go.Figure:
+    classes = np.asarray(view.data["classes"])
+    h, w = classes.shape
+    legend = view.data.get("legend", [])
+    image = view.data.get("image")
+    palette = np.array(_CLASS_COLORS, np.uint8)
+    colors = palette[np.mod(classes, len(palette))]
+    if image is not None:
+        base = _fit_image(image, h, w)
+        # Class 0 is usually the background: leave the picture clear there.
+        a = np.where(classes == 0, 0.0, 0.55)[..., None]
+        rgb = (base * (1 - a) + colors * a).astype(np.uint8)
+    else:
+        rgb = colors
+    fig = _picture(rgb, f"{view.name}: class of each pixel ({h}×{w})", extra_bottom=24 * math.ceil(min(len(legend), 12) / 3))
+    for entry in legend[:12]:
+        c = _CLASS_COLORS[entry["class"] % len(_CLASS_COLORS)]
+        fig.add_trace(
+            go.Scatter(x=[None], y=[None], mode="markers", marker={"size": 10, "color": "rgb(%d, %d, %d)" % c, "symbol": "square"},
+                       name=_text(f"{entry['label']} ({entry['share']:.0%})"), showlegend=True)
+        )
+    # The legend under the picture: beside it, it would be pushed off a phone's screen.
+    fig.update_layout(legend={"orientation": "h", "x": 0.5, "xanchor": "center", "yref": "container", "y": 0,
+                              "yanchor": "bottom", "font": {"size": 11}})
+    return fig
+
+
+def _view_image(view) -> go.Figure:
+    rgb = _as_rgb(view.data["image"])
+    h, w = rgb.shape[:2]
+    return _picture(_to_uint8(rgb), f"{view.name} as an image ({h}×{w})")
+
+
+def _view_detections(view) -> go.Figure | None:
+    if not view.data.get("draw"):
+        return None
+    hw = view.data.get("image_hw")
+    image = view.data.get("image")
+    if image is not None:
+        h, w = image.shape[:2]
+    elif hw:
+        h, w = hw
+    else:
+        h, w = 320, 320
+    fig = _picture(_fit_image(image, h, w), f"{view.name}: {len(view.data['rows'])} detection(s)")
+    sx, sy = (w, h) if view.data.get("normalized") else (1.0, 1.0)
+    palette = _CLASS_COLORS
+    for row in view.data["rows"]:
+        ymin, xmin, ymax, xmax = row["box"]
+        c = "rgb(%d, %d, %d)" % palette[row["class"] % len(palette)] if row["class"] >= 0 else _ACCENT
+        fig.add_shape(type="rect", x0=xmin * sx, x1=xmax * sx, y0=ymin * sy, y1=ymax * sy,
+                      line={"color": c, "width": 2})
+        fig.add_annotation(x=xmin * sx, y=ymin * sy, text=_text(f"{row['label']} {row['score']:.2f}"), showarrow=False,
+                           xanchor="left", yanchor="bottom", font={"color": "white", "size": 11}, bgcolor=c)
+    return fig
+
+
+def _view_keypoints(view) -> go.Figure:
+    pts = np.asarray(view.data["points"], np.float64)
+    where = view.data.get("where")
+    hover = "point %{customdata}: x %{x:.1f}, y %{y:.1f}<extra></extra>"
+    idx = np.arange(len(pts))
+    if where in ("pixels", "normalized") and view.data.get("image_hw"):
+        h, w = view.data["image_hw"]
+        image = view.data.get("image")
+        fig = _picture(_fit_image(image, h, w), f"{view.name}: {len(pts)} points over the input")
+    else:
+        fig = _figure(f"{view.name}: {len(pts)} points (own axes)")
+        fig.update_yaxes(autorange="reversed", scaleanchor="x")
+        fig.update_layout(height=PICTURE_SIDE + 80, meta="picture")
+        hover = "point %{customdata}: x %{x:.4g}, y %{y:.4g}<extra></extra>"
+    fig.add_trace(
+        go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="markers", customdata=idx,
+                   marker={"size": 7, "color": "#00e0a0", "line": {"width": 1, "color": "#003020"}},
+                   hovertemplate=hover, showlegend=False)
+    )
+    return fig
+
+
+def _view_classification(view) -> go.Figure:
+    top = view.data["top"]
+    n = int(view.facts.get("classes", len(top)))
+    fig = _figure(f"{view.name}: top {len(top)} of {n} classes")
+    if not top:
+        return fig
+    fig.add_trace(
+        go.Bar(
+            x=[t["score"] for t in top], y=[_text(t["label"]) for t in top], orientation="h",
+            text=[f"{t['score']:.3f}" for t in top], textposition="auto", marker_color=_ACCENT,
+            customdata=[t["raw"] for t in top],
+            hovertemplate="%{y}: %{x:.4g} (raw %{customdata:.4g})<extra></extra>",
+        )
+    )
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(title_text="probability", range=[0, max(1.0, max(t["score"] for t in top))])
+    return fig
+
+
+def _view_per_sample(view) -> go.Figure:
+    rows = np.asarray(view.data["rows"], np.float64)
+    n, per = rows.shape
+    if per == 1:
+        fig = _figure(f"{view.name}: one value for each of {n} samples")
+        fig.add_trace(go.Bar(x=np.arange(n), y=_display(rows[:, 0]), marker_color=_ACCENT,
+                             hovertemplate="sample %{x}: %{y:.6g}<extra></extra>"))
+        fig.update_xaxes(title_text="sample", type="category" if n <= 64 else "linear")
+        return fig
+    z, sr, sc = _coarse(rows, MAX_SLICE_SIDE)
+    fig = _figure(f"{view.name}: {per} values for each of {n} samples")
+    fig.add_trace(go.Heatmap(z=_display(z), x=np.arange(0, per, sc), y=np.arange(0, n, sr), colorscale="Viridis",
+                             hovertemplate="sample %{y}, value %{x}: %{z:.6g}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", title_text="sample")
+    return fig
+
+
+def _view_embedding(view) -> go.Figure:
+    v = np.asarray(view.data["values"], np.float64)
+    title = f"{view.name}: {v.size} values, L2 norm {view.data['norm']:.4g}"
+    if v.size <= 64:
+        fig = _figure(title)
+        fig.add_trace(go.Bar(x=np.arange(v.size), y=_display(v), marker_color=_ACCENT,
+                             hovertemplate="%{x}: %{y:.6g}<extra></extra>"))
+        fig.update_xaxes(title_text="index")
+        return fig
+    return histogram(v, title=title + " (histogram)")
+
+
+def _view_anchor_scores(view) -> go.Figure:
+    scores = np.asarray(view.data["scores"], np.float64)
+    fig = histogram(scores, bins=40, title=f"{view.name}: {scores.size} anchor scores" + (" after sigmoid" if view.data.get("sigmoid") else ""))
+    fig.update_xaxes(title_text="score")
+    fig.update_yaxes(title_text="anchors")
+    return fig
+
+
+def array_slice(values: np.ndarray, index: Sequence[int] = ()) -> np.ndarray:
+    """The 2-D (or 1-D) slice of an N-D array at ``index`` on its leading axes.
+
+    Axes of size 1 at the front are dropped first; missing indices are 0 and each is clipped to
+    its axis. A view, not a copy.
+    """
+    a = np.asarray(values)
+    while a.ndim > 2 and a.shape[0] == 1:
+        a = a[0]
+    lead = a.ndim - 2
+    picks = list(index)[:max(lead, 0)] + [0] * max(0, lead - len(index))
+    for i in picks:
+        a = a[int(np.clip(i, 0, a.shape[0] - 1))]
+    return a
+
+
+def _view_array(view, index: Sequence[int] = ()) -> go.Figure | None:
+    values = view.data["values"]
+    a = _numeric(values)
+    if a is None or a.size <= 1:
+        return None
+    s = array_slice(a, index)
+    if s.ndim <= 1 or min(s.shape) == 1:
+        return line(np.ravel(s), title=f"{view.name} {_shape(np.shape(values))}")
+    h, w = s.shape
+    z, sr, sc = _coarse(s, MAX_SLICE_SIDE)
+    where = f" at {list(index)}" if np.ndim(values) - np.sum(np.array(np.shape(values)) == 1) > 2 else ""
+    notes = [f"showing {z.shape[0]}×{z.shape[1]}" if (sr, sc) != (1, 1) else "", _blank_note(_nonfinite(s))]
+    fig = _figure(_with_notes(f"{view.name}: {h}×{w} slice{where}", notes))
+    fig.add_trace(go.Heatmap(z=_display(z), x=np.arange(0, w, sc), y=np.arange(0, h, sr), colorscale="Viridis",
+                             hoverongaps=False, hovertemplate="row %{y}, column %{x}: %{z:.6g}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    if max(h, w) <= 4 * min(h, w):  # a near-square map keeps square cells; a long table fills the width
+        fig.update_yaxes(scaleanchor="x", constrain="domain")
+        fig.update_xaxes(constrain="domain")
+    return fig
+
+
+_VIEW_FIGURES = {
+    "classification": _view_classification,
+    "detections": _view_detections,
+    "anchor_scores": _view_anchor_scores,
+    "mask": _view_mask,
+    "class_map": _view_class_map,
+    "keypoints": _view_keypoints,
+    "embedding": _view_embedding,
+    "per_sample": _view_per_sample,
+    "image": _view_image,
+}
+
+
+def figure_for(view, *, index: Sequence[int] = ()) -> go.Figure | None:
+    """The figure that shows one ``views.OutputView``, or ``None`` when a table or a number says it all.
+
+    ``index`` picks the slice of an N-D array shown by the ``array`` kind (leading axes). Large
+    data is thinned or sent as a picture (see above). Never raises for odd values.
+    """
+    if view.kind == "array":
+        return _view_array(view, index)
+    build = _VIEW_FIGURES.get(view.kind)
+    return None if build is None else build(view)
+
+
+def is_picture(fig: go.Figure | None) -> bool:
+    """True for a figure of a picture: square pixels, its height following the picture's shape."""
+    return fig is not None and fig.layout.meta == "picture"
+
+
+def input_figure(x: np.ndarray | None, *, title: str = "The input") -> go.Figure | None:
+    """The first image of an input array as the model receives it, as a picture figure, or None
+    when the array is not image-like (see ``report.preview_image``)."""
+    from .report import preview_image
+
+    rgb = preview_image(x)
+    if rgb is None:
+        return None
+    h, w = rgb.shape[:2]
+    return _picture(rgb, _with_notes(title, [f"{h}×{w}"]))
+
+
+def warm() -> None:
+    """Build and serialise one small figure of each trace type the views use, and throw them away.
+
+    plotly loads the validators of a trace type on its first use (~0.15 s for these); called in
+    a background thread before any run, the first real figure does not pay for it.
+    """
+    import plotly.io
+
+    view = type("_View", (), {})()
+    view.name, view.kind = "warm-up", "mask"
+    view.data = {"mask": np.zeros((8, 8), np.float32), "image": np.zeros((8, 8, 3), np.uint8), "label": "mask"}
+    figs = [_view_mask(view), histogram(np.arange(4.0)), line(np.arange(4.0)), topk_bar(np.arange(3.0))]
+    fig = _picture(np.zeros((8, 8, 3), np.uint8), "warm-up")
+    fig.add_trace(go.Scatter(x=[1.0], y=[1.0], mode="markers"))
+    fig.add_shape(type="rect", x0=0, x1=1, y0=0, y1=1)
+    fig.add_annotation(x=0, y=0, text="")
+    for f in (*figs, fig):
+        plotly.io.to_json(f, validate=False)

@@ -183,6 +183,9 @@ def warm_up() -> None:
 
     def load() -> None:
         import lite_debug.session  # noqa: F401  (numpy, the engine, the worker pool's module)
+        from lite_debug.figures import warm  # plotly and its template, ~1 s: or the first plot waits for it
+
+        warm()
 
     threading.Thread(target=load, name="lite-debug-warm-up", daemon=True).start()
 

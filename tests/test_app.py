@@ -683,3 +683,150 @@ def test_a_model_that_cannot_load_shows_before_any_run():
     assert not at.sidebar.success and "does not load in this runtime" in texts(at.sidebar.caption)
     assert at.button(key="run-now").label == "Run it anyway"
     assert "The run is expected to fail: The model does not load" in texts(at.caption)
+# -- the run page's views of outputs --------------------------------------------------------------
+
+
+def real_workspace(name: str) -> Workspace:
+    from test_inspection import REAL, need_real_models
+
+    need_real_models()
+    ws = Workspace.open(f"{name}.tflite", (REAL / f"{name}.tflite").read_bytes())
+    t = ws.inputs[0]
+    h, w = t.shape[1:3]
+    yy, xx = np.mgrid[0:h, 0:w]
+    ws.set_feed(Feed({t.name: np.stack([xx / w, yy / h, ((xx + yy) % 64) / 64], -1).astype(np.float32)[None]}), "test")
+    return ws
+
+
+def shown(at) -> str:
+    return texts(at.main.markdown) + "\n" + texts(at.main.caption)
+
+
+def readings(at) -> list[str]:
+    return [sb.value for sb in at.main.selectbox if str(sb.key).startswith("view-")]
+
+
+@pytest.mark.parametrize(
+    "name, says, kinds",
+    [
+        ("face_detection_short_range",
+         ["read as box regressors of 896 anchors", "read as 896 anchor scores, sigmoid applied; not classes"],
+         ["anchor_boxes", "anchor_scores"]),
+        ("selfie_segmentation", ["read as a 256×256 mask", "labelled \\'selfie\\' by labels\\.txt"], ["mask"]),
+        ("hand_landmark_lite", ["read as 21 3\\-D points, drawn over the input"], ["keypoints", "scalar", "scalar", "keypoints"]),
+    ],
+)
+def test_real_models_get_their_view_with_the_assumption_stated(name, says, kinds):
+    at = app(real_workspace(name), page="run")
+    run_on_run_page(at)
+    text = shown(at)
+    for sentence in says:
+        assert sentence in text
+    assert text.count("Assumed\\:") >= 1
+    assert "classes" not in texts(at.main.caption) and "top 5" not in text
+    # One selector per output (its readings and its values), set to what was guessed.
+    assert readings(at) == kinds
+    assert charts(at)  # drawn
+
+
+def test_the_image_classifier_shows_top_classes_with_labels_and_the_ssd_detector_boxes():
+    ws = fixed("image-size")
+    at = app(ws, page="run")
+    run_on_run_page(at)
+    assert readings(at) == ["classification"]
+    assert "labels\\.txt names 10 classes" in shown(at)
+    (bars,) = charts(at)
+    assert bars["data"][0]["type"] == "bar" and any(":" in y for y in bars["data"][0]["y"])
+
+    data = (FIXTURES / "ssd_detector.tflite").read_bytes()
+    ws = Workspace.open("ssd_detector.tflite", data)
+    x = np.zeros((1, 64, 64, 3), np.float32)
+    x[0, 40:, 40:, 2] = 1.0
+    ws.set_feed(Feed({ws.inputs[0].name: x}), "test")
+    at = app(ws, page="run")
+    run_on_run_page(at)
+    assert readings(at) == ["detections"] * 4
+    assert "uses TFLite\\_Detection\\_PostProcess" in shown(at)
+    (picture,) = charts(at)  # the boxes once, over the input; the other three are tables
+    assert picture["layout"]["shapes"] and "blue thing" in picture["layout"]["annotations"][0]["text"]
+    # Boxes in fractions (an anchor reaching past the edge included) are scaled to the 64×64 input.
+    assert all(shape["x0"] >= 28 and shape["y0"] >= 28 for shape in picture["layout"]["shapes"])
+
+
+def test_another_reading_can_be_chosen_and_a_new_run_goes_back_to_the_guess():
+    ws = real_workspace("face_detection_short_range")
+    at = app(ws, page="run")
+    run_on_run_page(at)
+    at.selectbox(key="view-1").set_value("array").run()
+    assert not at.exception
+    assert "Chosen\\: shown as values" in shown(at)
+    assert at.selectbox(key="view-1").value == "array"
+    assert at.dataframe  # the slice explorer's table
+    at.selectbox(key="view-0").set_value("values").run()
+    assert not at.exception and len(at.dataframe) == 2
+    assert at.get("download_button")  # the download goes with the values
+    run_on_run_page(at)
+    assert readings(at) == ["anchor_boxes", "anchor_scores"]
+
+
+def test_per_sample_outputs_are_not_classes_on_the_page():
+    from lite_debug.records import OutputTensor, RunResult
+
+    ws = add_float()
+    ws.set_feed(Feed({"x": np.zeros((4, 4), np.float32)}), source="test")  # four samples
+    v = np.array([0.5, 1.5, -2.0, 3.0], np.float32)
+    ws.result = RunResult(status="ok", outputs=(OutputTensor("score", 0, v, v),), invoke_ms=0.1, total_ms=1.0)
+    at = app(ws, page="run")
+    assert not at.exception
+    assert "for each of 4 samples, not as classes" in shown(at)
+    assert readings(at) == ["per_sample"]
+
+
+def test_outputs_the_page_could_not_show_each_show_values_or_a_sentence():
+    from lite_debug.records import OutputTensor, RunResult
+
+    def o(values, name, i):
+        a = np.asarray(values)
+        return OutputTensor(name, i, a, a)
+
+    outputs = (
+        o(np.zeros((4, 0), np.float32), "empty", 0),
+        o(np.array([1.0, 2.0], np.float32), "same", 1),
+        o(np.array([3.0, 4.0], np.float32), "same", 2),
+        o(np.array([[1 + 2j, 3 - 1j]], np.complex64), "cplx", 3),
+        o(np.array([1.0, 2.0, 3.0], np.float32), "cut\x00here", 4),
+        o(np.array(["a", "b"]), "words", 5),
+        o(np.array([[9.0, 8.0]], np.float32), "**bold** :red[x] <b>hi</b> [link](http://x)", 6),
+    )
+    ws = add_float()
+    ws.result = RunResult(status="ok", outputs=outputs, invoke_ms=0.1, total_ms=1.0)
+    at = app(ws, page="run")
+    assert not at.exception
+    text = shown(at)
+    assert "holds no values \\(shape \\[4, 0\\]\\)" in text
+    assert "complex values shown as their magnitude" in text
+    assert "cut\\\\x00here" in text  # written out, not cut at the NUL
+    assert "is not numbers" in text
+    # Both outputs named 'same' are shown, each with its own widgets.
+    assert text.count("#### same") == 2
+    keys = {str(sb.key) for sb in at.selectbox}
+    for i in range(7):  # every output's values, each with its own keys
+        if f"view-{i}" in keys and "values (table)" in at.selectbox(key=f"view-{i}").options:
+            at.selectbox(key=f"view-{i}").set_value("values").run()
+    assert not at.exception
+    assert {b.key for b in at.get("download_button")} >= {f"download-{i}" for i in range(7)}
+    # A name from the file is text: every Markdown mark in it is escaped.
+    assert "#### \\*\\*bold\\*\\* \\:red\\[x\\] \\<b\\>hi\\</b\\> \\[link\\]\\(http\\:" in text
+    tables = [d.value for d in at.dataframe]
+    assert any("(1+2j)" in str(t.values) for t in tables)  # the complex values as text
+
+
+def test_before_a_run_the_page_shows_the_input_as_a_picture():
+    at = app(real_workspace("selfie_segmentation"), page="run")
+    assert "Not run yet." in texts(at.main.caption)
+    (fig,) = charts(at)
+    assert fig["data"][0]["type"] == "image" and fig["data"][0]["source"].startswith("data:image/png")
+    assert fig["layout"]["title"]["text"].startswith("The input input_1")
+    run_on_run_page(at)
+    titles = [f["layout"]["title"]["text"] for f in charts(at)]
+    assert titles == ["activation_10: selfie over the input (256×256)"]  # the preview gives way to the output

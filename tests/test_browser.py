@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -420,3 +421,94 @@ def test_a_reload_keeps_the_case_and_its_address_opens_it_elsewhere(open_app, br
         other.close()
     page.reload()
     page.get_by_test_id("stMain").get_by_text("The data fits the model's inputs").wait_for()
+# -- the run page's views, drawn, on a phone and a wide screen ----------------------------------------
+
+PHONE = {"width": 390, "height": 844}
+WIDE = {"width": 1920, "height": 1080}
+
+
+def _sample_for(model_path, tmp_path):
+    """An .npy the model takes as it is: a smooth picture at its input size, or zeros."""
+    import numpy as np
+
+    from lite_debug.inspection import inspect_model
+
+    t = inspect_model(model_path.read_bytes()).inputs[0]
+    if len(t.shape) == 4 and t.shape[3] == 3:
+        h, w = t.shape[1:3]
+        yy, xx = np.mgrid[0:h, 0:w]
+        x = np.stack([xx / w, yy / h, ((xx + yy) % 64) / 64], -1).astype(np.float32)[None]
+        if "ssd" in model_path.name:
+            x = np.zeros_like(x)
+            x[0, h // 2 :, w // 2 :, 2] = 1.0  # blue in the lower right quarter
+    else:
+        x = np.zeros(t.shape, np.dtype(t.dtype))
+    path = tmp_path / f"{model_path.stem}.npy"
+    np.save(path, x)
+    return path
+
+
+def _open_and_run(page, model_path, data_path) -> None:
+    """Upload a model and its data on the Start page, go to the Run page and run it."""
+    model_uploader = page.get_by_test_id("stFileUploader").filter(has_text="Model (.tflite) or bug-report bundle")
+    model_uploader.locator("input[type=file]").set_input_files(str(model_path))
+    page.get_by_test_id("stSidebar").get_by_text(model_path.name).wait_for()
+    settle(page)
+    data_input = page.get_by_test_id("stFileUploader").filter(has_text="Sample data:").locator("input[type=file]:enabled")
+    data_input.set_input_files(str(data_path))
+    page.get_by_text(f"with data from {data_path.name}").wait_for()
+    link = page.get_by_test_id("stSidebarNav").get_by_role("link", name="Run and outputs")
+    expand = page.get_by_test_id("stExpandSidebarButton")
+    phone = bool(expand.count() and expand.is_visible())
+    if phone:  # the sidebar starts collapsed
+        expand.click()
+    link.click()
+    page.get_by_role("heading", name="Run and outputs").wait_for()
+    settle(page)
+    if phone:  # close the sidebar again: on a phone it covers the page
+        collapse = page.get_by_test_id("stSidebarCollapseButton")
+        if page.get_by_test_id("stSidebar").get_attribute("data-collapsed") == "false":
+            page.get_by_test_id("stSidebar").hover()  # the button shows on hover
+            inner = collapse.locator("button")
+            (inner if inner.count() else collapse).first.click(force=True)
+            page.wait_for_function("""() => document.querySelector('[data-testid="stSidebar"]').getAttribute('data-collapsed') === 'true'""")
+    page.get_by_role("button", name="Run the model").click()
+    page.get_by_test_id("stMetricLabel").filter(has_text="Invoke").wait_for()
+
+
+REAL_VIEWS = [
+    # model file, what the first view must say, what must be drawn in a chart
+    ("real_models/selfie_segmentation.tflite", "read as a 256×256 mask", ".imagelayer image"),
+    ("real_models/face_detection_short_range.tflite", "read as 896 anchor scores, sigmoid applied; not classes", ".bars path"),
+    ("real_models/hand_landmark_lite.tflite", "read as 21 3-D points, drawn over the input", ".scatterlayer .point"),
+    ("fixtures/ssd_detector.tflite", "uses TFLite_Detection_PostProcess", ".shapelayer path"),
+]
+
+
+@pytest.mark.parametrize("model, says, drawn", REAL_VIEWS, ids=[Path(m).stem for m, _, _ in REAL_VIEWS])
+def test_real_models_are_drawn_with_their_reading_on_a_phone_and_a_wide_screen(browser, server, tmp_path, model, says, drawn):
+    path = ROOT / "tests" / model
+    if not path.exists():
+        _unavailable(f"{path.name} is missing: run scripts/fetch_real_models.py")
+    data = _sample_for(path, tmp_path)
+    for name, viewport in (("wide", WIDE), ("phone", PHONE)):
+        context = browser.new_context(viewport=viewport, reduced_motion="reduce")
+        context.set_default_timeout(WAIT_MS)
+        try:
+            page = context.new_page()
+            page.goto(server)
+            page.get_by_role("heading", name="lite-debug").wait_for()
+            settle(page)
+            _open_and_run(page, path, data)
+            page.get_by_text(says).first.wait_for()
+            chart = page.locator(".js-plotly-plot").filter(has=page.locator(drawn)).first
+            chart.wait_for()
+            settle(page)
+            # Drawn inside its column, in its own aspect ratio where it is a picture.
+            box = chart.bounding_box()
+            main = page.get_by_test_id("stMain").bounding_box()
+            assert box["x"] >= main["x"] - 1 and box["x"] + box["width"] <= main["x"] + main["width"] + 1
+            assert page.get_by_text("Drawing…").count() == 0
+            shot(page, f"41-{path.stem}-{name}", show=chart)
+        finally:
+            context.close()

@@ -319,3 +319,127 @@ def test_figures_are_plotly_figures():
     ones = np.ones((2, 2))
     figs = (topk_bar(ones), heatmap(ones), image(ones), histogram(ones), line(ones), mask_overlay(ones, ones))
     assert all(isinstance(fig, go.Figure) for fig in figs)
+
+
+# -- figures of views -----------------------------------------------------------------------------
+
+from lite_debug.figures import HOVER_SIDE, MAX_SLICE_SIDE, PICTURE_SIDE, array_slice, figure_for, is_picture  # noqa: E402
+from lite_debug.views import interpret  # noqa: E402
+
+
+def view_of(values, name="out", **kwargs):
+    (v,) = interpret([output(values, name)], **kwargs)
+    return v
+
+
+def test_a_mask_over_the_input_is_one_png_in_its_aspect_ratio_with_a_coarse_grid_for_hover():
+    yy, xx = np.mgrid[0:256, 0:192]
+    mask = (np.hypot(yy - 128, xx - 96) < 60).astype(np.float32)[None, :, :, None]  # a disc, as a person is
+    image = np.stack([xx, yy, (xx + yy) // 2], axis=-1).astype(np.uint8)
+    v = view_of(mask, "seg", input_image=image)
+    assert v.kind == "mask"
+    fig = figure_for(v)
+    picture, hover = fig.data
+    assert picture.type == "image" and picture.source.startswith("data:image/png;base64,")
+    assert picture.z is None  # not a list of every pixel
+    assert hover.type == "heatmap" and max(np.shape(hover.z)) <= HOVER_SIDE and hover.opacity == 0
+    assert hover.colorbar.orientation == "h"  # under the picture, not stranded at the far right
+    m = fig.layout.margin
+    # Square pixels; a picture taller than wide gets more height (and narrows to keep its shape).
+    assert fig.layout.yaxis.scaleanchor == "x"
+    assert fig.layout.height - m.t - m.b == pytest.approx(PICTURE_SIDE * 256 / 192, abs=1)
+    assert is_picture(fig)
+    # What goes to the browser is the picture, not the 49k values (196 KB as float32 alone).
+    assert len(fig.to_json()) < 100_000
+
+
+def test_a_long_table_of_values_is_not_drawn_as_square_cells():
+    v = view_of(rng.random((1, 896, 16), dtype=np.float32))
+    assert v.kind == "array"
+    fig = figure_for(v)
+    (hm,) = fig.data
+    assert np.shape(hm.z)[0] <= MAX_SLICE_SIDE
+    assert fig.layout.yaxis.scaleanchor is None  # fills the width instead of a one-pixel strip
+    assert not is_picture(fig)
+
+
+def test_the_slice_explorer_picks_slices_of_leading_axes():
+    a = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(1, 2, 3, 4, 5)
+    assert np.array_equal(array_slice(a, (1, 2)), a[0, 1, 2])
+    assert np.array_equal(array_slice(a, (9, -4)), a[0, 1, 0])  # clipped to the axes
+    v = view_of(a)
+    fig = figure_for(v, index=(1, 2))
+    assert np.array_equal(np.asarray(fig.data[0].z), a[0, 1, 2])
+
+
+def test_top_classes_are_probabilities_with_their_labels():
+    v = view_of(np.array([[2.0, -1.0, 0.5]], np.float32), "logits", labels=["a", "b", "c"])
+    fig = figure_for(v)
+    (bar,) = fig.data
+    assert list(bar.y) == ["0: a", "2: c", "1: b"] and fig.layout.xaxis.title.text == "probability"
+    assert sum(bar.x) == pytest.approx(1.0)
+
+
+def test_detections_are_boxes_with_labels_over_the_picture():
+    from lite_debug.records import OutputTensor
+
+    def o(values, name, i):
+        a = np.asarray(values, np.float32)
+        return OutputTensor(name, i, a, a)
+
+    outs = [o([[[0.25, 0.5, 0.75, 1.0]]], "detection_boxes", 0), o([[0]], "detection_classes", 1),
+            o([[0.8]], "detection_scores", 2), o([1], "num_detections", 3)]
+    views = interpret(outs, labels=["cat"], input_image=np.zeros((40, 80, 3), np.uint8))
+    fig = figure_for(views[0])
+    (rect,) = fig.layout.shapes
+    assert (rect.x0, rect.x1, rect.y0, rect.y1) == (40, 80, 10, 30)  # fractions × the 80×40 input
+    assert fig.layout.annotations[0].text == "cat 0.80"
+    assert all(figure_for(v) is None for v in views[1:])  # the others are tables, not the same picture again
+
+
+def test_keypoints_over_the_input_and_on_their_own_axes():
+    from lite_debug.records import ModelSpec, TensorSpec
+
+    spec = ModelSpec(size=0, schema_version=3, description="", outputs=(),
+                     inputs=(TensorSpec(0, "image", (1, 100, 100, 3), (1, 100, 100, 3), "float32"),))
+    pts = np.array([[10, 20, 0, 50, 60, 0, 90, 80, 0]], np.float32)
+    v = view_of(pts, "landmarks", spec=spec)
+    fig = figure_for(v)
+    assert v.kind == "keypoints" and is_picture(fig)
+    assert list(fig.data[-1].x) == [10, 50, 90] and list(fig.data[-1].y) == [20, 60, 80]
+    world = view_of(pts / 1000 - 0.05, "landmarks", spec=spec)
+    assert world.data["where"] == "own" and figure_for(world).data[0].type == "scatter"
+
+
+def test_every_kind_draws_or_says_it_has_no_figure_on_odd_values():
+    odd = [np.zeros((4, 0), np.float32), np.array([1 + 1j, 2j], np.complex64), np.array(["x"]),
+           np.full((1, 10), np.nan, np.float32), np.array([np.inf], np.float32), np.zeros((1, 8, 8, 3), np.uint8)]
+    for values in odd:
+        (v,) = interpret([output(values)])
+        for kind in v.alternatives:
+            (w,) = interpret([output(values)], choose={0: kind})
+            fig = figure_for(w)
+            if fig is not None:
+                fig.to_json()
+
+
+def test_warm_builds_every_trace_type_without_a_page():
+    from lite_debug.figures import warm
+
+    warm()  # plotly's validators for images, heatmaps, bars, scatters, shapes: no error, nothing kept
+
+
+def test_names_and_labels_from_the_file_are_text_in_plotly():
+    # plotly reads <b>, <a href> and entities in titles, tick labels and annotations.
+    v = view_of(np.array([[0.2, 0.8]], np.float32), "<a href='x'>out</a> & co", labels=["<b>cat</b>", "dog"])
+    fig = figure_for(v)
+    assert fig.layout.title.text.startswith("&lt;a href='x'&gt;out&lt;/a&gt; &amp; co")
+    assert "0: &lt;b&gt;cat&lt;/b&gt;" in list(fig.data[0].y)
+
+
+def test_the_input_is_drawn_as_a_picture_before_a_run():
+    from lite_debug.figures import input_figure
+
+    fig = input_figure(np.zeros((1, 32, 48, 3), np.float32), title="The input x")
+    assert is_picture(fig) and fig.data[0].source.startswith("data:image/png")
+    assert input_figure(np.zeros((1, 10), np.float32)) is None
