@@ -428,8 +428,17 @@ def _check_json(s: _Check) -> dict[str, Any]:
         "fits_other_signatures": s.fits_elsewhere,
         "fixes_applied": fixes_to_list(s.applied),
         "remaining": mismatches_to_list(s.remaining) if s.applied else None,
-        "run": {**run_to_dict(s.result), **({"timing": s.timing} if s.timing else {})},
+        "run": _run_json(s),
     }
+
+
+def _run_json(s: _Check) -> dict[str, Any]:
+    from .report import run_to_dict
+
+    run = {**run_to_dict(s.result), **({"timing": s.timing} if s.timing else {})}
+    for entry, view in zip(run.get("outputs", []), _views(s)):
+        entry["view"] = view.to_dict()
+    return run
 
 
 def _recorded_json(recorded, result: RunResult | None) -> dict[str, Any] | None:
@@ -504,8 +513,11 @@ def _check_text(s: _Check, args: argparse.Namespace) -> str:
                 f"  {s.timing['repeat']} runs: invoke min {t['min']:.3f} ms, median {t['median']:.3f} ms, p95 {t['p95']:.3f} ms"
                 + (f"; round trip median {rt['median']:.3f} ms" if rt else "")
             )
-        for o in r.outputs:
-            out.append(printable(f"  {o.name}: {_output_summary(o)}"))
+        for view in _views(s):
+            from .views import summary_line
+
+            out.append(printable(f"  {summary_line(view)}"))
+            out.append(printable(f"      {view.assumption}"))
     elif r.status == "error":
         e = r.explanation
         out.append(printable(f"Run: failed — {r.error_type}: {_first_line(r.error_message or '')}"))
@@ -538,22 +550,21 @@ def _check_text(s: _Check, args: argparse.Namespace) -> str:
     return "\n".join(out)
 
 
-def _output_summary(o) -> str:
-    v = o.values
-    stats = ""
-    if v.size and v.dtype.kind in "biuf":
-        finite = v[np.isfinite(v)] if v.dtype.kind == "f" else v
-        stats = f"min {float(finite.min()):.4g}, max {float(finite.max()):.4g}" if finite.size else "no finite values"
-        if finite.size < v.size:
-            stats += f", {v.size - finite.size} NaN/Inf"
-    top = ""
-    rows = v.reshape(1, -1) if v.ndim == 1 else v
-    if v.size and v.ndim <= 2 and v.dtype.kind == "f" and v.shape[-1] > 1 and rows.shape[0] == 1:
-        from .batch import _probabilities
+def _views(s: _Check) -> list:
+    """How each output of the run is read (lite_debug.views), as the dashboard reads it."""
+    if s.result is None or not s.result.ok:
+        return []
+    from .report import preview_image
+    from .session import _packed_labels
+    from .views import hints_from_metadata, interpret
 
-        if np.isfinite(rows).all() and _probabilities(rows):
-            top = f", top class {int(np.argmax(rows))} (p = {float(rows.max()):.3g})"
-    return f"{o.dtype} {list(o.shape)}{' (dequantized)' if o.quantization.is_quantized else ''} {stats}{top}"
+    feed = s.feed_to_run or s.feed
+    inputs, _ = s.spec.io(s.signature)
+    image = next((preview_image(feed.arrays.get(t.name)) for t in inputs if t.rank == 4), None)
+    first = next(iter(feed.arrays.values()), None)
+    batch = int(first.shape[0]) if first is not None and inputs and first.ndim == inputs[0].rank and first.ndim and first.shape[0] > 1 else None
+    return interpret(s.result.outputs, s.spec, signature=s.signature, labels=_packed_labels(s.model, s.spec),
+                     metadata=hints_from_metadata(s.spec, s.model), input_image=image, batch=batch)
 
 
 def _first_line(text: str, limit: int = 300) -> str:

@@ -990,3 +990,38 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def hints_from_metadata(spec: ModelSpec | None, model_bytes: Any) -> dict[int, OutputHint]:
+    """Per-output hints from the model's TFLite metadata (``lite_debug.metadata``): each output's
+    label file (TENSOR_AXIS_LABELS or TENSOR_VALUE_LABELS, read from the model's packed files),
+    its description, and "detections" where the metadata says the output holds bounding boxes.
+    Empty when the model has no metadata; a damaged label file is left out."""
+    if spec is None:
+        return {}
+    try:
+        metadata = spec.metadata
+    except Exception:  # noqa: BLE001 - the file's metadata is its word: a damaged one says nothing
+        return {}
+    main = metadata.main if metadata is not None else None
+    if main is None:
+        return {}
+    from .figures import labels_from_text
+    from .inspection import packed_file
+
+    hints: dict[int, OutputHint] = {}
+    for position, tm in enumerate(main.outputs):
+        labels = None
+        for f in tm.associated_files:
+            if not f.is_labels:
+                continue
+            try:
+                labels = tuple(labels_from_text(packed_file(model_bytes, f.name).decode("utf-8", "replace")))
+            except Exception:  # noqa: BLE001 - a missing or damaged label file: no labels
+                labels = None
+            break
+        content = tm.content
+        kind = "detections" if content is not None and content.kind == "bounding_box" else None
+        if labels or kind or tm.description:
+            hints[position] = OutputHint(kind=kind, labels=labels, description=tm.description)
+    return hints

@@ -205,8 +205,16 @@ _WORD_JOINER = "\u2060"
 def md(text: object) -> str:
     """``text`` (a name, a message, pasted text: anything from a file or a user) made safe to
     put into Markdown: it shows as the same characters and never as a link, an image, HTML,
-    math, an icon or formatting. Line breaks are kept."""
-    escaped = _MD_PUNCTUATION.sub(r"\\\1", str(text))
+    math, an icon or formatting. Line breaks are kept; other control characters (a NUL in a
+    tensor name) are written out, as the command line writes them."""
+    import unicodedata
+
+    text = "".join(
+        ch if ch == "\n" or unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn")
+        else ch.encode("unicode_escape").decode("ascii")
+        for ch in str(text)
+    )
+    escaped = _MD_PUNCTUATION.sub(r"\\\1", text)
     escaped = _AUTOLINK.sub(lambda m: m.group(1) + _WORD_JOINER + m.group(2), escaped)
     return escaped.replace("\\@", "\\@" + _WORD_JOINER).replace("\n", "  \n")
 

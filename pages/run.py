@@ -8,7 +8,7 @@ import re
 import streamlit as st
 
 from lite_debug.errors import LiteDebugError
-from pages._ui import PAGES, frame, pool, require_workspace
+from pages._ui import PAGES, frame, md, owner, pool, require_workspace
 
 frame("run")
 
@@ -37,7 +37,10 @@ if ws.batch_ready:
         st.markdown(f":material/stacks: **The data is a batch of {n} samples.** Run every one, {chunk} at a time, in one worker request.")
         if st.button(f"Run all {n} samples", key="run-batch", type="primary", icon=":material/fast_forward:"):
             bar = st.progress(0.0, text=f"0 of {n} samples")
-            result = ws.run_batch(pool(), progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} samples"))
+            result = ws.run_batch(
+                pool(), progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} samples"),
+                owner=owner(), on_wait=lambda q: bar.progress(0.0, text=_waiting(q)),
+            )
             bar.progress(1.0, text=f"{result.count} samples: {result.status}")
         b = ws.batch_result
         if b is not None:
@@ -49,39 +52,68 @@ if ws.batch_ready:
                 st.dataframe(b.summary(), hide_index=True, width="stretch")
             if b.errors:
                 st.error(f"{len(b.errors)} run(s) failed, the first at sample {next(iter(b.errors))}: "
-                         + (b.explanation.cause if b.explanation else next(iter(b.errors.values()))))
+                         + md(b.explanation.cause if b.explanation else next(iter(b.errors.values()))))
             elif not b.outputs:
-                st.error(b.detail or f"The batch did not run ({b.status}).")
+                st.error(md(b.detail or f"The batch did not run ({b.status})."))
             st.caption("Open any sample on the Diagnose page to look at it alone.")
             st.page_link(PAGES["diagnose"], label="Open a sample", icon=":material/filter_1:")
 
-requested = st.session_state.pop("run-requested", False)  # "Run it" on the diagnose page
+requested = st.session_state.pop("run-requested", False)  # "Run it" on the diagnose page, or a wait
+
+
+def _waiting(q) -> str:
+    """What a user waiting for a worker is told: their place, and how long it may take."""
+    return (
+        f"Waiting for a worker: you are number {q.place} in line ({q.running} run(s) going, {q.waiting} waiting); "
+        f"at most about {q.longest_wait_seconds:.0f} s."
+    )
+
+
+if ws.spec.is_stateful:
+    st.info(
+        "This model keeps state between runs (variables it reads and assigns). Each run starts from a fresh state "
+        "unless you keep it; no other session ever sees it.",
+        icon=":material/memory:",
+    )
+    st.toggle("Keep the model's state from one run to the next", key="keep-state")
 if only_the_batch:
     n, chunk = ws.batch
     st.caption(f"“Run the model” gives the interpreter all {n} samples at once, as the data is; the model takes {chunk}.")
 
 
+class _Busy(Exception):
+    """Every worker is taken: the run waits in the page, where the wait can be shown."""
+
+
+def _defer(_status) -> None:
+    raise _Busy
+
+
 def run_now() -> None:
     """Run the model before the page is drawn (a button callback), so the sidebar, drawn first,
-    already tells of this run and the page needs no second rerun to show it."""
+    already tells of this run and the page needs no second rerun to show it. When the run
+    would wait for a worker, it waits in the page instead, which says where it is in line."""
     try:
-        ws.run(pool())
+        ws.run(pool(), owner=owner(), on_wait=_defer, keep_state=bool(st.session_state.get("keep-state")))
+    except _Busy:
+        st.session_state["run-requested"] = True
     except LiteDebugError as exc:
         st.session_state["run-error"] = str(exc)
 
 
 st.button("Run the model", key="run", type="primary", icon=":material/play_arrow:", on_click=run_now)
 if "run-error" in st.session_state:
-    st.error(st.session_state.pop("run-error"))
+    st.error(md(st.session_state.pop("run-error")))
 if requested:
     with st.status("Running in a worker process…", expanded=False) as status:
         try:
-            result = ws.run(pool())
+            result = ws.run(pool(), owner=owner(), on_wait=lambda q: status.update(label=_waiting(q)),
+                            keep_state=bool(st.session_state.get("keep-state")))
             state = "complete" if result.ok else "error"
             status.update(label=f"Run finished: {result.status}", state=state)
         except LiteDebugError as exc:
             status.update(label="Could not run", state="error")
-            st.error(str(exc))
+            st.error(md(str(exc)))
         else:
             st.rerun()  # the sidebar was drawn before this run: redraw it with the run's status
 
@@ -102,20 +134,23 @@ if r is None:
 if ws.result_stale:
     st.caption("The data has changed since this run; run again to see the new outputs.")
 
+if ws.reported is not None and ws.reproduced is not None:
+    st.info(f"**Reported in {md(ws.reported.path)}:** {md(ws.reported.explanation.title)}. "
+            f"**Reproduced here:** {md(ws.reproduced)}.", icon=":material/bug_report:")
 if r.status == "error":
     e = r.explanation
-    st.error(f"**{e.title if e else 'The interpreter refused the run'}**", icon=":material/error:")
+    st.error(f"**{md(e.title) if e else 'The interpreter refused the run'}**", icon=":material/error:")
     if e is not None:
-        st.markdown(f"**Cause.** {e.cause}\n\n**Fix.** {e.fix}")
+        st.markdown(f"**Cause.** {md(e.cause)}\n\n**Fix.** {md(e.fix)}")
     if r.kernel_message:
-        st.info(f"Run again without the default XNNPACK delegate, the kernel says: `{r.kernel_message.strip()}`")
+        st.info("Run again without the default XNNPACK delegate, the kernel says: " + md(r.kernel_message.strip()))
     elif r.detail and "XNNPACK" in r.detail:
-        st.info(r.detail)
+        st.info(md(r.detail))
     with st.expander("The interpreter's own message"):
         st.code(f"{r.error_type}: {r.error_message}", language="text", wrap_lines=True)
     st.stop()
-if r.status in ("crashed", "timeout", "skipped"):
-    st.error(r.detail, icon=":material/dangerous:")
+if r.status in ("crashed", "timeout", "skipped", "protocol"):
+    st.error(md(r.detail or f"The run ended: {r.status}."), icon=":material/dangerous:")
     if r.error_message:
         with st.expander("What the worker printed before it ended"):
             st.code(r.error_message, language="text", wrap_lines=True)
@@ -126,18 +161,11 @@ c1.metric("Invoke", f"{r.invoke_ms:.3g} ms" if r.invoke_ms is not None else "—
 c2.metric("Round trip", f"{r.total_ms:.3g} ms" if r.total_ms is not None else "—")
 c3.metric("Outputs", len(r.outputs))
 if r.detail:
-    st.caption(r.detail)
+    st.caption(md(r.detail))
 
 # -- the outputs: one view each, chosen by what the output is ---------------------------------------
 
-_PUNCT = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>:~$&=\"'^])")
-
-
-def as_text(value: object) -> str:
-    """A string from the model file, made safe to place in Markdown: shown as it is, never
-    interpreted (every punctuation mark escaped, control characters written out)."""
-    text = "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in str(value))
-    return _PUNCT.sub(r"\\\1", text)
+as_text = md  # every string from the model file goes through pages/_ui.md
 
 
 def npy_bytes(values) -> bytes:
@@ -173,9 +201,11 @@ def views_of(ws, r, choices: dict[int, str]):
     cached = st.session_state.get("_run_views")
     if cached and cached[0] is r and cached[1] == key:  # the run itself, not its id(), which comes back
         return cached[2]
+    from lite_debug.views import hints_from_metadata
+
     image = next((preview_image(ws.feed.arrays.get(t.name)) for t in ws.inputs if t.rank == 4), None)
     views = interpret(r.outputs, ws.spec, signature=ws.signature, labels=ws.labels, input_image=image,
-                      batch=batch_of(ws), choose=choices)
+                      batch=batch_of(ws), choose=choices, metadata=hints_from_metadata(ws.spec, ws.model_bytes))
     st.session_state["_run_views"] = (r, key, views)
     return views
 
@@ -288,6 +318,25 @@ def draw(view, out, choice: str) -> None:
         )
 
 
+def recorded_difference(name: str) -> str:
+    """For a re-opened bundle: this output beside the one it recorded (largest difference)."""
+    rec = ws.recorded
+    if rec is None or rec.run is None or ws.result is None or ws.result_stale:
+        return ""
+    cached = st.session_state.get("_recorded_cmp")
+    if not cached or cached[0] is not ws.result:
+        from lite_debug.casefile import compare_outputs
+
+        cached = (ws.result, compare_outputs(rec, ws.result))
+        st.session_state["_recorded_cmp"] = cached
+    cmp = cached[1].get(name)
+    if cmp is None:
+        return "Not in the bundle's recorded run."
+    if cmp.get("max_abs") is None:
+        return f"The bundle recorded it as {cmp.get('recorded_shape')}; it cannot be compared with this run's."
+    return "Recorded in the bundle: " + ("the same values." if cmp.get("equal") else f"largest difference {cmp['max_abs']:.6g}.")
+
+
 @st.fragment
 def show_output(position: int) -> None:
     from lite_debug.views import KINDS
@@ -312,6 +361,9 @@ def show_output(position: int) -> None:
         quant = f" (dequantized with {out.quantization.describe()})" if out.quantization.is_quantized else ""
         st.markdown(f"#### {as_text(out.name) or f'Output {position}'}")
         st.caption(f"Output {position} · {as_text(out.dtype)} {list(out.shape)}{quant}")
+        recorded = recorded_difference(out.name)
+        if recorded:
+            st.caption(recorded)
         # Side by side on a wide screen (the figure, then what it assumed and its rows); one
         # above the other on a phone, where Streamlit stacks columns.
         left, right = st.columns([1, 1], gap="medium")

@@ -698,7 +698,8 @@ def real_workspace(name: str) -> Workspace:
     return ws
 
 
-def shown(at) -> str:
+def page_text(at) -> str:
+    """The page as a reader sees it (Markdown and captions, escapes taken out)."""
     return texts(at.main.markdown) + "\n" + texts(at.main.caption)
 
 
@@ -712,17 +713,17 @@ def readings(at) -> list[str]:
         ("face_detection_short_range",
          ["read as box regressors of 896 anchors", "read as 896 anchor scores, sigmoid applied; not classes"],
          ["anchor_boxes", "anchor_scores"]),
-        ("selfie_segmentation", ["read as a 256×256 mask", "labelled \\'selfie\\' by labels\\.txt"], ["mask"]),
-        ("hand_landmark_lite", ["read as 21 3\\-D points, drawn over the input"], ["keypoints", "scalar", "scalar", "keypoints"]),
+        ("selfie_segmentation", ["read as a 256×256 mask", "labelled 'selfie' by labels.txt"], ["mask"]),
+        ("hand_landmark_lite", ["read as 21 3-D points, drawn over the input"], ["keypoints", "scalar", "scalar", "keypoints"]),
     ],
 )
 def test_real_models_get_their_view_with_the_assumption_stated(name, says, kinds):
     at = app(real_workspace(name), page="run")
     run_on_run_page(at)
-    text = shown(at)
+    text = page_text(at)
     for sentence in says:
         assert sentence in text
-    assert text.count("Assumed\\:") >= 1
+    assert text.count("Assumed:") >= 1
     assert "classes" not in texts(at.main.caption) and "top 5" not in text
     # One selector per output (its readings and its values), set to what was guessed.
     assert readings(at) == kinds
@@ -734,7 +735,7 @@ def test_the_image_classifier_shows_top_classes_with_labels_and_the_ssd_detector
     at = app(ws, page="run")
     run_on_run_page(at)
     assert readings(at) == ["classification"]
-    assert "labels\\.txt names 10 classes" in shown(at)
+    assert "labels.txt names 10 classes" in page_text(at)
     (bars,) = charts(at)
     assert bars["data"][0]["type"] == "bar" and any(":" in y for y in bars["data"][0]["y"])
 
@@ -746,7 +747,7 @@ def test_the_image_classifier_shows_top_classes_with_labels_and_the_ssd_detector
     at = app(ws, page="run")
     run_on_run_page(at)
     assert readings(at) == ["detections"] * 4
-    assert "uses TFLite\\_Detection\\_PostProcess" in shown(at)
+    assert "uses TFLite_Detection_PostProcess" in page_text(at)
     (picture,) = charts(at)  # the boxes once, over the input; the other three are tables
     assert picture["layout"]["shapes"] and "blue thing" in picture["layout"]["annotations"][0]["text"]
     # Boxes in fractions (an anchor reaching past the edge included) are scaled to the 64×64 input.
@@ -759,7 +760,7 @@ def test_another_reading_can_be_chosen_and_a_new_run_goes_back_to_the_guess():
     run_on_run_page(at)
     at.selectbox(key="view-1").set_value("array").run()
     assert not at.exception
-    assert "Chosen\\: shown as values" in shown(at)
+    assert "Chosen: shown as values" in page_text(at)
     assert at.selectbox(key="view-1").value == "array"
     assert at.dataframe  # the slice explorer's table
     at.selectbox(key="view-0").set_value("values").run()
@@ -778,7 +779,7 @@ def test_per_sample_outputs_are_not_classes_on_the_page():
     ws.result = RunResult(status="ok", outputs=(OutputTensor("score", 0, v, v),), invoke_ms=0.1, total_ms=1.0)
     at = app(ws, page="run")
     assert not at.exception
-    assert "for each of 4 samples, not as classes" in shown(at)
+    assert "for each of 4 samples, not as classes" in page_text(at)
     assert readings(at) == ["per_sample"]
 
 
@@ -802,10 +803,10 @@ def test_outputs_the_page_could_not_show_each_show_values_or_a_sentence():
     ws.result = RunResult(status="ok", outputs=outputs, invoke_ms=0.1, total_ms=1.0)
     at = app(ws, page="run")
     assert not at.exception
-    text = shown(at)
-    assert "holds no values \\(shape \\[4, 0\\]\\)" in text
+    text = page_text(at)
+    assert "holds no values (shape [4, 0])" in text
     assert "complex values shown as their magnitude" in text
-    assert "cut\\\\x00here" in text  # written out, not cut at the NUL
+    assert "cut\\x00here" in text  # written out, not cut at the NUL
     assert "is not numbers" in text
     # Both outputs named 'same' are shown, each with its own widgets.
     assert text.count("#### same") == 2
@@ -816,7 +817,10 @@ def test_outputs_the_page_could_not_show_each_show_values_or_a_sentence():
     assert not at.exception
     assert {b.key for b in at.get("download_button")} >= {f"download-{i}" for i in range(7)}
     # A name from the file is text: every Markdown mark in it is escaped.
-    assert "#### \\*\\*bold\\*\\* \\:red\\[x\\] \\<b\\>hi\\</b\\> \\[link\\]\\(http\\:" in text
+    from pages._ui import md
+
+    source = "\n".join(e.value for e in at.main.markdown)
+    assert "#### " + md("**bold** :red[x] <b>hi</b> [link](http:") in source
     tables = [d.value for d in at.dataframe]
     assert any("(1+2j)" in str(t.values) for t in tables)  # the complex values as text
 
