@@ -772,3 +772,66 @@ def test_a_packed_zip_of_an_unknown_version(where):
     else:
         with pytest.raises(BundleError):
             read_bundle(_zip_of_version_148())
+
+
+# -- the hardening's file kinds, through the front door ---------------------------------------------
+# Each reader has its own campaign (test_archive, test_zipdir, test_graph, test_inspection,
+# test_wire, test_running); here each kind goes through `lite-debug check`, as a user's file
+# would, and must end in a sentence or a result within its limit.
+
+
+def test_the_hardening_file_kinds_end_in_a_sentence_on_the_command_line(tmp_path):
+    import crafted
+    from zipbombs import central_directory_bomb
+
+    base = (ROOT / "tests" / "fixtures" / "add_float.tflite").read_bytes()
+    aliased = crafted.alias_vector(
+        base, crafted.field_position(base, [("vector", 8, 0), ("field", 4, 0)]), 200_000, crafted.tensor_table("x", (1, 4))
+    )
+    m = fuzzing.unpack_model(base)
+    m.subgraphs[0].tensors[m.subgraphs[0].inputs[0]].name = b"in\x1b]0;owned\x07 ![p](http://127.0.0.1:9/x.png) `x"
+    cases = {
+        "central-directory-bomb.zip": (central_directory_bomb(16, declared=4_000_000, zip64=True), 2, "4,000,000"),
+        "aliased-vector.tflite": (aliased, 2, "one and the same table"),
+        "hostile-names.tflite": (fuzzing.pack_model(m), 0, None),
+    }
+    for name, (data, code, says) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        t0 = time.monotonic()
+        done = _cli(str(path))
+        assert "Traceback" not in done.stdout + done.stderr, name
+        assert done.returncode == code, (name, done.stdout[-500:])
+        report = json.loads(done.stdout)
+        if says:
+            assert says in report["error"]["message"], (name, report)
+        else:
+            # The name travels as data: escaped in JSON, never as a control sequence.
+            assert "\x1b" not in done.stdout and report["model"]["inputs"][0]["name"].startswith("in\x1b]0;")
+        assert time.monotonic() - t0 < 60, name
+
+
+def test_an_output_larger_than_declared_is_capped_on_the_command_line(tmp_path, converted_models):
+    data = converted_models["tile_int8"]
+    spec = inspect_model(data)
+    x, multiples = spec.inputs if spec.inputs[0].dtype == "int8" else spec.inputs[::-1]
+    model, xs, ms = tmp_path / "lies.tflite", tmp_path / "x.npy", tmp_path / "m.npy"
+    model.write_bytes(data)
+    np.save(xs, np.ones((1, 4), np.int8))
+    np.save(ms, np.array([1 << 18, 1], np.int32))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LITE_DEBUG_OUTPUT_MB": "4"}
+    done = subprocess.run(
+        [sys.executable, "-m", "lite_debug", "check", str(model), "--input", f"{x.name}={xs}",
+         "--input", f"{multiples.name}={ms}", "--json"],
+        capture_output=True, text=True, timeout=120, env=env, cwd=ROOT,
+    )
+    run = json.loads(done.stdout)["run"]
+    assert done.returncode == 1 and run["status"] == "skipped" and run["limit"] == "output"
+    assert "LITE_DEBUG_OUTPUT_MB" in run["detail"]
+
+
+@pytest.fixture(scope="module")
+def converted_models(tmp_path_factory):
+    from converted import build
+
+    return build(tmp_path_factory.getbasetemp() / "converted-fuzz")
