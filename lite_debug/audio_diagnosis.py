@@ -43,8 +43,10 @@ __all__ = [
     "audio_view",
     "check_audio",
     "clip_choice",
+    "facts_to_dict",
     "rate_choice",
     "window_starts",
+    "with_facts",
 ]
 
 # An axis this long (in samples) reads as time. A recording given to the model may be
@@ -177,13 +179,14 @@ def rate_choice(spec: ModelSpec, t: TensorSpec, layout: AudioInput, facts: Audio
     """The sample rate input ``t`` is taken to expect: the model's metadata, the user's pick,
     or a guess from the window's length (marked a guess, with the candidates it weighed)."""
     key = f"sample rate:{t.name}"
-    rates = sorted(set(COMMON_RATES) | {facts.sample_rate} | ({layout.rate} if layout.rate else set()))
+    picked = prefs.get(key)
+    asked = {int(picked)} if picked is not None and picked.isdigit() and 0 < int(picked) <= 768_000 else set()
+    rates = sorted(set(COMMON_RATES) | {facts.sample_rate} | ({layout.rate} if layout.rate else set()) | asked)
     w = layout.window
     options = tuple(
         (str(r), f"{_khz(r)}" + (f"  (the window is {w / r:.3g} s)" if w else "") + ("  (the recording's)" if r == facts.sample_rate else ""))
         for r in rates
     )
-    picked = prefs.get(key)
     if picked in {k for k, _ in options}:
         note = f"; the model's metadata says {layout.rate:,} Hz" if layout.rate and str(layout.rate) != picked else ""
         return Choice(key, t.name, "sample rate", options, picked, "your pick" + note, "preference")
@@ -562,3 +565,16 @@ def window_starts(info: AudioInfo, count: int) -> tuple[float, ...]:
 def facts_to_dict(feed: Feed) -> dict[str, Any]:
     """The facts of every recording in ``feed``, keyed by input, as JSON-ready dicts."""
     return {name: info.to_dict() for name, info in (getattr(feed, "facts", None) or {}).items() if isinstance(info, AudioInfo)}
+
+
+def with_facts(feed: Feed, recordings: Sequence[tuple[np.ndarray, AudioInfo]]) -> Feed:
+    """``feed`` with each recording's facts bound to the input its array went to (the array
+    itself, not a copy, identifies it). Arrays that are no recording have no facts."""
+    if not recordings:
+        return feed
+    facts = dict(feed.facts)
+    for name, array in feed.arrays.items():
+        info = next((i for a, i in recordings if a is array), None)
+        if info is not None:
+            facts[name] = info
+    return feed.replace(facts=facts)
