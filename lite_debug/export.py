@@ -344,6 +344,7 @@ def make_script(
         steps = replayed
     needs_resize = any(s.fix.kind == "resize_image" for s in steps)
     needs_audio = any(s.fix.kind in AUDIO_HELPER_KINDS for s in steps)
+    windows = bool(steps) and any(s.fix.kind == "split_windows" for s in steps) and signature is None and _is_batch(spec, steps[-1].feed)
     needs_pillow = any(s.fix.kind == "resize_image" and s.fix.params.get("method") == "pillow" for s in steps)
 
     blocks: list[list[str]] = []
@@ -493,21 +494,40 @@ def make_script(
         add("    # The input accepts other sizes (-1 in its shape signature): reallocate for this one.")
         add("    interpreter.resize_tensor_input(input_details[name]['index'], list(shape))")
         add("interpreter.allocate_tensors()")
-        add("for name, details in input_details.items():")
-        add("    # set_tensor copies the array into the interpreter; it checks the shape and dtype.")
-        add("    interpreter.set_tensor(details['index'], inputs[name])")
-        add("interpreter.invoke()")
-        add("outputs = {}")
-        add("for details in interpreter.get_output_details():")
-        add("    value = interpreter.get_tensor(details['index'])")
-        add("    describe(details['name'], value, details['quantization'])")
-        add("    outputs[details['name']] = value")
+        if windows:
+            out += _comment("The recording was cut into windows: run them one at a time, as a batch, and stack the outputs.")
+            add("outputs = {}")
+            add("for i in range(len(next(iter(inputs.values())))):")
+            add("    for name, details in input_details.items():")
+            add("        interpreter.set_tensor(details['index'], inputs[name][i:i + 1])")
+            add("    interpreter.invoke()")
+            add("    for details in interpreter.get_output_details():")
+            add("        outputs.setdefault(details['name'], []).append(interpreter.get_tensor(details['index']))")
+            add("for details in interpreter.get_output_details():")
+            add("    value = outputs[details['name']] = np.concatenate(outputs[details['name']])")
+            add("    describe(details['name'], value, details['quantization'])")
+        else:
+            add("for name, details in input_details.items():")
+            add("    # set_tensor copies the array into the interpreter; it checks the shape and dtype.")
+            add("    interpreter.set_tensor(details['index'], inputs[name])")
+            add("interpreter.invoke()")
+            add("outputs = {}")
+            add("for details in interpreter.get_output_details():")
+            add("    value = interpreter.get_tensor(details['index'])")
+            add("    describe(details['name'], value, details['quantization'])")
+            add("    outputs[details['name']] = value")
     add("")
     add("# 4. Save every output as the interpreter returned it (quantized outputs stay integers).")
     add("save_npz(OUTPUTS_PATH, outputs)")
     add('print(f"saved {len(outputs)} output(s) to {OUTPUTS_PATH}")')
     text = "\n".join(out) + "\n"
     return ExportedScript(text=text, inputs_npz=None if embed or data_files is not None else npz_bytes(arrays))
+
+
+def _is_batch(spec: ModelSpec, feed: Feed) -> bool:
+    from .batch import batch_plan
+
+    return batch_plan(spec, feed) is not None
 
 
 def _read_data_helper(reads_images: bool) -> str:
