@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from lite_debug.errors import LiteDebugError
-from lite_debug.figures import figures_for_output
+from lite_debug.figures import figures_for_output, window_figures
 from lite_debug.report import preview_image
 from pages._ui import PAGES, frame, pool, require_workspace
 
@@ -49,6 +49,9 @@ if ws.batch_ready:
             c3.metric("Total time", f"{b.total_ms:.0f} ms")
             if b.outputs:
                 st.dataframe(pd.DataFrame(b.summary()), hide_index=True, width="stretch")
+                # A recording cut into windows: each output's class scores, window by window.
+                for out_name, fig in window_figures(ws.feed, b.outputs, labels=ws.labels):
+                    st.plotly_chart(fig, width="stretch", key=f"windows-{out_name}")
             if b.errors:
                 st.error(f"{len(b.errors)} run(s) failed, the first at sample {next(iter(b.errors))}: "
                          + (b.explanation.cause if b.explanation else next(iter(b.errors.values()))))
