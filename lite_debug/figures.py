@@ -599,18 +599,20 @@ def spectrogram(samples: np.ndarray, rate: int, *, title: str | None = None) -> 
     v = np.zeros(0) if a is None else np.nan_to_num(np.ravel(a).astype(np.float32))
     if v.size < 16 or rate <= 0:
         return _figure(_with_notes(base, ["too short to draw"]))
-    freqs, times, db = _spectrogram(v, rate, max_times=400, max_freqs=128)
+    freqs, times, db = _spectrogram(v, rate, max_times=320, max_freqs=96)
+    # Frequencies on a log axis, as hearing spaces them (the 0 Hz bin has no place on it).
+    keep = freqs > 0
+    freqs, db = freqs[keep], db[keep]
     fig = _figure(base)
     fig.add_trace(
         go.Heatmap(
-            # Whole decibels as int8 (the floor is -100 dB): a byte per cell goes to the browser.
-            z=np.clip(np.round(db), -128, 127).astype(np.int8), x=times, y=freqs, colorscale="Magma", zmin=max(float(db.min()), -100.0), zmax=float(db.max()),
+            z=db, x=times, y=freqs, colorscale="Viridis", zmin=max(float(db.min()), -100.0), zmax=float(db.max()),
             colorbar={"title": {"text": "dB"}, "thickness": 12},
             hovertemplate="%{x:.3f} s, %{y:.0f} Hz: %{z:.1f} dB<extra></extra>",
         )
     )
     fig.update_xaxes(title_text="seconds")
-    fig.update_yaxes(title_text="Hz")
+    fig.update_yaxes(title_text="Hz", type="log")
     return fig
 
 

@@ -546,7 +546,7 @@ class AudioInfo:
         text = f"{self.container} ({self.sample_format}), {self.sample_rate:,} Hz, {channels}, {self.duration:.3g} s"
         if self.window_hop is not None:
             text += f" per window, windows every {self.window_hop / self.sample_rate:.3g} s"
-        if self.clipped_fraction:
+        if self.clipped_fraction >= 0.001:  # a few samples at full scale are peaks, not clipping
             text += f", {self.clipped_fraction:.2%} of samples at full scale"
         return text
 

@@ -47,7 +47,9 @@ def audio_section(pos: int, name: str, view) -> None:
     given = ws.original.facts.get(name)
     if given is not None and given != view.info:
         st.caption("As given: " + md(given.describe()))
-    st.caption("As the model will receive it: " + md(view.info.describe()))
+        st.caption("As the model will receive it: " + md(view.info.describe()))
+    else:
+        st.caption("As given, unchanged so far: " + md(view.info.describe()))
     n = len(view.windows)
     i = 0
     if n > 1:
@@ -62,7 +64,7 @@ def audio_section(pos: int, name: str, view) -> None:
     )
     spec_tab.plotly_chart(
         spectrogram(view.windows[i], view.rate, title="Spectrogram" + (f" of window {i}" if n > 1 else "")),
-        width="stretch", key=f"audio-spec-{pos}",
+        width="stretch", key=f"audio-spec-{pos}", theme=None,  # Streamlit's theme would swap the dB colour scale for its own
     )
     st.audio(view.windows[i], sample_rate=view.rate)
 
@@ -226,6 +228,9 @@ for pos, tensor in enumerate(ws.inputs):
                 st.image(img, caption=caption, width="stretch")
             elif x is not None:
                 st.caption(f"{x.dtype} {list(x.shape)}")
+                info = ws.feed.facts.get(tensor.name)
+                if info is not None:
+                    st.caption(":material/graphic_eq: " + md(info.describe()))
         view = audio_view(ws.feed, tensor.name)
         if view is not None:
             audio_section(pos, tensor.name, view)

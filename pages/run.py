@@ -33,11 +33,16 @@ if ws.errors and not only_the_batch:
     )
     st.page_link(PAGES["diagnose"], label="Diagnose and fix", icon=":material/healing:")
 
+requested = st.session_state.pop("run-requested", False)  # "Run it" on the diagnose page
 if ws.batch_ready:
     n, chunk = ws.batch
     with st.container(border=True):
         st.markdown(f":material/stacks: **The data is a batch of {n} samples.** Run every one, {chunk} at a time, in one worker request.")
-        if st.button(f"Run all {n} samples", key="run-batch", type="primary", icon=":material/fast_forward:"):
+        # "Run it" for data that is only a batch (a recording cut into windows) means every sample.
+        if st.button(f"Run all {n} samples", key="run-batch", type="primary", icon=":material/fast_forward:") or (
+            requested and only_the_batch
+        ):
+            requested = False
             bar = st.progress(0.0, text=f"0 of {n} samples")
             result = ws.run_batch(pool(), progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} samples"))
             bar.progress(1.0, text=f"{result.count} samples: {result.status}")
@@ -60,7 +65,6 @@ if ws.batch_ready:
             st.caption("Open any sample on the Diagnose page to look at it alone.")
             st.page_link(PAGES["diagnose"], label="Open a sample", icon=":material/filter_1:")
 
-requested = st.session_state.pop("run-requested", False)  # "Run it" on the diagnose page
 if only_the_batch:
     n, chunk = ws.batch
     st.caption(f"“Run the model” gives the interpreter all {n} samples at once, as the data is; the model takes {chunk}.")
