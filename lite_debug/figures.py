@@ -625,7 +625,10 @@ def window_scores(
     classes, only those that score highest in some window are drawn, and the title says so.
     Class names come from ``labels`` and are shown as text. Never raises for odd values."""
     a = _numeric(scores)
-    v = np.zeros((0, 0)) if a is None else np.asarray(a, dtype=np.float64).reshape(len(a), -1) if np.ndim(a) >= 1 else np.zeros((0, 0))
+    if a is None or np.ndim(a) < 1 or a.size == 0:
+        v = np.zeros((0, 0))
+    else:
+        v = np.asarray(a, dtype=np.float64).reshape(a.shape[0], -1)
     n, classes = v.shape if v.ndim == 2 else (0, 0)
     base = title or f"Class scores over {n} windows"
     if not v.size:
