@@ -375,3 +375,31 @@ def test_the_diagnose_page_shows_the_recording(monkeypatch):
     assert at.slider(key="audio-window-0").max == 1
     at.slider(key="audio-window-0").set_value(1).run()
     assert not at.exception and "Window 1 starts at 1 s" in shown(" ".join(c.value for c in at.main.caption))
+
+
+# -- a real audio model --------------------------------------------------------------------------------
+
+
+def test_a_real_audio_model_takes_a_44_1_khz_stereo_recording_after_its_fixes(pool):
+    """openWakeWord's melspectrogram (from its 0.5.1 wheel): raw samples of any length, [?, ?]."""
+    from test_inspection import REAL, need_real_models
+
+    need_real_models()
+    path = REAL / "melspectrogram.tflite"
+    if not path.exists():
+        pytest.skip("melspectrogram.tflite is not fetched (scripts/fetch_real_models.py)")
+    data = path.read_bytes()
+    ws = workspace("clip.wav", recording(44_100, 1.0, 2), data)
+    name = ws.inputs[0].name
+    (rate,) = [c for c in ws.choices if c.topic == "sample rate"]
+    # The input's size says nothing about the rate and the model has no metadata: a guess, and said so.
+    assert rate.guess and rate.chosen == "16000" and "takes any number of samples" in rate.reason
+    assert kinds(ws.mismatches) == ["audio_channels", "sample_rate", "batch", "dynamic"]
+    ws.apply_all()
+    assert [f.kind for f in ws.applied] == ["to_mono", "resample", "add_batch", "resize_input"]
+    assert ws.feed.arrays[name].shape == (1, 16000) and ws.feed.resize == {name: (1, 16000)} and not ws.errors
+    result = ws.run(pool)
+    assert result.ok, result.error_message
+    (out,) = result.outputs
+    assert out.shape[0] == 1 and out.shape[-1] == 32 and out.shape[2] > 90  # ~97 frames of 32 mel bands
+    assert np.isfinite(out.values).all()
