@@ -28,13 +28,13 @@ __all__ = [
 COMMON_RATES = (8_000, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000)
 
 
-def resample(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    """Resample ``x`` from ``from_rate`` to ``to_rate`` Hz along its first axis (time).
+def resample(x: np.ndarray, from_rate: int, to_rate: int, axis: int = 0) -> np.ndarray:
+    """Resample ``x`` from ``from_rate`` to ``to_rate`` Hz along ``axis`` (time; the first by default).
 
     Polyphase filtering (``scipy.signal.resample_poly``) with the ratio reduced by its
     greatest common divisor, so 48 kHz -> 16 kHz filters by 1/3 rather than 16000/48000.
-    The result has exactly ``ceil(len(x) * to_rate / from_rate)`` samples, as float32, and
-    the same channels. Raises ``ValueError`` for a rate that is not a positive integer.
+    The result has exactly ``ceil(x.shape[axis] * to_rate / from_rate)`` samples, as float32,
+    and the same channels. Raises ``ValueError`` for a rate that is not a positive integer.
     """
     for rate in (from_rate, to_rate):
         if int(rate) != rate or rate <= 0:
@@ -46,7 +46,7 @@ def resample(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     from scipy.signal import resample_poly
 
     g = math.gcd(from_rate, to_rate)
-    return resample_poly(x, to_rate // g, from_rate // g, axis=0).astype(np.float32, copy=False)
+    return resample_poly(x, to_rate // g, from_rate // g, axis=axis).astype(np.float32, copy=False)
 
 
 def to_mono(x: np.ndarray) -> np.ndarray:
@@ -99,18 +99,20 @@ def windows(x: np.ndarray, size: int, hop: int, *, pad_last: bool = True) -> np.
     return x[starts[:, None] + np.arange(size)[None, :]]
 
 
-def pad_or_trim(x: np.ndarray, size: int) -> np.ndarray:
+def pad_or_trim(x: np.ndarray, size: int, axis: int = 0) -> np.ndarray:
     """``x`` cut to its first ``size`` samples, or zero-padded at the end up to ``size``.
 
-    Works along the first axis, so ``[samples, channels]`` keeps its channels. Raises
-    ``ValueError`` for a negative size.
+    Works along ``axis`` (the first by default), so ``[samples, channels]`` keeps its
+    channels. Raises ``ValueError`` for a negative size.
     """
     if size < 0:
         raise ValueError(f"size must not be negative, not {size}")
-    x = np.asarray(x)
+    x = np.moveaxis(np.asarray(x), axis, 0)
     if len(x) >= size:
-        return x[:size].copy()
-    return np.concatenate([x, np.zeros((size - len(x), *x.shape[1:]), dtype=x.dtype)])
+        out = x[:size].copy()
+    else:
+        out = np.concatenate([x, np.zeros((size - len(x), *x.shape[1:]), dtype=x.dtype)])
+    return np.ascontiguousarray(np.moveaxis(out, 0, axis))
 
 
 def spectrogram(

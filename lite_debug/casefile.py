@@ -34,6 +34,7 @@ import numpy as np
 
 from .errors import BundleError, FixError, LiteDebugError
 from .records import (
+    AudioInfo,
     Explanation,
     Feed,
     Fix,
@@ -377,7 +378,10 @@ def dump_workspace(ws: "Workspace") -> tuple[dict[str, Any], dict[str, bytes | m
         "model": {"name": ws.model_name, "member": put(ws.model_bytes), "size": len(ws.model_bytes)},
         "signature": ws.signature,
         "data_source": ws.data_source,
-        "original": {"arrays": arrays, "resize": {k: [int(d) for d in v] for k, v in ws.original.resize.items()}},
+        "original": {
+            "arrays": arrays, "resize": {k: [int(d) for d in v] for k, v in ws.original.resize.items()},
+            "facts": {k: info.to_dict() for k, info in ws.original.facts.items()},  # a recording's rate, channels, …
+        },
         "preferences": dict(ws.preferences),
         "diagnosis": [_plain(m.to_dict()) for m in diagnosis],
         "clicks": [_click_dict(c) for c in ws.clicks],
@@ -504,7 +508,15 @@ _PARAMS: dict[str, dict[str, str]] = {
     "cast": {"dtype": "dtype", "from_pixels?": "bool"},
     "quantize": {"dtype": "dtype", "scale": "scale", "zero_point": "int", "source?": "range?", "target?": _RANGE},
     "dequantize": {"scale": "scale", "zero_point": "int"},
+    "to_mono": {"channels?": _SIZE},
+    "take_channel": {"index": _INDEX, "channels?": _SIZE},
+    "resample": {"from_rate": "rate", "to_rate": "rate", "axis?": _INDEX},
+    "fit_length": {"size": "samples", "mode": "fit", "rate?": "rate", "axis?": _INDEX},
+    "split_windows": {"size": "samples", "hop": "samples", "count?": "samples", "rate?": "rate", "axis?": _INDEX},
+    "pcm_to_float": {},
 }
+_MAX_RATE = 768_000  # Hz: what audio interfaces record at, and what the loader accepts
+_MAX_SAMPLES = 1 << 31
 assert set(_PARAMS) <= set(get_args(FixKind))
 
 
@@ -530,6 +542,12 @@ def _param(kind: str, v: Any, where: str) -> Any:
         return _number(v, where, positive=True)
     if kind == "int":
         return _int(v, where, -(2**40), 2**40)
+    if kind == "rate":
+        return _int(v, where, 1, _MAX_RATE)
+    if kind == "samples":
+        return _int(v, where, 1, _MAX_SAMPLES)
+    if kind == "fit":
+        return _choice(v, where, ("trim", "pad"))
     if kind in (_RANGE, "range?"):
         if v is None and kind == "range?":
             return None
@@ -646,6 +664,27 @@ def _after(v: Any, where: str) -> _After:
         arrays.append((_text(a["name"], f"{w}.name"), dtype, shape, digest))
     resize = _resize(d.get("resize", {}), f"{where}.resize")
     return _After(tuple(arrays), tuple(resize.items()))
+
+
+def _facts(v: Any, where: str, arrays: Mapping[str, np.ndarray]) -> dict[str, AudioInfo]:
+    """The facts of the recordings among the data as given (``AudioInfo`` by input name)."""
+    out: dict[str, AudioInfo] = {}
+    for name, d in _obj(v, where).items():
+        w = f"{where}[{str(name)[:60]!r}]"
+        if name not in arrays:
+            raise _refuse(w, "names no array of the data")
+        d = _obj(d, w, ("sample_rate", "channels", "frames", "container", "sample_format"))
+        hop = d.get("window_hop")
+        out[name] = AudioInfo(
+            sample_rate=_int(d["sample_rate"], f"{w}.sample_rate", 1, _MAX_RATE),
+            channels=_int(d["channels"], f"{w}.channels", 1, 256),
+            frames=_int(d["frames"], f"{w}.frames", 1, _MAX_SAMPLES),
+            container=_text(d["container"], f"{w}.container", 40),
+            sample_format=_text(d["sample_format"], f"{w}.sample_format", 40),
+            clipped_fraction=min(1.0, max(0.0, _number(d.get("clipped_fraction", 0.0), f"{w}.clipped_fraction"))),
+            window_hop=None if hop is None else _int(hop, f"{w}.window_hop", 1, _MAX_SAMPLES),
+        )
+    return out
 
 
 def _resize(v: Any, where: str) -> dict[str, tuple[int, ...]]:
@@ -768,7 +807,10 @@ def parse_case(manifest: Any, read_member: Callable[[str], bytes]) -> ParsedCase
                 w, f"declares {_nbytes(shape, dtype):,} bytes, more than the {MAX_ARRAY_BYTES:,} an array may have"
             )
         arrays[name] = members.array(_digest(a["member"], f"{w}.member"), w, dtype, shape)
-    feed = Feed(arrays=arrays, resize=_resize(original.get("resize", {}), "original.resize"))
+    feed = Feed(
+        arrays=arrays, resize=_resize(original.get("resize", {}), "original.resize"),
+        facts=_facts(original.get("facts", {}), "original.facts", arrays),
+    )
 
     preferences = {
         _text(k, "preferences key"): _text(v, f"preferences[{k!r}]")
@@ -1012,6 +1054,17 @@ def _check_budget(fix: Fix, feed: Feed, what: str) -> None:
                 ratio = min(height / h, width / w) if p.get("mode") == "pad" else max(height / h, width / w)
                 th, tw = max(1, round(h * ratio)), max(1, round(w * ratio))
             elements = n * c * max(th, height) * max(tw, width)
+    elif fix.kind in ("resample", "fit_length", "split_windows") and fix.input in feed.arrays:
+        x = np.asarray(feed.arrays[fix.input])
+        axis = int(p.get("axis", 0))
+        frames = x.shape[axis] if 0 <= axis < x.ndim else 1
+        per_frame = x.size // max(1, frames)
+        if fix.kind == "resample":
+            elements = math.ceil(x.size * p["to_rate"] / p["from_rate"])
+        elif fix.kind == "fit_length":
+            elements = per_frame * p["size"]
+        else:
+            elements = per_frame * p["size"] * (1 + math.ceil(max(0, frames - p["size"]) / p["hop"]))
     if elements > MAX_REPLAY_ELEMENTS:
         raise BundleError(
             f"The saved case's {what} would make an array of {elements:,} values, more than the "

@@ -212,6 +212,9 @@ def choices(
         model_channels = t.shape[3] if _channels_last(t) else t.shape[1]
         if channels in (3, 4) and model_channels == 3:
             found.append(_order_choice(spec, t, prefs))
+    from .audio_diagnosis import audio_choices
+
+    found += audio_choices(spec, original, inputs, prefs)  # sample rate, windows or trim: recordings only
     return found
 
 
@@ -311,6 +314,14 @@ def option_of(fix: Fix) -> list[tuple[str, str]]:
         return [(f"value range:{fix.input}", "[0, 255]")]
     if fix.kind == "swap_rgb_bgr":
         return [(f"channel order:{fix.input}", "bgr")]
+    if fix.kind == "resample":
+        return [(f"sample rate:{fix.input}", str(int(p["to_rate"])))]
+    if fix.kind == "split_windows":
+        overlap = 1 - int(p["hop"]) / int(p["size"])
+        option = min(("windows", 0.0), ("windows-50", 0.5), ("windows-75", 0.75), key=lambda o: abs(o[1] - overlap))[0]
+        return [(f"clip length:{fix.input}", option)]
+    if fix.kind == "fit_length" and p.get("mode") == "trim":
+        return [(f"clip length:{fix.input}", "trim")]
     return []
 
 

@@ -75,11 +75,20 @@ class _Check:
 
 
 def _load_inputs(spec: ModelSpec, signature: str | None, files: Sequence[str], named: Sequence[str]) -> Feed:
-    from .loading import load_data
+    from .audio_diagnosis import with_facts
+    from .loading import load_file
 
     inputs, _ = spec.io(signature)
     positional: list[np.ndarray] = []
     keyed: dict[str, np.ndarray] = {}
+    recordings = []  # (array, AudioInfo): a recording's facts go with the input its array is bound to
+
+    def load_data(name: str, data: bytes, **hints):
+        read = load_file(name, data, **hints)
+        if read.audio is not None:
+            recordings.append((read.arrays[0], read.audio))
+        return read.arrays
+
     for path in files:
         hint = inputs[len(positional)] if len(positional) < len(inputs) else None
         loaded = load_data(
@@ -117,7 +126,7 @@ def _load_inputs(spec: ModelSpec, signature: str | None, files: Sequence[str], n
         keyed[name] = arrays[0]
     from .binding import bind_mixed
 
-    return bind_mixed(spec, keyed, positional, signature)
+    return with_facts(bind_mixed(spec, keyed, positional, signature), recordings)
 
 
 def _prepare(args: argparse.Namespace) -> _Check:
@@ -163,16 +172,21 @@ def _prepare(args: argparse.Namespace) -> _Check:
 
 
 def _load_archive_data(spec: ModelSpec, signature: str | None, files, keyed: bool) -> Feed:
+    from .audio_diagnosis import with_facts
     from .binding import bind_mixed
-    from .loading import load_data
+    from .loading import load_file
 
     inputs, _ = spec.io(signature)
     by_name = {t.name: t for t in inputs}
     named: dict[str, np.ndarray] = {}
     positional: list[np.ndarray] = []
+    recordings = []
     for name, data in files:
         t = by_name.get(name) if keyed else (inputs[len(positional)] if len(positional) < len(inputs) else None)
-        loaded = load_data(name, data, dtype=t.dtype if t else None, shape=tuple(t.shape) if t else None)
+        read = load_file(name, data, dtype=t.dtype if t else None, shape=tuple(t.shape) if t else None)
+        loaded = read.arrays
+        if read.audio is not None:
+            recordings.append((loaded[0], read.audio))
         arrays = loaded if isinstance(loaded, dict) else list(loaded)
         if keyed and not isinstance(arrays, dict):
             named[name] = arrays[0]
@@ -180,7 +194,7 @@ def _load_archive_data(spec: ModelSpec, signature: str | None, files, keyed: boo
             named.update(arrays)
         else:
             positional.extend(arrays)
-    return bind_mixed(spec, named, positional, signature)
+    return with_facts(bind_mixed(spec, named, positional, signature), recordings)
 
 
 def _limits(args: argparse.Namespace):
@@ -220,7 +234,10 @@ def _check(args: argparse.Namespace) -> int:
             try:
                 outcome = fix_batch(state.spec, state.feed, state.signature, choices=state.choices)
             except ValueError as exc:
-                raise UsageError(f"{str(exc)[:-1]}; the data is {_shapes(state.feed)}.") from None
+                if not state.feed.facts:
+                    raise UsageError(f"{str(exc)[:-1]}; the data is {_shapes(state.feed)}.") from None
+                # A recording is no stack of samples: its own fixes cut it into windows, a batch.
+                outcome = fix_all(state.spec, state.feed, state.signature, choices=state.choices)
         else:
             outcome = fix_all(state.spec, state.feed, state.signature, choices=state.choices,
                               extra=pending_fixes(state.choices, ()))
@@ -243,7 +260,7 @@ def _check(args: argparse.Namespace) -> int:
         state.remaining = found + list(state.remaining)
         if args.sweep:
             return _check_sweep(args, state, pool)
-        if args.batch:
+        if args.batch or _windows_to_run(state):
             return _check_batch(args, state, pool)
         state.result = explain_result(pool.run(state.model, state.spec, feed, state.signature), state.remaining)
         if args.repeat > 1 and state.result.ok:
@@ -262,6 +279,15 @@ def _check(args: argparse.Namespace) -> int:
     else:
         print(_check_text(state, args))
     return code
+
+
+def _windows_to_run(state: _Check) -> bool:
+    """The fixes cut a recording into windows, which run as a batch, one window per run."""
+    from .batch import batch_plan
+
+    return any(f.kind == "split_windows" for f in state.applied) and state.feed_to_run is not None and (
+        batch_plan(state.spec, state.feed_to_run, state.signature) is not None
+    )
 
 
 def _workspace(state: _Check, picks: dict[str, str]):
@@ -299,7 +325,8 @@ def _picks(args: argparse.Namespace, state: _Check) -> dict[str, str]:
     inputs, _ = state.spec.io(state.signature)
     picks: dict[str, str] = {}
     for topic, value in (("value range", args.range), ("resize method", args.resize_method),
-                         ("resize mode", args.resize_mode), ("channel order", args.channel_order)):
+                         ("resize mode", args.resize_mode), ("channel order", args.channel_order),
+                         ("sample rate", str(args.sample_rate) if args.sample_rate else None), ("clip length", args.clip)):
         if value:
             if topic == "value range":
                 from .choices import parse_range, range_key
@@ -380,6 +407,7 @@ def _check_batch(args: argparse.Namespace, state: _Check, pool) -> int:
         lines.append(f"  {report['ok']} ran, {failed * batch.chunk} failed; {batch.total_ms:.0f} ms in all"
                      + (f", invoke median {report['invoke_ms']['median']:.3f} ms" if report["invoke_ms"] else ""))
         lines += ["", "Outputs over the samples:", format_table(batch.summary())]
+        lines += _window_lines(feed, batch)
     for i, msg in list(batch.errors.items())[:5]:
         lines.append(f"  sample {i}: {_first_line(msg, 200)}")
     if batch.explanation is not None:
@@ -388,6 +416,28 @@ def _check_batch(args: argparse.Namespace, state: _Check, pool) -> int:
         lines.append(f"  {printable(batch.detail)}")
     print("\n".join(lines))
     return code
+
+
+def _window_lines(feed: Feed, batch, most: int = 20) -> list[str]:
+    """For a recording cut into windows: when each window starts and its top class."""
+    from .audio_diagnosis import window_starts
+
+    info = next(iter(feed.facts.values()), None)
+    if info is None or info.window_hop is None:
+        return []
+    lines = []
+    for name, values in batch.outputs.items():
+        v = np.asarray(values)
+        if v.ndim != 2 or v.shape[1] < 2 or v.dtype.kind != "f":
+            continue
+        starts = window_starts(info, v.shape[0])
+        lines += ["", printable(f"{name} per window of {info.frames / info.sample_rate:.3g} s (top class, score):")]
+        for i, (start, row) in enumerate(zip(starts[:most], v[:most])):
+            top = int(np.argmax(row)) if np.isfinite(row).all() else None
+            lines.append(f"  {start:7.3f} s: " + ("failed or not finite" if top is None else f"class {top} ({float(row[top]):.3g})"))
+        if len(starts) > most:
+            lines.append(f"  … {len(starts) - most} more windows")
+    return lines
 
 
 def _check_sweep(args: argparse.Namespace, state: _Check, pool) -> int:
@@ -423,6 +473,10 @@ def _check_json(s: _Check) -> dict[str, Any]:
         "reported": None if reported is None else {**reported.to_dict(), "reproduced": _reproduced(s)},
         "signature": s.signature,
         "generated": s.generated,
+        "audio": {
+            "given": {k: v.to_dict() for k, v in s.feed.facts.items()},
+            "fed": {k: v.to_dict() for k, v in (s.feed_to_run or s.feed).facts.items()},
+        },
         "choices": [c.to_dict() for c in s.choices],
         "mismatches": mismatches_to_list(s.mismatches),
         "fits_other_signatures": s.fits_elsewhere,
@@ -487,6 +541,11 @@ def _check_text(s: _Check, args: argparse.Namespace) -> str:
         out += ["", printable(f"! {op.note}")]
     where = f" (generated: {s.generated})" if s.generated else f" (from {s.data_source})" if s.data_source else ""
     out += ["", printable("Data" + where + ":"), format_table(data_rows(dict(s.feed.arrays)))]
+    for name, info in s.feed.facts.items():
+        out.append(printable(f"Audio for {name!r}: {info.describe()}."))
+    fed = s.feed_to_run.facts if s.feed_to_run is not None and s.applied else {}
+    for name, info in fed.items():
+        out.append(printable(f"Audio for {name!r} as the model receives it: {info.describe()}."))
     for c in s.choices:
         out.append(printable(f"Choice, {c.topic} of {c.input!r}: {c.label_of(c.chosen)}. {c.reason}"))
     out += ["", "Mismatches:" if s.mismatches else "Mismatches: none — the data fits the model's inputs."]
@@ -601,7 +660,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     check = sub.add_parser("check", help="inspect a model, diagnose data, optionally fix it, and run it safely")
     check.add_argument("model", nargs="?", help="a .tflite model, a lite-debug bundle, or a bug-report archive (.zip, .tar, .tar.gz)")
-    check.add_argument("data", nargs="*", help="data files (.npy .npz .png .jpg .bmp .csv .json .bin), one per input in order; optional")
+    check.add_argument("data", nargs="*", help="data files (.npy .npz .png .jpg .bmp .csv .json .wav .flac .ogg .mp3 .bin), one per input in order; optional")
     check.add_argument("--input", action="append", default=[], metavar="NAME=FILE", help="data for one input by name")
     check.add_argument("--signature", help="run this signature of the model")
     check.add_argument("--member", metavar="PATH", help="which model to open, when the archive given holds several")
@@ -617,6 +676,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     check.add_argument("--resize-method", choices=("tf", "pillow", "opencv"), help="the resize filter (default: tf.image.resize's)")
     check.add_argument("--resize-mode", choices=("stretch", "crop", "pad"), help="how a resize fits the aspect ratio (default: stretch)")
     check.add_argument("--channel-order", choices=("rgb", "bgr"), help="the channel order the model takes (default: rgb)")
+    check.add_argument("--sample-rate", type=int, metavar="HZ", help="the sample rate an audio model takes (default: its metadata's, or a guess from its window)")
+    check.add_argument("--clip", choices=("windows", "windows-50", "windows-75", "trim"),
+                       help="a recording longer than the model's window: split it into windows (no, 50%% or 75%% overlap; run as a batch) or trim it (default: windows)")
     check.add_argument(
         "--timeout", type=float, default=None, metavar="SECONDS",
         help="limit on loading and on the run (default: LITE_DEBUG_RUN_SECONDS or 30; 0 for none)",

@@ -13,6 +13,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from .audio_diagnosis import check_audio
 from .binding import bind
 from .errors import FixError
 from .choices import by_input, choices as find_choices, parse_range
@@ -499,8 +500,11 @@ def diagnose(
             continue
         expected = tuple(int(d) for d in feed.resize.get(t.name, t.shape))
         checker = _Checker(pos, t, x, expected, signature, choice_map.get(t.name))
-        checker.structure()
-        checker.values()
+        handled = check_audio(checker, spec, feed.facts.get(t.name))  # a recording for an audio input
+        if "structure" not in handled:
+            checker.structure()
+        if "values" not in handled:
+            checker.values()
         found.extend(checker.found)
     found.extend(_extras(inputs, feed))
     found.sort(key=lambda m: (m.input_index if m.input_index >= 0 else 10**6, _KIND_ORDER.get(m.kind, 99)))
@@ -512,8 +516,10 @@ _KIND_ORDER = {
     k: i
     for i, k in enumerate(
         (
-            "unsupported_op", "load", "delegate", "prepare", "association", "missing", "batch", "rank", "layout",
-            "channels", "shape", "dynamic", "dtype", "quantization", "range", "nan", "extra",
+            "unsupported_op", "load", "delegate", "prepare", "association", "missing",
+            "audio_channels", "sample_rate", "audio_length", "batch", "rank", "layout",
+            "channels", "shape", "dynamic", "dtype", "audio_range",
+            "quantization", "range", "nan", "extra",
         )
     )
 }
@@ -578,8 +584,8 @@ def fix_all(
 
     Fixes are applied one at a time in ``FIX_ORDER`` (arrays to inputs, then axes, sizes, values)
     and the data is diagnosed again after each, since one fix changes what the next must do.
-    NaN warnings are always fixed, and so are value-range warnings that a choice settled (the
-    choice is shown to the user with its reason); other warnings only with ``include_warnings``.
+    NaN warnings are always fixed, and so are value-range and sample-rate warnings that a
+    choice settled (the choice is shown to the user with its reason); other warnings only with ``include_warnings``.
     ``extra`` fixes no mismatch asks for (a channel swap the user chose, see
     ``choices.pending_fixes``) are applied in their turn too. ``choices`` are as ``diagnose``
     takes them, made on ``data`` by default. Never raises for odd data; a fix that fails is
@@ -596,7 +602,9 @@ def fix_all(
         candidates: list[tuple[Fix, Mismatch | None]] = [
             (m.fixes[0], m)
             for m in mismatches
-            if m.fixes and (m.severity == "error" or include_warnings or m.kind == "nan" or (m.kind == "range" and m.choice))
+            if m.fixes and (
+                m.severity == "error" or include_warnings or m.kind == "nan" or (m.kind in ("range", "sample_rate") and m.choice)
+            )
         ]
         candidates += [(f, None) for f in pending]
         candidates = [(f, m) for f, m in candidates if (f.kind, f.input, f.code) not in seen]

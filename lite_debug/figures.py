@@ -904,3 +904,130 @@ def warm() -> None:
     fig.add_annotation(x=0, y=0, text="")
     for f in (*figs, fig):
         plotly.io.to_json(f, validate=False)
+# -- audio ---------------------------------------------------------------------------------------
+
+MAX_WAVE_POINTS = 2_000  # a waveform is drawn from the min and max of runs: about one per pixel
+MAX_SCORE_CLASSES = 30  # a window × class heatmap shows at most this many classes
+
+
+def waveform(
+    windows: np.ndarray, rate: int, *, starts: Sequence[float] | None = None, title: str | None = None
+) -> go.Figure:
+    """Samples against time in seconds: one trace per window of ``windows`` (``[n, samples]``,
+    or 1-D for one piece), each placed at its start (``starts``, seconds; back to back when not
+    given). Thinned to about ``MAX_WAVE_POINTS`` points in all, keeping each run's minimum and
+    maximum, so a ten-minute recording sends a few kilobytes. Never raises for odd values."""
+    a = _numeric(windows)
+    rows = np.zeros((1, 0)) if a is None else np.atleast_2d(a)
+    n = rows.shape[0]
+    size = rows.shape[1] if rows.ndim == 2 else 0
+    starts = list(starts) if starts is not None else [i * size / rate for i in range(n)]
+    fig = _figure(title or f"Waveform, {n} window(s)" if n > 1 else title or "Waveform")
+    per = max(200, MAX_WAVE_POINTS // max(n, 1))
+    for i, row in enumerate(rows):
+        v = _display(np.ravel(row))
+        if not v.size:
+            continue
+        x = _minmax_decimate(v, per) if v.size > per else np.arange(v.size)
+        fig.add_trace(
+            go.Scatter(
+                x=(starts[i] + x / rate).astype(np.float32), y=v[x], mode="lines", line={"width": 1}, connectgaps=False,
+                name=f"window {i} ({starts[i]:.3g} s)" if n > 1 else "samples",
+                hovertemplate="%{x:.3f} s: %{y:.4g}<extra></extra>",
+            )
+        )
+    fig.update_xaxes(title_text="seconds")
+    fig.update_yaxes(title_text="amplitude")
+    fig.update_layout(showlegend=1 < n <= 12)
+    return fig
+
+
+def spectrogram(samples: np.ndarray, rate: int, *, title: str | None = None) -> go.Figure:
+    """A power spectrogram (dB relative to full scale) of 1-D samples at ``rate`` Hz, reduced to
+    at most 400 times × 128 frequencies (``audio.spectrogram``). An empty or silent signal
+    gives an empty figure with a note, never an exception."""
+    from .audio import spectrogram as _spectrogram
+
+    base = title or "Spectrogram"
+    a = _numeric(samples)
+    v = np.zeros(0) if a is None else np.nan_to_num(np.ravel(a).astype(np.float32))
+    if v.size < 16 or rate <= 0:
+        return _figure(_with_notes(base, ["too short to draw"]))
+    freqs, times, db = _spectrogram(v, rate, max_times=320, max_freqs=96)
+    # Frequencies on a log axis, as hearing spaces them (the 0 Hz bin has no place on it).
+    keep = freqs > 0
+    freqs, db = freqs[keep], db[keep]
+    fig = _figure(base)
+    fig.add_trace(
+        go.Heatmap(
+            z=db, x=times, y=freqs, colorscale="Viridis", zmin=max(float(db.min()), -100.0), zmax=float(db.max()),
+            colorbar={"title": {"text": "dB"}, "thickness": 12},
+            hovertemplate="%{x:.3f} s, %{y:.0f} Hz: %{z:.1f} dB<extra></extra>",
+        )
+    )
+    fig.update_xaxes(title_text="seconds")
+    fig.update_yaxes(title_text="Hz", type="log")
+    return fig
+
+
+def window_scores(
+    scores: np.ndarray, *, starts: Sequence[float] | None = None, labels: Sequence[str] | None = None,
+    title: str | None = None,
+) -> go.Figure:
+    """Class scores per window of a recording, ``[windows, classes]``, as a heatmap: time (each
+    window's start in seconds, or its number) across, classes down. Over ``MAX_SCORE_CLASSES``
+    classes, only those that score highest in some window are drawn, and the title says so.
+    Class names come from ``labels`` and are shown as text. Never raises for odd values."""
+    a = _numeric(scores)
+    if a is None or np.ndim(a) < 1 or a.size == 0:
+        v = np.zeros((0, 0))
+    else:
+        v = np.asarray(a, dtype=np.float64).reshape(a.shape[0], -1)
+    n, classes = v.shape if v.ndim == 2 else (0, 0)
+    base = title or f"Class scores over {n} windows"
+    if not v.size:
+        return _figure(_with_notes(base, ["empty"]))
+    notes = [_blank_note(_nonfinite(v))]
+    keep = np.arange(classes)
+    if classes > MAX_SCORE_CLASSES:
+        peak = np.nanmax(np.where(np.isfinite(v), v, np.nan), axis=0)
+        keep = np.sort(np.argsort(np.nan_to_num(peak, nan=-np.inf))[::-1][:MAX_SCORE_CLASSES])
+        notes.insert(0, f"the {MAX_SCORE_CLASSES} of {classes} classes that score highest")
+    x = [f"{s:.3g} s" for s in starts] if starts is not None and len(starts) == n else [str(i) for i in range(n)]
+    y = [_label(int(k), labels) for k in keep]
+    fig = _figure(_with_notes(base, notes))
+    fig.add_trace(
+        go.Heatmap(
+            z=_display(v[:, keep].T), x=x, y=y, colorscale="Viridis", colorbar={"thickness": 12},
+            hovertemplate="window %{x}, %{y}: %{z:.4g}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(title_text="window start" if starts is not None else "window", type="category")
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_layout(height=max(HEIGHT, min(900, 60 + 18 * len(keep))))
+    return fig
+
+
+def window_figures(feed, outputs, *, labels: Sequence[str] | None = None) -> list[tuple[str, go.Figure]]:
+    """For a batch that is a recording cut into windows (``Feed.facts``), a ``window_scores``
+    heatmap per output of class scores (``[windows, classes]``, more than one class); an empty
+    list for any other batch. ``outputs`` maps an output's name to its stacked values."""
+    facts = getattr(feed, "facts", None) or {}
+    info = next((i for i in facts.values() if getattr(i, "window_hop", None) is not None), None)
+    if info is None:
+        return []
+    found = []
+    for name, values in outputs.items():
+        v = _numeric(values)
+        if v is None or v.ndim < 2 or v.size == 0:
+            continue
+        rows = v.reshape(v.shape[0], -1)
+        if rows.shape[1] < 2 or v.dtype.kind not in "f":
+            continue
+        starts = [i * info.window_hop / info.sample_rate for i in range(rows.shape[0])]
+        title = f"{name}: class scores per window of {info.frames / info.sample_rate:.3g} s"
+        found.append((name, window_scores(rows, starts=starts, labels=labels, title=title)))
+    return found
+
+
+__all__ += ["MAX_SCORE_CLASSES", "MAX_WAVE_POINTS", "spectrogram", "waveform", "window_figures", "window_scores"]

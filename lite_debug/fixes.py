@@ -18,6 +18,7 @@ from .errors import FixError
 from .quantization import dtype_range, quantize
 from .records import Feed, Fix, FixKind
 from .resize import resize_image
+from . import audio as _audio
 
 __all__ = ["FIX_ORDER", "REGISTRY", "FixType", "apply_fix", "fix_type", "make_fix", "resize_image"]
 
@@ -164,6 +165,83 @@ def _generate(feed: Feed, fix: Fix) -> Feed:
     return feed.replace(arrays=arrays)
 
 
+# -- what the audio fixes do ------------------------------------------------------------------
+# They change the facts that travel with a recording (Feed.facts) as well as its samples, so
+# they work on the feed. Their lines of Python call lite_debug.audio's helpers, which an
+# exported script carries (export.AUDIO_HELPERS).
+
+
+def _audio_fix(transform: Callable[[np.ndarray, Params], np.ndarray], facts: Callable[..., dict[str, Any]]):
+    """A feed-level fix: ``transform`` the input's array, then update its ``AudioInfo`` (if any)
+    with ``facts(new_array, params)``."""
+    from dataclasses import replace
+
+    def apply(feed: Feed, fix: Fix) -> Feed:
+        if fix.input not in feed.arrays:
+            raise FixError(f"Cannot apply “{fix.label}”: there is no data for input {fix.input!r}.")
+        x = np.asarray(feed.arrays[fix.input])
+        try:
+            new = transform(x, dict(fix.params))
+        except FixError:
+            raise
+        except (ValueError, IndexError, TypeError) as exc:
+            raise FixError(f"Cannot apply “{fix.label}” to input {fix.input!r} of shape {list(x.shape)}: {exc}.") from None
+        arrays = dict(feed.arrays)
+        arrays[fix.input] = new
+        known = dict(feed.facts)
+        if fix.input in known:
+            known[fix.input] = replace(known[fix.input], **facts(new, dict(fix.params)))
+        return feed.replace(arrays=arrays, facts=known)
+
+    return apply
+
+
+def _axis_arg(p: Params) -> str:
+    return f", axis={int(p['axis'])}" if p.get("axis", 0) else ""
+
+
+def _seconds(samples: int, p: Params) -> str:
+    rate = p.get("rate")
+    return f" ({samples / rate:.3g} s)" if rate else ""
+
+
+def _to_mono(x: np.ndarray, p: Params) -> np.ndarray:
+    if x.ndim < 2:
+        raise ValueError("the audio is already mono: it has no channel axis")
+    return x.mean(axis=-1).astype(np.float32)
+
+
+def _take_channel(x: np.ndarray, p: Params) -> np.ndarray:
+    if x.ndim < 2:
+        raise ValueError("the audio is mono: it has no channel axis")
+    return np.ascontiguousarray(x[..., int(p["index"])])
+
+
+def _split_windows(x: np.ndarray, p: Params) -> np.ndarray:
+    axis = int(p.get("axis", 0))
+    return _audio.windows(x.reshape(x.shape[axis:]), int(p["size"]), int(p["hop"]))
+
+
+def _windows_code(p: Params) -> str:
+    axis = int(p.get("axis", 0))
+    source = f"x.reshape(x.shape[{axis}:])" if axis else "x"
+    return f"x = windows({source}, {int(p['size'])}, {int(p['hop'])})"
+
+
+def _windows_label(p: Params) -> str:
+    size, hop = int(p["size"]), int(p["hop"])
+    overlap = 1 - hop / size
+    how = "no overlap" if overlap <= 0 else f"{overlap:.0%} overlap"
+    count = f"{p['count']} windows" if p.get("count") else "windows"
+    return f"Split into {count} of {size:,} samples{_seconds(size, p)}, {how} (a batch)"
+
+
+def _channel_label(p: Params) -> str:
+    i = int(p["index"])
+    side = {0: " (left)", 1: " (right)"}.get(i, "") if p.get("channels") == 2 else ""
+    return f"Take channel {i}{side}"
+
+
 # -- the registry: one entry per kind, in the order fix_all applies them ----------------------
 # First put arrays under the right inputs, then the structure of each array (axes), then its
 # size, then its values.
@@ -183,6 +261,54 @@ _ENTRIES = (
         code=lambda p: f"x = np.zeros({tuple(p['shape'])}, dtype={_dt(p['dtype'])})",
         why="the input was given no data",
         feed=_generate,
+        changes_samples=True,
+    ),
+    # Audio: the channels and the rate first, since the length in samples depends on the rate.
+    FixType(
+        "to_mono",
+        label=lambda p: f"Mix the {p.get('channels', 2)} channels down to mono (their mean)",
+        code=lambda p: "x = x.mean(axis=-1).astype(np.float32)",
+        why="the model takes mono audio, the recording has several channels",
+        feed=_audio_fix(_to_mono, lambda new, p: {"channels": 1}),
+    ),
+    FixType(
+        "take_channel",
+        label=_channel_label,
+        code=lambda p: f"x = np.ascontiguousarray(x[..., {int(p['index'])}])",
+        why="the model takes mono audio, the recording has several channels",
+        feed=_audio_fix(_take_channel, lambda new, p: {"channels": 1}),
+    ),
+    FixType(
+        "resample",
+        label=lambda p: f"Resample {int(p['from_rate']):,} Hz → {int(p['to_rate']):,} Hz (polyphase, scipy's resample_poly)",
+        code=lambda p: f"x = resample(x, {int(p['from_rate'])}, {int(p['to_rate'])}{_axis_arg(p)})",
+        why="the recording's sample rate is not the one the model takes",
+        feed=_audio_fix(
+            lambda x, p: _audio.resample(x, int(p["from_rate"]), int(p["to_rate"]), axis=int(p.get("axis", 0))),
+            lambda new, p: {"sample_rate": int(p["to_rate"]), "frames": int(new.shape[int(p.get("axis", 0))])},
+        ),
+        changes_samples=True,
+    ),
+    FixType(
+        "fit_length",
+        label=lambda p: (
+            f"Keep the first {int(p['size']):,} samples{_seconds(int(p['size']), p)}" if p.get("mode") == "trim"
+            else f"Pad with zeros to {int(p['size']):,} samples{_seconds(int(p['size']), p)}"
+        ),
+        code=lambda p: f"x = pad_or_trim(x, {int(p['size'])}{_axis_arg(p)})",
+        why="the recording is not as long as the model's window",
+        feed=_audio_fix(
+            lambda x, p: _audio.pad_or_trim(x, int(p["size"]), axis=int(p.get("axis", 0))),
+            lambda new, p: {"frames": int(p["size"])},
+        ),
+        changes_samples=True,
+    ),
+    FixType(
+        "split_windows",
+        label=_windows_label,
+        code=_windows_code,
+        why="the recording is longer than the model's window: each window is one sample of a batch",
+        feed=_audio_fix(_split_windows, lambda new, p: {"frames": int(p["size"]), "window_hop": int(p["hop"])}),
         changes_samples=True,
     ),
     FixType(
@@ -291,6 +417,13 @@ _ENTRIES = (
         code=lambda p: "x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)",
         why="the data holds NaN or infinite values",
         array=lambda x, p: np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0),
+    ),
+    FixType(
+        "pcm_to_float",
+        label=lambda p: "Scale the int16 samples to [-1, 1] (x / 32768)",
+        code=lambda p: "x = (x / 32768.0).astype(np.float32)",
+        why="16-bit PCM samples were given as raw integers to a model that takes float audio",
+        array=lambda x, p: (x / 32768.0).astype(np.float32),
     ),
     FixType(
         "normalize",

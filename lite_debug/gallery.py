@@ -43,10 +43,18 @@ class Example:
     def model_bytes(self) -> bytes:
         return _read(self.model_file)
 
-    def _data(self, files: tuple[str, ...], names: tuple[str, ...] | None) -> dict[str, np.ndarray] | list[np.ndarray]:
-        from .loading import load_data
+    def _data(self, files: tuple[str, ...], names: tuple[str, ...] | None):
+        from .loading import load_file
 
-        loaded = [load_data(f, _read(f)) for f in files]
+        read = [load_file(f, _read(f)) for f in files]
+        loaded = [r.arrays for r in read]
+        if names is not None and any(r.audio is not None for r in read):
+            # A recording keeps its facts (rate, channels), bound to its input: a Feed.
+            from .records import Feed
+
+            arrays = {name: (list(r.arrays.values()) if isinstance(r.arrays, dict) else list(r.arrays))[0] for name, r in zip(names, read)}
+            facts = {name: r.audio for name, r in zip(names, read) if r.audio is not None}
+            return Feed(arrays=arrays, facts=facts)
         if names is None:
             # As a user would pass them: an .npz keeps its keys, other files go by position.
             if len(loaded) == 1 and isinstance(loaded[0], dict):
@@ -61,11 +69,12 @@ class Example:
             out[name] = values[0]
         return out
 
-    def broken_inputs(self) -> dict[str, np.ndarray] | list[np.ndarray]:
-        """The input as the user gave it: keyed by input name, or a list bound by position."""
+    def broken_inputs(self):
+        """The input as the user gave it: keyed by input name, or a list bound by position; a
+        ``Feed`` with the recording's facts (``Feed.facts``) when it is a recording."""
         return self._data(self.input_files, self.input_names)
 
-    def good_inputs(self) -> dict[str, np.ndarray] | list[np.ndarray]:
+    def good_inputs(self):
         """An input the model accepts as it is."""
         return self._data(self.good_files, self.good_names)
 

@@ -46,12 +46,16 @@ FixKind = Literal[
     "reassign", "generate", "to_rgb", "add_channel", "remove_batch", "add_batch", "take_sample",
     "nchw_to_nhwc", "nhwc_to_nchw", "reshape", "drop_alpha", "to_gray", "swap_rgb_bgr", "resize_image",
     "resize_input", "nan_to_num", "normalize", "cast", "quantize", "dequantize",
+    # audio (lite_debug.audio_diagnosis): channels, rate, length, then the int16 scale
+    "to_mono", "take_channel", "resample", "fit_length", "split_windows", "pcm_to_float",
 ]
 # Every kind of mismatch the diagnosis reports. The last four come from loading the model in a
 # worker (ops the runtime lacks, a kernel's Prepare, a delegate, anything else that stops it).
 MismatchKind = Literal[
     "association", "missing", "batch", "rank", "layout", "channels", "shape", "dynamic", "dtype",
     "quantization", "range", "nan", "extra", "unsupported_op", "prepare", "delegate", "load",
+    # audio inputs fed a recording (lite_debug.audio_diagnosis)
+    "audio_channels", "sample_rate", "audio_length", "audio_range",
 ]
 
 # Custom ops the default XNNPACK delegate implements (MediaPipe's), so models using them run.
@@ -332,7 +336,7 @@ class Mismatch:
         }
 
 
-ChoiceTopic = Literal["value range", "resize method", "resize mode", "channel order"]
+ChoiceTopic = Literal["value range", "resize method", "resize mode", "channel order", "sample rate", "clip length"]
 ChoiceSource = Literal["preference", "metadata", "graph", "quantization", "guess"]
 
 
@@ -407,13 +411,20 @@ class Feed:
 
     ``resize`` maps an input name to the shape that ``resize_tensor_input`` gives it before
     ``allocate_tensors``; the worker applies it, and the exported script repeats it.
+    ``facts`` maps an input name to what is known about its array beyond the numbers: an
+    ``AudioInfo`` when the array is a recording (its sample rate, channels, …), which the
+    audio fixes keep up to date (resampling changes the rate, mixing down the channels).
     """
 
     arrays: Mapping[str, np.ndarray]
     resize: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    facts: Mapping[str, AudioInfo] = field(default_factory=dict)
 
     def replace(self, **changes: Any) -> "Feed":
-        return Feed(arrays=changes.get("arrays", self.arrays), resize=changes.get("resize", self.resize))
+        return Feed(
+            arrays=changes.get("arrays", self.arrays), resize=changes.get("resize", self.resize),
+            facts=changes.get("facts", self.facts),
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -509,6 +520,10 @@ class AudioInfo:
     each sample, as libsndfile names it (``"PCM_16"``, ``"PCM_24"``, ``"FLOAT"``,
     ``"VORBIS"``, ``"MPEG_LAYER_III"``, …); ``clipped_fraction`` the share of samples at
     either end of the format's scale, which is where a recording that was too loud sits.
+
+    Once the recording is cut into windows (``[windows, frames]``), ``frames`` counts the
+    samples of one window and ``window_hop`` says how many samples apart the windows start;
+    it is None for a recording in one piece.
     """
 
     sample_rate: int
@@ -517,6 +532,7 @@ class AudioInfo:
     container: str
     sample_format: str
     clipped_fraction: float = 0.0
+    window_hop: int | None = None
 
     @property
     def duration(self) -> float:
@@ -527,6 +543,23 @@ class AudioInfo:
     def layout(self) -> str:
         """How the loaded array is laid out: ``"[samples]"`` or ``"[samples, channels]"``."""
         return "[samples]" if self.channels == 1 else "[samples, channels]"
+
+    def describe(self) -> str:
+        """One line for people: ``WAV (PCM_16), 44,100 Hz, 2 channels, 2.5 s``."""
+        channels = "mono" if self.channels == 1 else "stereo" if self.channels == 2 else f"{self.channels} channels"
+        text = f"{self.container} ({self.sample_format}), {self.sample_rate:,} Hz, {channels}, {self.duration:.3g} s"
+        if self.window_hop is not None:
+            text += f" per window, windows every {self.window_hop / self.sample_rate:.3g} s"
+        if self.clipped_fraction >= 0.001:  # a few samples at full scale are peaks, not clipping
+            text += f", {self.clipped_fraction:.2%} of samples at full scale"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sample_rate": self.sample_rate, "channels": self.channels, "frames": self.frames,
+            "duration": self.duration, "container": self.container, "sample_format": self.sample_format,
+            "clipped_fraction": self.clipped_fraction, "window_hop": self.window_hop,
+        }
 
 
 CheckStatus = Literal["ok", "error", "crashed", "timeout", "skipped", "protocol"]

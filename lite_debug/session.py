@@ -21,7 +21,7 @@ from .errors import DataLoadError, FixError
 from .fixes import apply_fix
 from .generate import generate_feed
 from .inspection import inspect_model, packed_file
-from .loading import load_data
+from .loading import load_file
 from .archive import ErrorText
 from .casefile import Recorded
 from .records import Choice, Feed, Fix, Mismatch, ModelCheck, ModelSpec, RunResult, Step, TensorSpec
@@ -145,29 +145,38 @@ class Workspace:
         Raw ``.bin`` files take the dtype and shape of the input in their position. Raises
         ``DataLoadError`` with a sentence naming the file that could not be read.
         """
+        from .audio_diagnosis import with_facts
+
         positional: list[np.ndarray] = []
         keyed: dict[str, np.ndarray] = {}
+        recordings = []  # (array, AudioInfo): a recording's facts go with the input its array is bound to
         by_name = {t.name: t for t in self.inputs}
         for name, data in files:
             if is_bundle(data):
                 raise DataLoadError(f"{name!r} is a lite-debug bundle; open it where you open a model.")
             if by_input and name in by_name:
                 t = by_name[name]
-                loaded = load_data(name, data, dtype=t.dtype, shape=tuple(t.shape))
+                read = load_file(name, data, dtype=t.dtype, shape=tuple(t.shape))
+                loaded = read.arrays
+                if read.audio is not None:
+                    recordings.append((loaded[0], read.audio))
                 arrays = list(loaded.values()) if isinstance(loaded, dict) else list(loaded)
                 if len(arrays) != 1:
                     raise DataLoadError(f"The file for input {name!r} holds {len(arrays)} arrays; it needs one.")
                 keyed[name] = arrays[0]
                 continue
             hint = self.inputs[len(positional)] if len(positional) < len(self.inputs) else None
-            loaded = load_data(
+            read = load_file(
                 name, data, dtype=hint.dtype if hint else None, shape=tuple(hint.shape) if hint else None
             )
+            loaded = read.arrays
+            if read.audio is not None:
+                recordings.append((loaded[0], read.audio))
             if isinstance(loaded, dict):
                 keyed.update(loaded)
             else:
                 positional.extend(loaded)
-        feed = bind_mixed(self.spec, keyed, positional, self.signature)
+        feed = with_facts(bind_mixed(self.spec, keyed, positional, self.signature), recordings)
         self.example_id = None
         self.set_feed(feed, source=source or ", ".join(n for n, _ in files))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from lite_debug.audio_diagnosis import audio_view
 from lite_debug.errors import LiteDebugError
 from lite_debug.gallery import example
 from lite_debug.report import comparison_rows, preview_image
@@ -35,6 +36,37 @@ def run_now() -> None:
 
 def choose(key: str, widget: str) -> None:
     act(ws.choose, key, st.session_state[widget])
+
+
+def audio_section(pos: int, name: str, view) -> None:
+    """A recording bound to an input: its facts, as given and as the model will receive it, the
+    waveform, the spectrogram and a player, window by window once it is cut into windows."""
+    from lite_debug.figures import spectrogram, waveform
+
+    st.markdown(":material/graphic_eq: **The recording**")
+    given = ws.original.facts.get(name)
+    if given is not None and given != view.info:
+        st.caption("As given: " + md(given.describe()))
+        st.caption("As the model will receive it: " + md(view.info.describe()))
+    else:
+        st.caption("As given, unchanged so far: " + md(view.info.describe()))
+    n = len(view.windows)
+    i = 0
+    if n > 1:
+        i = st.slider(f"Window (of {n})", 0, n - 1, 0, key=f"audio-window-{pos}",
+                      help="Each window is one run of the model; the player and the spectrogram show this one.")
+        st.caption(f"Window {i} starts at {view.starts[i]:.3g} s and lasts {view.info.frames / view.rate:.3g} s.")
+    wave_tab, spec_tab = st.tabs(["Waveform", "Spectrogram"])
+    wave_tab.plotly_chart(
+        waveform(view.windows, view.rate, starts=view.starts,
+                 title="Waveform" + (f", {n} windows" if n > 1 else "") + " (mixed to mono for drawing)" * (view.info.channels > 1)),
+        width="stretch", key=f"audio-wave-{pos}",
+    )
+    spec_tab.plotly_chart(
+        spectrogram(view.windows[i], view.rate, title="Spectrogram" + (f" of window {i}" if n > 1 else "")),
+        width="stretch", key=f"audio-spec-{pos}", theme=None,  # Streamlit's theme would swap the dB colour scale for its own
+    )
+    st.audio(view.windows[i], sample_rate=view.rate)
 
 
 st.title("Diagnose and fix")
@@ -201,6 +233,12 @@ for pos, tensor in enumerate(ws.inputs):
                 st.image(img, caption=caption, width="stretch")
             elif x is not None:
                 st.caption(f"{x.dtype} {list(x.shape)}")
+                info = ws.feed.facts.get(tensor.name)
+                if info is not None:
+                    st.caption(":material/graphic_eq: " + md(info.describe()))
+        view = audio_view(ws.feed, tensor.name)
+        if view is not None:
+            audio_section(pos, tensor.name, view)
 
 if ws.steps:
     st.subheader("What the fixes do, in Python")

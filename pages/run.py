@@ -8,6 +8,7 @@ import re
 import streamlit as st
 
 from lite_debug.errors import LiteDebugError
+from lite_debug.figures import window_figures
 from pages._ui import PAGES, frame, md, owner, pool, require_workspace
 
 frame("run")
@@ -31,33 +32,6 @@ if ws.errors and not only_the_batch:
     )
     st.page_link(PAGES["diagnose"], label="Diagnose and fix", icon=":material/healing:")
 
-if ws.batch_ready:
-    n, chunk = ws.batch
-    with st.container(border=True):
-        st.markdown(f":material/stacks: **The data is a batch of {n} samples.** Run every one, {chunk} at a time, in one worker request.")
-        if st.button(f"Run all {n} samples", key="run-batch", type="primary", icon=":material/fast_forward:"):
-            bar = st.progress(0.0, text=f"0 of {n} samples")
-            result = ws.run_batch(
-                pool(), progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} samples"),
-                owner=owner(), on_wait=lambda q: bar.progress(0.0, text=_waiting(q)),
-            )
-            bar.progress(1.0, text=f"{result.count} samples: {result.status}")
-        b = ws.batch_result
-        if b is not None:
-            c1, c2, c3 = st.columns(3)
-            c1.metric("Samples run", b.ok_count)
-            c2.metric("Failed", b.count - b.ok_count)
-            c3.metric("Total time", f"{b.total_ms:.0f} ms")
-            if b.outputs:
-                st.dataframe(b.summary(), hide_index=True, width="stretch")
-            if b.errors:
-                st.error(f"{len(b.errors)} run(s) failed, the first at sample {next(iter(b.errors))}: "
-                         + md(b.explanation.cause if b.explanation else next(iter(b.errors.values()))))
-            elif not b.outputs:
-                st.error(md(b.detail or f"The batch did not run ({b.status})."))
-            st.caption("Open any sample on the Diagnose page to look at it alone.")
-            st.page_link(PAGES["diagnose"], label="Open a sample", icon=":material/filter_1:")
-
 requested = st.session_state.pop("run-requested", False)  # "Run it" on the diagnose page, or a wait
 
 
@@ -76,6 +50,41 @@ if ws.spec.is_stateful:
         icon=":material/memory:",
     )
     st.toggle("Keep the model's state from one run to the next", key="keep-state")
+
+if ws.batch_ready:
+    n, chunk = ws.batch
+    with st.container(border=True):
+        st.markdown(f":material/stacks: **The data is a batch of {n} samples.** Run every one, {chunk} at a time, in one worker request.")
+        # "Run it" for data that is only a batch (a recording cut into windows) means every sample.
+        if st.button(f"Run all {n} samples", key="run-batch", type="primary", icon=":material/fast_forward:") or (
+            requested and only_the_batch
+        ):
+            requested = False
+            bar = st.progress(0.0, text=f"0 of {n} samples")
+            result = ws.run_batch(
+                pool(), progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} samples"),
+                owner=owner(), on_wait=lambda q: bar.progress(0.0, text=_waiting(q)),
+            )
+            bar.progress(1.0, text=f"{result.count} samples: {result.status}")
+        b = ws.batch_result
+        if b is not None:
+            c1, c2, c3 = st.columns(3)
+            c1.metric("Samples run", b.ok_count)
+            c2.metric("Failed", b.count - b.ok_count)
+            c3.metric("Total time", f"{b.total_ms:.0f} ms")
+            if b.outputs:
+                st.dataframe(b.summary(), hide_index=True, width="stretch")
+                # A recording cut into windows: each output's class scores, window by window.
+                for out_name, fig in window_figures(ws.feed, b.outputs, labels=ws.labels):
+                    st.plotly_chart(fig, width="stretch", key=f"windows-{out_name}")
+            if b.errors:
+                st.error(f"{len(b.errors)} run(s) failed, the first at sample {next(iter(b.errors))}: "
+                         + md(b.explanation.cause if b.explanation else next(iter(b.errors.values()))))
+            elif not b.outputs:
+                st.error(md(b.detail or f"The batch did not run ({b.status})."))
+            st.caption("Open any sample on the Diagnose page to look at it alone.")
+            st.page_link(PAGES["diagnose"], label="Open a sample", icon=":material/filter_1:")
+
 if only_the_batch:
     n, chunk = ws.batch
     st.caption(f"“Run the model” gives the interpreter all {n} samples at once, as the data is; the model takes {chunk}.")

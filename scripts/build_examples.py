@@ -708,6 +708,79 @@ def build_custom_op(out: Path, rng: np.random.Generator) -> Built:
     )
 
 
+SOUNDS = ("silence", "speech", "whistle", "dog bark", "siren")
+
+
+def recording_like(rate: int, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """A stereo recording, ``[frames, 2]`` float in [-1, 1]: a rising whistle, a steady hum,
+    then a burst of noise, with the right channel a little quieter and later, as two
+    microphones hear one room."""
+    t = np.arange(int(round(rate * seconds))) / rate
+    whistle = 0.35 * np.sin(2 * np.pi * (900 * t + 600 * t ** 2)) * (t < seconds * 0.45)
+    hum = 0.2 * np.sin(2 * np.pi * 220 * t) * ((t >= seconds * 0.35) & (t < seconds * 0.8))
+    noise = 0.25 * rng.normal(0.0, 1.0, t.size) * (t >= seconds * 0.7)
+    fade = np.minimum(1.0, np.minimum(t, seconds - t) / 0.01)  # no click at either end
+    left = (whistle + hum + noise) * fade
+    right = 0.8 * np.roll(left, int(rate * 0.0005))
+    return np.clip(np.stack([left, right], axis=1), -1.0, 1.0)
+
+
+def build_audio_rate(out: Path, rng: np.random.Generator) -> Built:
+    import soundfile  # noqa: PLC0415 - only this example writes audio
+    from scipy.signal import resample_poly  # noqa: PLC0415
+
+    tf = tf_module()
+    module = tf.Module()
+    module.k1 = tf.Variable(he(rng, (64, 1, 8), 64))
+    module.k2 = tf.Variable(he(rng, (8, 8, 16), 64))
+    module.dense = tf.Variable(he(rng, (16, len(SOUNDS)), 16))
+    module.bias = tf.Variable(rng.normal(0.0, 0.05, len(SOUNDS)).astype(np.float32))
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 16000], tf.float32, name="audio")])
+    def classify(audio: Any) -> dict[str, Any]:
+        # One second at 16 kHz, as keyword spotters and sound-event classifiers take it.
+        x = tf.nn.relu(tf.nn.conv1d(audio[:, :, None], module.k1, stride=16, padding="SAME"))
+        x = tf.nn.relu(tf.nn.conv1d(x, module.k2, stride=4, padding="SAME"))
+        x = tf.reduce_mean(x, axis=1)
+        return {"scores": tf.nn.softmax(x @ module.dense + module.bias)}
+
+    model = convert([classify.get_concrete_function()], module) + labels_zip(SOUNDS)
+    (out / "sound_classifier.tflite").write_bytes(model)
+
+    # What a phone or a desktop recorder writes: 44.1 kHz, stereo, 16-bit, and longer than 1 s.
+    recording = recording_like(44_100, 1.5, rng)
+    soundfile.write(out / "audio-rate.broken.wav", recording, 44_100, subtype="PCM_16", format="WAV")
+    pcm, _ = soundfile.read(out / "audio-rate.broken.wav", dtype="float32")
+    mono = pcm.mean(axis=1)
+    at_16k = resample_poly(mono, 160, 441).astype(np.float32)
+    np.save(out / "audio-rate.good.npy", at_16k[None, :16000])
+
+    def observe(d: Path) -> list[tuple[str, str]]:
+        samples, _ = soundfile.read(d / "audio-rate.broken.wav", dtype="float32")
+        return [("soundfile.read(WAV, dtype='float32') ([66150, 2]); allocate_tensors(); set_tensor(input 0, "
+                 "the samples with a batch axis)",
+                 _message(lambda: _set_by_position(d / "sound_classifier.tflite", [samples[None]])))]
+
+    return Built(
+        {
+            "id": "audio-rate",
+            "title": "A 44.1 kHz stereo recording into a 16 kHz mono sound classifier",
+            "model": "sound_classifier.tflite",
+            "inputs": {"serving_default_audio:0": "audio-rate.broken.wav"},
+            "good_inputs": {"serving_default_audio:0": "audio-rate.good.npy"},
+            "signature": None,
+            "expected_kinds": ["audio_channels", "sample_rate", "audio_length"],
+            "story": "A user attached the 1.5 s WAV their laptop recorded (44.1 kHz, stereo, 16-bit) to a bug "
+                     "report about a sound classifier that takes one second of mono audio at 16 kHz, [1, 16000]; "
+                     "read with soundfile and given a batch axis, it met a dimension mismatch.",
+            "fix": "Mix the channels down to mono, resample 44.1 kHz to 16 kHz (polyphase, 160/441), and split "
+                   "the 1.5 s into 1 s windows run as a batch (or keep the first second).",
+            "packed_files": ["labels.txt"],
+        },
+        observe,
+    )
+
+
 BUILDERS: tuple[Callable[[Path, np.random.Generator], Built], ...] = (
     build_image_size,
     build_uint8_float_data,
@@ -718,6 +791,7 @@ BUILDERS: tuple[Callable[[Path, np.random.Generator], Built], ...] = (
     build_select_tf_op,
     build_reshape_breaks,
     build_custom_op,
+    build_audio_rate,
 )
 
 

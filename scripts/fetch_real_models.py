@@ -1,7 +1,8 @@
 """Fetch real files that registry packages ship, for the tests: models, and a real photo.
 
 The mediapipe 0.10.14 wheel on PyPI carries the models of its solutions; matplotlib's wheel
-carries a real JPEG photograph of a face (``grace_hopper.jpg``, in its sample data). We
+carries a real JPEG photograph of a face (``grace_hopper.jpg``, in its sample data);
+openwakeword 0.5.1's carries a real audio model (``melspectrogram.tflite``). We
 download those wheels with pip (no dependencies, nothing installed), take the files out, check
 their SHA-256 and put them in ``tests/real_models/``. Nothing here loads anything from a model hub.
 
@@ -37,6 +38,11 @@ WHEELS: dict[str, dict[str, str]] = {
     # A real photo (512×600 RGB JPEG, a face): what a user uploads, not an array we made.
     "matplotlib==3.11.2": {
         "matplotlib/mpl-data/sample_data/grace_hopper.jpg": "a8ca6d734765703b09728ab47fe59f473d93ae3967fc24c7c0288c3c7adb7130",
+    },
+    # A real audio model (1.1 MB in a 16.7 MB wheel): openWakeWord's front end, raw 16 kHz
+    # samples of any length, [?, ?] float32, to a mel spectrogram. Later wheels download it instead.
+    "openwakeword==0.5.1": {
+        "openwakeword/resources/models/melspectrogram.tflite": "96fa0adccb6e8cf95cb14465409a1a2898ee4a96a85bb9ed3c7eb0e68bf163e8",
     },
 }
 

@@ -512,3 +512,47 @@ def test_real_models_are_drawn_with_their_reading_on_a_phone_and_a_wide_screen(b
             shot(page, f"41-{path.stem}-{name}", show=chart)
         finally:
             context.close()
+
+
+def test_a_recording_for_a_sound_classifier(open_app):
+    """The gallery's WAV (44.1 kHz stereo, 1.5 s) uploaded for its 16 kHz mono classifier: the
+    recording's facts, the guessed rate, the waveform, spectrogram and player; fixed into two
+    windows, run as a batch, scores per window as a heatmap."""
+    page = open_app()
+    _upload_model(page, EXAMPLES_DIR / "sound_classifier.tflite")
+    _upload_data(page, EXAMPLES_DIR / "audio-rate.broken.wav")
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Diagnose and fix").click()
+    stereo = error_alert(page, "takes mono audio, but the recording is stereo")
+    stereo.wait_for()
+    settle(page)
+    main = page.get_by_test_id("stMain")
+    text = main.inner_text()
+    assert "44,100 Hz" in text and "a guess" in text and "Sample rate of" in text
+    assert page.get_by_test_id("stAudio").count() == 1
+    wave = page.locator(".js-plotly-plot:visible").first
+    wave.wait_for()
+    shot(page, "61-audio-diagnosis", show=stereo)
+    shot(page, "62-audio-recording", show=page.get_by_test_id("stAudio"))
+    page.get_by_role("tab", name="Spectrogram").click()
+    page.locator(".js-plotly-plot:visible").filter(has=page.locator(".heatmaplayer image")).first.wait_for()
+    shot(page, "63-audio-spectrogram", show=page.get_by_test_id("stAudio"))
+
+    page.get_by_role("button", name="Apply all fixes").click()
+    page.get_by_text("The data holds 2 samples").wait_for()
+    settle(page)
+    assert "16,000 Hz, mono" in page.get_by_test_id("stMain").inner_text()
+    page.get_by_text("Window (of 2)").wait_for()
+    code = page.get_by_test_id("stCode").filter(has_text="resample(x, 44100, 16000)")
+    code.wait_for()
+    assert "windows(x, 16000, 16000)" in code.inner_text()
+    shot(page, "64-audio-fixed", show=page.get_by_test_id("stAudio"))
+
+    page.get_by_role("button", name="Run it").click()
+    page.get_by_role("heading", name="Run and outputs").wait_for()
+    # "Run it" on data that is only a batch of windows runs every window.
+    scores = page.locator(".js-plotly-plot:visible").filter(has_text="class scores per window").first
+    scores.wait_for()
+    scores.locator(".ytick text").filter(has_text="dog bark").wait_for()
+    settle(page)
+    assert "Last run" not in page.get_by_test_id("stSidebar").inner_text()  # no single run of 2 windows failed
+    shot(page, "65-audio-windows-run", show=scores)

@@ -36,11 +36,12 @@ IDS = [
     "select-tf-op",
     "reshape-breaks-on-resize",
     "custom-op",
+    "audio-rate",
 ]
 # Models whose failure is that no stock interpreter can allocate them, whatever the input.
 UNRUNNABLE = {"select-tf-op", "custom-op"}
 KINDS = {"shape", "rank", "batch", "dynamic", "layout", "channels", "dtype", "quantization",
-         "range", "nan", "association"}
+         "range", "nan", "association", "audio_channels", "sample_rate", "audio_length", "audio_range"}
 FIELDS = {"id", "title", "model", "inputs", "good_inputs", "signature", "expected_kinds",
           "story", "fix", "observed_error"}
 
@@ -62,6 +63,10 @@ def arrays_in(name: str) -> list[np.ndarray]:
     if name.endswith(".png"):
         with Image.open(path) as image:
             return [np.asarray(image)]
+    if name.endswith(".wav"):
+        import soundfile
+
+        return [soundfile.read(path, dtype="float32")[0]]
     return [np.load(path)]
 
 
@@ -117,6 +122,12 @@ def _segmentation_nchw() -> None:
     set_by_position(BY_ID["segmentation-nchw"], arrays_in("segmentation-nchw.broken.npy"))
 
 
+def _audio_rate() -> None:
+    # Read with soundfile as float32 [frames, 2] and given a batch axis, as the story's user did.
+    (samples,) = arrays_in("audio-rate.broken.wav")
+    set_by_position(BY_ID["audio-rate"], [samples[None]])
+
+
 def _allocate(example: str) -> Callable[[], None]:
     return lambda: interpreter(BY_ID[example]).allocate_tensors()
 
@@ -170,6 +181,9 @@ NAIVE: dict[str, list[tuple[Callable[[], None], str]]] = {
         (_reshape_resized(**WITHOUT_DELEGATES),
          r"num_input_elements != num_output_elements \(24 != 12\).*\(RESHAPE\) failed to prepare"),
         (_reshape_not_resized, r"Dimension mismatch\. Got 2 but expected 1 for dimension 0 of input 0"),
+    ],
+    "audio-rate": [
+        (_audio_rate, r"Dimension mismatch\. Got 3 but expected 2 for input 0"),
     ],
     "custom-op": [
         (_allocate("custom-op"),
@@ -247,6 +261,7 @@ def test_expected_kinds() -> None:
         "select-tf-op": [],
         "reshape-breaks-on-resize": ["dynamic"],
         "custom-op": [],
+        "audio-rate": ["audio_channels", "sample_rate", "audio_length"],
     }
 
 

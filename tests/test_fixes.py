@@ -11,9 +11,18 @@ from lite_debug.records import FixKind
 from lite_debug.records import Feed
 
 
+def _audio_scope():
+    """The audio helpers as an exported script defines them (export.audio_helpers)."""
+    from lite_debug.export import audio_helpers
+
+    scope = {"np": np}
+    exec(audio_helpers(), scope)
+    return {k: scope[k] for k in ("resample", "pad_or_trim", "windows", "math")}
+
+
 def run_code(fix, x):
     """Execute the fix's own line of Python, as an exported script would."""
-    scope = {"np": np, "x": x.copy(), "resize_image": resize_image}
+    scope = {"np": np, "x": x.copy(), "resize_image": resize_image, **_audio_scope()}
     exec(fix.code, scope)
     return scope["x"]
 
@@ -38,6 +47,20 @@ CASES = [
     ("quantize", {"dtype": "int8", "scale": 0.5, "zero_point": -3}, np.array([-100.0, 0.0, 1.0, 100.0]), (4,)),
     ("dequantize", {"scale": 0.5, "zero_point": 10}, np.array([10, 12], np.uint8), (2,)),
     ("nan_to_num", {}, np.array([np.nan, 1.0, np.inf], np.float32), (3,)),
+    # audio: [samples] or [samples, channels] float32, as a recording loads
+    ("to_mono", {"channels": 2}, np.stack([np.linspace(-1, 1, 50), np.ones(50)], 1).astype(np.float32), (50,)),
+    ("to_mono", {"channels": 2}, np.ones((1, 50, 2), np.float32), (1, 50)),
+    ("take_channel", {"index": 1, "channels": 2}, np.stack([np.zeros(50), np.ones(50)], 1).astype(np.float32), (50,)),
+    ("resample", {"from_rate": 44100, "to_rate": 16000}, np.sin(np.arange(4410) / 7).astype(np.float32), (1600,)),
+    ("resample", {"from_rate": 8000, "to_rate": 16000}, np.ones((800, 2), np.float32), (1600, 2)),
+    ("resample", {"from_rate": 48000, "to_rate": 16000, "axis": 1}, np.ones((1, 960), np.float32), (1, 320)),
+    ("fit_length", {"size": 100, "mode": "trim", "rate": 16000}, np.arange(250, dtype=np.float32), (100,)),
+    ("fit_length", {"size": 100, "mode": "pad"}, np.ones((40, 2), np.float32), (100, 2)),
+    ("fit_length", {"size": 100, "mode": "pad", "axis": 1}, np.ones((1, 40), np.float32), (1, 100)),
+    ("split_windows", {"size": 100, "hop": 100, "count": 3, "rate": 16000}, np.arange(250, dtype=np.float32), (3, 100)),
+    ("split_windows", {"size": 100, "hop": 50}, np.arange(250, dtype=np.float32), (4, 100)),
+    ("split_windows", {"size": 100, "hop": 100, "axis": 1}, np.arange(250, dtype=np.float32)[None], (3, 100)),
+    ("pcm_to_float", {}, np.array([-32768, 0, 16384, 32767], np.int16), (4,)),
 ]
 
 
@@ -109,7 +132,8 @@ def test_every_fix_kind_has_one_registry_entry_and_a_place_in_the_order():
         assert entry.why and (entry.array is None) != (entry.feed is None), kind
     # Only fixes that change how many samples the data holds are skipped for a batch.
     assert {k for k, e in REGISTRY.items() if e.changes_samples} == {
-        "reassign", "generate", "remove_batch", "add_batch", "take_sample", "resize_input"
+        "reassign", "generate", "remove_batch", "add_batch", "take_sample", "resize_input",
+        "resample", "fit_length", "split_windows",  # audio: the samples' count or length along time
     }
 
 

@@ -412,6 +412,8 @@ def test_the_real_mediapipe_models_start_with_a_convolution():
     # says how (see test_metadata).
     need_real_models()
     for path in REAL_MODELS:
+        if path.name == "melspectrogram.tflite":
+            continue  # openWakeWord's audio front end, not a mediapipe model: it starts with a TRANSPOSE
         data = path.read_bytes()
         graph = read_graph(data)
         first = {graph.main.operators[j].name for j in graph.main.tensors[graph.main.inputs[0]].consumers}
