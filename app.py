@@ -48,11 +48,15 @@ checking = collect_check()
 
 @st.fragment(run_every=0.5)
 def _await_check() -> None:
-    """While the model is being loaded in a worker: a line that says so, polled twice a second;
-    when the check ends, the whole page is drawn again with what it found."""
+    """While the model is being loaded in a worker: a line that says so, polled twice a second.
+    When the check finds the model does not load, the whole page is drawn again with that error;
+    when it loads, nothing on the page changes, so nothing is redrawn (a redraw while the user
+    picks a data file would lose the file)."""
     if collect_check():
         st.caption(":material/hourglass_top: Loading the model in a worker to check it…")
-    else:
+        return
+    current = workspace()
+    if current is not None and current.check is not None and not current.check.ok:
         st.rerun(scope="app")
 
 

@@ -987,7 +987,7 @@ def first_plot(reps: int, quick: bool) -> list[Row]:
             # the Run page from the navigation.
             page.get_by_role("heading", name="lite-debug").wait_for()
             _settle_page(page)
-            uploader = page.get_by_test_id("stFileUploader").filter(has_text="Model (.tflite) or bug-report bundle")
+            uploader = page.get_by_test_id("stFileUploader").filter(has_text="Model (.tflite), or a bug-report archive")
             uploader.locator("input[type=file]").set_input_files(str(model))
             page.get_by_test_id("stSidebar").get_by_text(model.name).wait_for()
             _settle_page(page)

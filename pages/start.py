@@ -42,24 +42,6 @@ def _delete_case(case_id: str) -> None:
         set_workspace(None)
 
 
-recent_ids = st.session_state.get("recent-cases", [])
-if recent_ids:
-    store = keeper().store
-    if store.warning:
-        st.warning(md(store.warning), icon=":material/database:")
-    summaries = keeper().recent(recent_ids)
-    if summaries:
-        with st.expander(f"Your recent cases ({len(summaries)})", expanded=workspace() is None, icon=":material/history:"):
-            st.caption("Kept on this server; each has its own address (share it with a teammate on the same server).")
-            for summary in reversed(summaries):
-                row = st.columns([4, 2, 1, 1])
-                row[0].markdown(md(summary.title or summary.id))
-                from datetime import datetime
-
-                row[1].caption(datetime.fromtimestamp(summary.created).strftime("%Y-%m-%d %H:%M"))
-                row[2].button("Open", key=f"case-open-{summary.id}", on_click=_open_case, args=(summary.id,))
-                row[3].button("Delete", key=f"case-delete-{summary.id}", on_click=_delete_case, args=(summary.id,))
-
 st.subheader("Gallery of real failures")
 cols = st.columns(3)
 for i, ex in enumerate(examples()):
@@ -213,3 +195,23 @@ if ws is not None:
         c1, c2 = st.columns(2)
         c1.page_link(PAGES["diagnose"], label="Diagnose and fix", icon=":material/healing:")
         c2.page_link(PAGES["model"], label="Look at the model", icon=":material/schema:")
+
+# Below the uploaders, so that a case kept when a model opens does not move them under the user's
+# next upload (a file set on an uploader that moves is lost).
+recent_ids = st.session_state.get("recent-cases", [])
+if recent_ids:
+    store = keeper().store
+    if store.warning:
+        st.warning(md(store.warning), icon=":material/database:")
+    summaries = keeper().recent(recent_ids)
+    if summaries:
+        with st.expander(f"Your recent cases ({len(summaries)})", expanded=False, icon=":material/history:"):
+            st.caption("Kept on this server; each has its own address (share it with a teammate on the same server).")
+            for summary in reversed(summaries):
+                row = st.columns([4, 2, 1, 1])
+                row[0].markdown(md(summary.title or summary.id))
+                from datetime import datetime
+
+                row[1].caption(datetime.fromtimestamp(summary.created).strftime("%Y-%m-%d %H:%M"))
+                row[2].button("Open", key=f"case-open-{summary.id}", on_click=_open_case, args=(summary.id,))
+                row[3].button("Delete", key=f"case-delete-{summary.id}", on_click=_delete_case, args=(summary.id,))

@@ -450,7 +450,7 @@ def _sample_for(model_path, tmp_path):
 
 def _open_and_run(page, model_path, data_path) -> None:
     """Upload a model and its data on the Start page, go to the Run page and run it."""
-    model_uploader = page.get_by_test_id("stFileUploader").filter(has_text="Model (.tflite) or bug-report bundle")
+    model_uploader = page.get_by_test_id("stFileUploader").filter(has_text="Model (.tflite), or a bug-report archive")
     model_uploader.locator("input[type=file]").set_input_files(str(model_path))
     page.get_by_test_id("stSidebar").get_by_text(model_path.name).wait_for()
     settle(page)
