@@ -10,6 +10,7 @@ of that id still under way in this process, then rebuilds the workspace (``casef
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -36,6 +37,7 @@ class CaseKeeper:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lite-debug-case")
         self._pending: dict[str, Future] = {}
         self._failed: dict[str, str] = {}  # case id -> why its background save failed
+        self._stored: set[str] = set()  # blobs this keeper put (a 100 MB model is not written again per click)
         self._lock = threading.Lock()
 
     @staticmethod
@@ -54,26 +56,31 @@ class CaseKeeper:
             return None
         parent = getattr(ws, "case_id", None)
         case_id = new_case_id()
-        try:
-            manifest, members = dump_workspace(ws)  # quick: the model and arrays are not copied
-        except LiteDebugError as exc:
-            log.warning("not kept as a case: %s", exc)
-            ws._kept = state
-            return None
         title = f"{ws.model_name} — {ws.data_source or 'no data'}"[:200]
+        # Serialising (hashing a 100 MB model, writing arrays as .npy, the diagnosis of the data
+        # as given) happens in the background, on a snapshot: the next click may change the
+        # workspace's lists while it runs. The arrays themselves are never changed in place.
+        snapshot = copy.copy(ws)
+        snapshot.steps, snapshot.clicks = list(ws.steps), list(ws.clicks)
+        snapshot.preferences, snapshot._cache = dict(ws.preferences), {}
         with self._lock:
-            self._pending[case_id] = self._pool.submit(self._save, case_id, parent, title, manifest, members)
+            self._pending[case_id] = self._pool.submit(self._save, case_id, parent, title, snapshot)
         ws.case_id, ws._kept = case_id, state
         return case_id
 
-    def _save(self, case_id: str, parent: str | None, title: str, manifest: dict, members: dict) -> None:
+    def _save(self, case_id: str, parent: str | None, title: str, ws: "Workspace") -> None:
         try:
-            for address, data in members.items():
-                put = self.store.put_blob(data)
-                if put != address:  # the store names blobs as the manifest does
-                    raise StoreError(f"The store filed a part of the case under {put}, not {address}.")
-            self.store.save_case({"title": title, "case": manifest}, parent=parent if is_case_id(parent) else None,
-                                 case_id=case_id)
+            manifest, members = dump_workspace(ws)
+            record = {"title": title, "case": manifest}
+            parent = parent if is_case_id(parent) else None
+            self._put(members, skip_known=True)
+            try:
+                self.store.save_case(record, parent=parent, case_id=case_id)
+            except StoreError:
+                # A blob put earlier may have been evicted since: put them all, then save again.
+                self._stored.clear()
+                self._put(members, skip_known=False)
+                self.store.save_case(record, parent=parent, case_id=case_id)
         except Exception as exc:  # noqa: BLE001 - kept to be said when the case is asked for
             log.warning("case %s not saved: %s", case_id, exc)
             with self._lock:
@@ -83,6 +90,15 @@ class CaseKeeper:
         finally:
             with self._lock:
                 self._pending.pop(case_id, None)
+
+    def _put(self, members: dict, *, skip_known: bool) -> None:
+        for address, data in members.items():
+            if skip_known and address in self._stored:
+                continue
+            put = self.store.put_blob(data)
+            if put != address:  # the store names blobs as the manifest does
+                raise StoreError(f"The store filed a part of the case under {put}, not {address}.")
+            self._stored.add(address)
 
     def wait(self, case_id: str, timeout: float = 60.0) -> None:
         """Wait for a save of ``case_id`` still under way here. Raises ``StoreError`` when it failed."""
