@@ -625,11 +625,7 @@ def _trace(args: argparse.Namespace) -> int:
 def _trace_json(s: _Check, t, written: str | None) -> dict[str, Any]:
     from .report import fixes_to_list, mismatches_to_list, model_to_dict, run_to_dict
 
-    run = run_to_dict(t.run)
-    for o in run.get("outputs", ()):  # a NaN or Inf output: JSON has neither
-        for k, v in list(o.items()):
-            if isinstance(v, float) and not np.isfinite(v):
-                o[k] = None
+    run = _json_safe(run_to_dict(t.run))  # a NaN or Inf output: JSON has neither
     return {
         "model": {**model_to_dict(s.spec), "file": s.model_name, **({"container": s.bundle_name} if s.bundle_name else {})},
         "signature": s.signature,
@@ -642,12 +638,25 @@ def _trace_json(s: _Check, t, written: str | None) -> dict[str, Any]:
     }
 
 
+def _json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinite float (at any depth) as None: strict JSON has neither."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def _trace_text(s: _Check, t, written: str | None, args: argparse.Namespace) -> str:
     from .report import format_table
 
     head = f"Model {s.model_name!r}" + (f" (from {s.bundle_name!r})" if s.bundle_name else "")
-    where = f" (generated: {s.generated})" if s.generated else f" (from {s.data_source})" if s.data_source else ""
-    out = [printable(head + (f", signature {s.signature!r}" if s.signature else "") + f"; data{where}.")]
+    given = [Path(p).name for p in args.data] + [item.partition("=")[2] and Path(item.partition("=")[2]).name for item in args.input]
+    where = (f"generated ({s.generated})" if s.generated else f"from {s.data_source}" if s.data_source
+             else "from " + ", ".join(given) if given else "as the bundle recorded it")
+    out = [printable(head + (f", signature {s.signature!r}" if s.signature else "") + f"; data {where}.")]
     if s.applied:
         out.append(printable("Fixes applied: " + "; ".join(f.label for f in s.applied)))
     errors = [m for m in s.remaining if m.severity == "error"]
