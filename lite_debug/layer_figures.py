@@ -2,9 +2,11 @@
 
 ``ranges_by_depth`` draws each tensor's min and max as a band with its mean inside, and marks
 the tensors that hold NaN or Inf; ``shares_by_depth`` draws the share of zeros and, for a
-quantized model, the share of saturated values. Both use the template of ``figures`` (light
-and dark pages alike) and put names from the model in hover text escaped, never as markup.
-Past ``MAX_POINTS`` tensors, WebGL traces draw them.
+quantized model, the share of saturated values. ``tensor_figures`` draws one intermediate
+tensor's values: an activation is no class score nor an image, so a feature map is shown one
+channel at a time and as its mean over channels, never as a class map. All use the template of
+``figures`` (light and dark pages alike) and put names from the model into titles and hover
+text escaped, never as markup. Past ``MAX_POINTS`` tensors, WebGL traces draw them.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ from __future__ import annotations
 import html
 from typing import Sequence
 
+import numpy as np
 import plotly.graph_objects as go
 
-from .figures import _figure
+from .figures import _channel_mean, _figure, heatmap, histogram, line
 from .trace import TracedTensor
 
-__all__ = ["MAX_POINTS", "ranges_by_depth", "shares_by_depth"]
+__all__ = ["MAX_POINTS", "channels", "ranges_by_depth", "shares_by_depth", "tensor_figures"]
 
 MAX_POINTS = 5000  # more tensors than this: WebGL scatter traces, which keep the browser quick
 _ACCENT = "#4c78a8"
@@ -98,3 +101,39 @@ def shares_by_depth(tensors: Sequence[TracedTensor], *, title: str | None = None
     fig.update_yaxes(title_text="% of values", rangemode="tozero")
     fig.update_layout(legend={"orientation": "h", "y": -0.25}, hovermode="closest")
     return fig
+
+
+def channels(shape: Sequence[int]) -> int:
+    """How many channels ``tensor_figures`` can show one at a time for a tensor of this shape
+    (0 when it is not a feature map: fewer than three dimensions once leading 1s are dropped)."""
+    dims = [int(d) for d in shape]
+    while len(dims) > 2 and dims[0] == 1:
+        dims = dims[1:]
+    return dims[-1] if len(dims) == 3 else 0
+
+
+def tensor_figures(values: np.ndarray, name: str, *, channel: int = 0) -> list[tuple[str, go.Figure]]:
+    """The figures of one intermediate tensor, each with a short name for a tab: a line for a
+    vector, a heatmap for a matrix, for a feature map ``[1, H, W, C]`` the heatmap of channel
+    ``channel`` and of the mean over channels; a histogram for any tensor of more than one value.
+    Larger arrays are folded to two dimensions (the last one kept)."""
+    v = np.asarray(values)
+    label = html.escape(name, quote=False)
+    shape = "[" + ", ".join(str(int(d)) for d in v.shape) + "]"
+    while v.ndim > 2 and v.shape[0] == 1:
+        v = v[0]
+    if v.ndim > 3:
+        v = v.reshape(-1, v.shape[-1])
+    found: list[tuple[str, go.Figure]] = []
+    if v.size <= 1:
+        return found
+    if v.ndim == 3:
+        c = min(max(int(channel), 0), v.shape[-1] - 1)
+        found.append((f"Channel {c}", heatmap(v[..., c], title=f"{label} {shape}: channel {c} of {v.shape[-1]}")))
+        found.append(("Mean over channels", heatmap(_channel_mean(v), title=f"{label} {shape}: mean over channels")))
+    elif v.ndim == 2 and min(v.shape) > 1:
+        found.append(("Heatmap", heatmap(v, title=f"{label} {shape}")))
+    else:
+        found.append(("Line", line(v, title=f"{label} {shape}")))
+    found.append(("Histogram", histogram(v, title=f"{label} {shape}: histogram")))
+    return found

@@ -16,8 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from lite_debug.errors import LiteDebugError
-from lite_debug.figures import figures_for_output, histogram
-from lite_debug.layer_figures import ranges_by_depth, shares_by_depth
+from lite_debug.layer_figures import channels, ranges_by_depth, shares_by_depth, tensor_figures
 from lite_debug.trace import TraceResult, feed_key, trace
 from pages._ui import PAGES, frame, md, owner, pool, require_workspace
 
@@ -66,7 +65,22 @@ def _keep(store: OrderedDict, k, v, limit: int) -> None:
         store.popitem(last=False)
 
 
-def _run_trace(fetch=()) -> TraceResult | None:
+def _fetch(index: int):
+    """A tensor's values (an ``OutputTensor``), traced again with it fetched; None with a sentence shown."""
+    with st.spinner("Fetching the tensor's values from a worker…"):
+        try:
+            got = trace(ws.model_bytes, ws.spec, ws.feed, ws.signature, pool=pool(), owner=owner(),
+                        no_default_delegates=no_delegates, fetch=(index,))
+        except (LiteDebugError, ValueError, KeyError) as exc:
+            st.error(str(exc))
+            return None
+    if index in got.values:
+        return got.values[index]
+    st.error(md(got.run.detail or f"The run {got.run.status}; no values came back."))
+    return None
+
+
+def _run_trace() -> TraceResult | None:
     """Trace in a worker of the pool, with a status box that says where it stands."""
     with st.status("Tracing in a worker process…", expanded=False) as box:
         def waiting(q) -> None:
@@ -74,7 +88,7 @@ def _run_trace(fetch=()) -> TraceResult | None:
 
         try:
             result = trace(ws.model_bytes, ws.spec, ws.feed, ws.signature, pool=pool(), owner=owner(),
-                           no_default_delegates=no_delegates, fetch=fetch, on_wait=waiting)
+                           no_default_delegates=no_delegates, on_wait=waiting)
         except (LiteDebugError, ValueError, KeyError) as exc:
             box.update(label="Could not trace", state="error")
             st.error(str(exc))
@@ -87,12 +101,15 @@ def _run_trace(fetch=()) -> TraceResult | None:
 result: TraceResult | None = traces.get(key)
 again = st.button("Trace again" if result is not None else "Trace the layers", key="layers-trace", type="primary",
                   icon=":material/layers:")
-if again or result is None:
+# Opening the page traces the data once; with errors left in the diagnosis, only a click does.
+if again or (result is None and not (ws.errors and not ws.only_the_batch_left)):
     result = _run_trace()
     if result is None:
         st.stop()
     _keep(traces, key, result, KEPT_TRACES)
 
+if result is None:
+    st.stop()
 r = result.run
 if not result.ok:
     if r.status == "error":
@@ -146,32 +163,33 @@ shown = [
     t for t in result.tensors
     if (not query or query in t.name.lower() or query in t.op.lower()) and (not only_findings or t.index in marks)
 ]
+NAN = float("nan")
 rows = []
 for t in shown[:MAX_ROWS]:
     s = t.stats
     rows.append({
         "#": t.position,
+        "finding": ", ".join(marks.get(t.index, ())) or (t.note and "no values"),
         "tensor": t.name,
         "op": t.op if t.op_index is None else f"#{t.op_index} {t.op}",
         "shape": "[" + ", ".join(map(str, t.shape)) + "]",
         "dtype": t.dtype,
-        "min": s.min if s else None,
-        "max": s.max if s else None,
-        "mean": s.mean if s else None,
-        "std": s.std if s else None,
-        "NaN": s.nan if s else None,
-        "Inf": s.inf if s else None,
-        "zeros %": 100 * s.zeros if s else None,
-        "saturated %": 100 * s.saturated if s and s.saturated is not None else None,
-        "finding": ", ".join(marks.get(t.index, ())) or (t.note and "no values"),
+        "min": s.min if s and s.min is not None else NAN,
+        "max": s.max if s and s.max is not None else NAN,
+        "mean": s.mean if s and s.mean is not None else NAN,
+        "std": s.std if s and s.std is not None else NAN,
+        "NaN": s.nan if s else NAN,
+        "Inf": s.inf if s else NAN,
+        "zeros %": 100 * s.zeros if s else NAN,
+        "saturated %": 100 * s.saturated if s and s.saturated is not None else NAN,
     })
 st.caption(
     f"{len(shown):,} of {len(result.tensors):,} tensors"
     + (f" (the first {MAX_ROWS:,} shown: filter to see others)" if len(shown) > MAX_ROWS else "")
     + ". Rows with a finding are coloured; pick a row to see the tensor's values and its place in the graph."
 )
-frame_ = pd.DataFrame(rows, columns=["#", "tensor", "op", "shape", "dtype", "min", "max", "mean", "std", "NaN", "Inf",
-                                      "zeros %", "saturated %", "finding"])
+frame_ = pd.DataFrame(rows, columns=["#", "finding", "tensor", "op", "shape", "dtype", "min", "max", "mean", "std", "NaN",
+                                      "Inf", "zeros %", "saturated %"])
 table = frame_
 if marks and len(rows) <= MAX_STYLED:
     def colour(row: pd.Series) -> list[str]:
@@ -182,10 +200,20 @@ if marks and len(rows) <= MAX_STYLED:
             return ["background-color: rgba(245, 133, 24, 0.25)"] * len(row)
         return [""] * len(row)
 
-    table = frame_.style.apply(colour, axis=1).format(precision=4, na_rep="")
+    def number(v) -> str:
+        return "" if v != v else f"{v:.4g}"  # NaN: no value
+
+    numbers = ["min", "max", "mean", "std", "NaN", "Inf", "zeros %", "saturated %"]
+    table = frame_.style.apply(colour, axis=1).format(number, subset=numbers)
 st.session_state["layers-table-rows"] = [t.index for t in shown[:MAX_ROWS]]
-picked = st.dataframe(table, hide_index=True, width="stretch", height=380, key="layers-table",
-                      on_select="rerun", selection_mode="single-row")
+picked = st.dataframe(
+    table, hide_index=True, width="stretch", height=380, key="layers-table", on_select="rerun",
+    selection_mode="single-row",
+    column_config={
+        "tensor": st.column_config.TextColumn(width="medium"),
+        **{c: st.column_config.NumberColumn(format="%.4g") for c in ("min", "max", "mean", "std", "zeros %", "saturated %")},
+    },
+)
 
 selected_rows = picked.selection.rows if picked is not None else []
 index: int | None = None
@@ -212,20 +240,18 @@ if index is not None:
             vkey = (key, index)
             fetched = values.get(vkey)
             if fetched is None and t.stats is not None:
-                with st.spinner("Fetching the tensor's values from a worker…"):
-                    got = _run_trace(fetch=(index,))
-                if got is not None and index in got.values:
-                    fetched = got.values[index]
+                fetched = _fetch(index)
+                if fetched is not None:
                     _keep(values, vkey, fetched, KEPT_VALUES)
-                elif got is not None and not got.ok:
-                    st.error(md(got.run.detail or f"The run {got.run.status}."))
             if fetched is None:
                 st.caption(md(t.note or "No values to show for this tensor."))
             else:
-                figs = figures_for_output(fetched)
+                count = channels(fetched.values.shape)
+                channel = st.slider("Channel", 0, count - 1, 0, key=f"layers-channel-{index}") if count > 1 else 0
+                figs = tensor_figures(fetched.values, fetched.name, channel=channel)
                 if not figs:
-                    figs = [("Histogram", histogram(fetched.values, title=None))]
-                tabs = st.tabs([name for name, _ in figs])
+                    st.text(f"Its one value: {fetched.values.reshape(-1)[0]!r}" if fetched.values.size else "It is empty.")
+                tabs = st.tabs([name for name, _ in figs]) if figs else []
                 for tab, (name, fig) in zip(tabs, figs):
                     tab.plotly_chart(fig, width="stretch", key=f"layers-fig-{index}-{name}")
                 buf = io.BytesIO()
