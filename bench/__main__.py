@@ -32,6 +32,9 @@ TARGETS = {
     "batch": "≥ 0.90× throughput",
     "memory": "≤ 2.50× model size",
     "cold-start": "≤ 1.30×",
+    "text-parse": "≤ 2.0×, peak < 5× the file",
+    "trace": "≤ 3.00×",
+    "trace-memory": "within the worker's memory limit",
 }
 
 

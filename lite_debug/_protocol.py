@@ -263,7 +263,9 @@ class Traced:
     values; ``ranks`` (int32) and ``shapes`` (int64, the dimensions one after another): each
     tensor's shape in this run. ``outputs``: the plain run's; ``equal`` and ``differences``: per
     output, whether the traced run gave the same values, and the largest difference.
-    ``fetched``: the values of the tensors asked for, in the order asked."""
+    ``fetched``: the values of the tensors asked for, in the order asked. ``reused``: the plain
+    run compared with is the worker's run of the same inputs just before (its interpreter still
+    held the outputs), not a new one."""
 
     stats: Array
     status: Array
@@ -278,6 +280,7 @@ class Traced:
     stats_ms: float
     build_ms: float
     notes: tuple[str, ...] = ()
+    reused: bool = False
     need: int = 0
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any, Hashable, Literal, Mapping, Sequence
 
@@ -159,7 +160,9 @@ class TraceResult:
     relative 1e-5; ``differences`` holds each output's largest difference); None when nothing
     was traced. ``values``: the full values of the tensors asked for with ``fetch``, by tensor
     index. Times in milliseconds: the traced invoke, the statistics, and building the traced
-    copy (0 when the worker had it from an earlier trace).
+    copy (0 when the worker had it from an earlier trace). ``plain_reused``: the plain run is the
+    worker's run of the same data just before (whose outputs its interpreter still held), not a
+    new one.
     """
 
     run: RunResult
@@ -173,6 +176,7 @@ class TraceResult:
     stats_ms: float | None = None
     build_ms: float | None = None
     notes: tuple[str, ...] = ()
+    plain_reused: bool = False
 
     @property
     def ok(self) -> bool:
@@ -208,6 +212,7 @@ class TraceResult:
             "traced_outputs_equal": self.outputs_equal,
             "output_differences": {k: _finite(v, "inf") for k, v in self.differences.items()},
             "timing_ms": {"trace": self.trace_ms, "stats": self.stats_ms, "build": self.build_ms},
+            "plain_run_reused": self.plain_reused,
             "tensors": [t.to_dict() for t in self.tensors],
             "first_nan": where(self.first_nan),
             "first_inf": where(self.first_inf),
@@ -271,13 +276,67 @@ def trace(
     if graph is None or not graph.subgraphs:
         raise ValueError(f"The model's graph cannot be read, so it cannot be traced: {spec.problem or 'no subgraphs'}")
     sub_index = spec.signature(signature).subgraph_index if signature is not None else 0
-    sub = graph.subgraphs[sub_index]
+    plan = _plan(spec, sub_index)
+    wanted = _resolve(plan.sub, fetch)
+    result, reply = (pool or default_pool()).trace(
+        model_bytes, spec, feed, signature, owner=owner, on_wait=on_wait, subgraph=sub_index, tensors=plan.numeric,
+        mark=plan.mark, quantized=plan.quantized, weights=plan.weights, fetch=wanted,
+        no_default_delegates=no_default_delegates,
+    )
+    notes = _notes(graph, sub_index)
+    if reply is None:
+        return TraceResult(run=result, subgraph=sub_index, notes=notes)
+    return _build(plan, result, reply, saturation, notes)
+
+
+@dataclass(frozen=True)
+class _Row:
+    """What a traced tensor's record takes from the graph, worked out once per model."""
+
+    position: int
+    index: int
+    name: str
+    op_index: int | None
+    op: str
+    shape: tuple[int, ...]
+    dtype: str
+    quantization: Quantization
+    row: int | None  # its row among the worker's statistics; None: no numbers to reduce
+    quantized: bool
+    bounds: tuple[bool, bool]  # whether values at the low and high end count as saturation
+    activation: bool  # its op ends in a ReLU (a tensor of zeros there is dead)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a trace of one subgraph asks the worker for, and how its rows read: the same for
+    every trace of the model, so worked out once (a page traces again on every click)."""
+
+    sub: Any
+    rows: tuple[_Row, ...]
+    numeric: list[int]
+    mark: list[int]
+    quantized: dict[int, tuple]
+    weights: dict[int, int]
+
+
+_PLANS: "OrderedDict[tuple[str, int], _Plan]" = OrderedDict()
+_PLANS_KEPT = 8
+
+
+def _plan(spec: ModelSpec, sub_index: int) -> _Plan:
+    key = (spec.sha256, sub_index)
+    found = _PLANS.get(key)
+    if found is not None:
+        _PLANS.move_to_end(key)
+        return found
+    sub = spec.graph.subgraphs[sub_index]  # type: ignore[union-attr]
+    tensors, ops = list(sub.tensors), list(sub.operators)
     order = _execution_order(sub)
-    tensors = sub.tensors
     numeric = [t for t, _ in order if tensors[t].dtype in _NUMERIC]
     # A DEQUANTIZE of constant weights is folded by the delegate into the op that reads them,
     # and its output never written, marked or not: such tensors are read from their constant.
-    weights = {t: sub.operators[op].inputs[0] for t, op in order if op is not None and sub.is_weight(t)}
+    weights = {t: ops[op].inputs[0] for t, op in order if op is not None and sub.is_weight(t)}
     mark = [t for t, op in order if op is not None and tensors[t].dtype in _NUMERIC and t not in weights]
     quantized = {
         t: (tuple(q.scale), tuple(q.zero_point), int(q.quantized_dimension))
@@ -285,16 +344,23 @@ def trace(
         for q in (tensors[t].quantization,)
         if q.is_quantized and tensors[t].dtype in _INTEGERS
     }
-    wanted = _resolve(sub, fetch)
-    result, reply = (pool or default_pool()).trace(
-        bytes(model_bytes) if isinstance(model_bytes, memoryview) else model_bytes, spec, feed, signature,
-        owner=owner, on_wait=on_wait, subgraph=sub_index, tensors=numeric, mark=mark, quantized=quantized,
-        weights=weights, fetch=wanted, no_default_delegates=no_default_delegates,
-    )
-    notes = _notes(graph, sub_index)
-    if reply is None:
-        return TraceResult(run=result, subgraph=sub_index, notes=notes)
-    return _build(sub, sub_index, order, numeric, result, reply, saturation, notes)
+    row_of = {t: r for r, t in enumerate(numeric)}
+    rows = []
+    for position, (t, op_index) in enumerate(order):
+        tensor = tensors[t]
+        op = ops[op_index] if op_index is not None else None
+        is_quantized = tensor.quantization.is_quantized and tensor.dtype in _INTEGERS
+        rows.append(_Row(
+            position=position, index=t, name=tensor.name, op_index=op_index, op=op.name if op is not None else "input",
+            shape=tuple(tensor.shape), dtype=tensor.dtype, quantization=tensor.quantization, row=row_of.get(t),
+            quantized=is_quantized, bounds=_counted_bounds(tensor, op) if is_quantized else (False, False),
+            activation=_is_activation(op),
+        ))
+    plan = _Plan(sub=sub, rows=tuple(rows), numeric=numeric, mark=mark, quantized=quantized, weights=weights)
+    _PLANS[key] = plan
+    while len(_PLANS) > _PLANS_KEPT:
+        _PLANS.popitem(last=False)
+    return plan
 
 
 def _execution_order(sub) -> list[tuple[int, int | None]]:
@@ -340,13 +406,9 @@ def _notes(graph, sub_index: int) -> tuple[str, ...]:
     )
 
 
-def _build(sub, sub_index: int, order, numeric: list[int], result: RunResult, reply, saturation: float,
-           notes: tuple[str, ...]) -> TraceResult:
-    from . import _protocol as P
+def _build(plan: _Plan, result: RunResult, reply, saturation: float, notes: tuple[str, ...]) -> TraceResult:
     from .running import _output
 
-    col = {name: i for i, name in enumerate(P.STAT_COLUMNS)}
-    row_of = {t: r for r, t in enumerate(numeric)}
     stats, status, ranks = reply.stats.tolist(), reply.status.tolist(), reply.ranks.tolist()
     dims = reply.shapes.tolist()
     shapes: list[tuple[int, ...] | None] = []
@@ -355,40 +417,44 @@ def _build(sub, sub_index: int, order, numeric: list[int], result: RunResult, re
         if rank < 0:
             shapes.append(None)
         else:
-            shapes.append(tuple(int(d) for d in dims[at:at + rank]))
+            shapes.append(tuple(dims[at:at + rank]))
             at += rank
-    ops = sub.operators
     traced: list[TracedTensor] = []
-    for position, (t, op_index) in enumerate(order):
-        tensor = sub.tensors[t]
-        op_name = ops[op_index].name if op_index is not None else "input"
-        row = row_of.get(t)
-        shape = tensor.shape
-        note = ""
-        st: TensorStats | None = None
+    for p in plan.rows:
+        row, shape, note, st = p.row, p.shape, "", None
         if row is None:
-            note = f"A {tensor.dtype} tensor holds no numbers to reduce."
+            note = f"A {p.dtype} tensor holds no numbers to reduce."
         elif status[row] == 1:
-            note = f"No statistics for a {tensor.dtype} tensor."
+            note = f"No statistics for a {p.dtype} tensor."
         elif status[row] == 2:
             note = "The runtime gave no values for this tensor."
         else:
-            shape = shapes[row] if shapes[row] is not None else shape
-            st = _stats(stats[row], col, tensor, ops[op_index] if op_index is not None else None)
-        traced.append(TracedTensor(position=position, index=t, name=tensor.name, op_index=op_index, op=op_name,
-                                   shape=tuple(shape), dtype=tensor.dtype, quantization=tensor.quantization,
-                                   stats=st, note=note))
+            shape = shapes[row] or shape
+            count, lo, hi, mean, std, nans, infs, zeros, at_qmin, at_qmax = stats[row]
+            share = 1.0 / count if count else 0.0
+            lo_share, hi_share = at_qmin * share, at_qmax * share
+            st = TensorStats(
+                count=int(count), min=None if lo != lo else lo, max=None if hi != hi else hi,
+                mean=None if mean != mean else mean, std=None if std != std else std, nan=int(nans), inf=int(infs),
+                zeros=zeros * share,
+                saturated=(lo_share if p.bounds[0] else 0.0) + (hi_share if p.bounds[1] else 0.0) if p.quantized else None,
+                at_qmin=lo_share if p.quantized else None, at_qmax=hi_share if p.quantized else None,
+            )
+        traced.append(TracedTensor(position=p.position, index=p.index, name=p.name, op_index=p.op_index, op=p.op,
+                                   shape=shape, dtype=p.dtype, quantization=p.quantization, stats=st, note=note))
     names = [o.name for o in result.outputs]
     differences = {name: float(d) for name, d in zip(names, reply.differences)}
     equal = all(
         same or (math.isfinite(differences[o.name]) and differences[o.name] <= _TOLERANCE * max(1.0, _largest(o.values)))
         for o, same in zip(result.outputs, reply.equal)
     )
+    sub = plan.sub
     values = {}
     for o in reply.fetched:
         named = replace(o, name=sub.tensors[o.index].name) if not o.name else o
         values[o.index] = _output(named, {})
-    findings = _findings(traced, sub, saturation)
+    activation = {p.index for p in plan.rows if p.activation}
+    findings = _findings(traced, activation, saturation)
     if not equal:
         worst = max(differences, key=lambda k: differences[k], default="")
         findings.insert(0, Finding(
@@ -401,9 +467,10 @@ def _build(sub, sub_index: int, order, numeric: list[int], result: RunResult, re
             ),
         ))
     return TraceResult(
-        run=result, subgraph=sub_index, tensors=tuple(traced), findings=tuple(findings), outputs_equal=equal,
+        run=result, subgraph=sub.index, tensors=tuple(traced), findings=tuple(findings), outputs_equal=equal,
         differences=differences, values=values, trace_ms=reply.trace_ms, stats_ms=reply.stats_ms,
-        build_ms=reply.build_ms, notes=notes + tuple(n for n in reply.notes if n not in result.detail),
+        build_ms=reply.build_ms, plain_reused=reply.reused,
+        notes=notes + tuple(n for n in reply.notes if n not in result.detail),
     )
 
 
@@ -416,27 +483,6 @@ def _largest(values: Any) -> float:
         return 0.0
     finite = np.abs(v[np.isfinite(v)]) if v.dtype.kind == "f" else np.abs(v)
     return float(finite.max()) if finite.size else 0.0
-
-
-def _stats(row: list[float], col: Mapping[str, int], tensor, op) -> TensorStats:
-    count = int(row[col["count"]])
-
-    def value(name: str) -> float | None:
-        v = row[col[name]]
-        return None if math.isnan(v) else float(v)
-
-    share = (lambda n: n / count) if count else (lambda n: 0.0)
-    q = tensor.quantization
-    saturated = at_qmin = at_qmax = None
-    if q.is_quantized and tensor.dtype in _INTEGERS:
-        at_qmin, at_qmax = share(row[col["at_qmin"]]), share(row[col["at_qmax"]])
-        lo_counts, hi_counts = _counted_bounds(tensor, op)
-        saturated = (at_qmin if lo_counts else 0.0) + (at_qmax if hi_counts else 0.0)
-    return TensorStats(
-        count=count, min=value("min"), max=value("max"), mean=value("mean"), std=value("std"),
-        nan=int(row[col["nan"]]), inf=int(row[col["inf"]]), zeros=share(row[col["zeros"]]),
-        saturated=saturated, at_qmin=at_qmin, at_qmax=at_qmax,
-    )
 
 
 def _clamps(op) -> tuple[float, ...]:
@@ -475,9 +521,9 @@ def _is_activation(op) -> bool:
     return op.name in DEAD_AFTER or str(fused) in DEAD_AFTER
 
 
-def _findings(traced: Sequence[TracedTensor], sub, saturation: float) -> list[Finding]:
-    """The first NaN, the first Inf, saturated and dead tensors, in execution order."""
-    ops = sub.operators
+def _findings(traced: Sequence[TracedTensor], activation: set[int], saturation: float) -> list[Finding]:
+    """The first NaN, the first Inf, saturated and dead tensors (all zeros after a ReLU: the
+    tensors in ``activation``), in execution order."""
     found: list[Finding] = []
 
     def made_by(t: TracedTensor) -> str:
@@ -512,8 +558,7 @@ def _findings(traced: Sequence[TracedTensor], sub, saturation: float) -> list[Fi
                 f"end of its {t.dtype} range ({t.quantization.describe()}), where larger values were cut off. The "
                 "data reaches beyond the range the model was calibrated on, or this layer's range is too narrow."
             )))
-        op = ops[t.op_index] if t.op_index is not None else None
-        if s.count and s.zeros == 1.0 and _is_activation(op):
+        if s.count and s.zeros == 1.0 and t.index in activation:
             found.append(finding("dead", t, (
                 f"Tensor {t.name!r} ({made_by(t)}) is all zeros after its activation: no unit fired on this data, "
                 "so nothing after it depends on the input through it. The data may be far from what the model "
