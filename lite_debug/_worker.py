@@ -697,13 +697,38 @@ class _Tracer:
         return ms
 
     def reader(self, subgraph: int) -> Callable[[int], Any]:
-        """Reads one tensor of ``subgraph`` after the invoke: a view for the main graph's
-        (copy before the next invoke), a copy otherwise; ``ValueError`` when it has no data."""
+        """Reads one numeric tensor of ``subgraph`` after the invoke: a view for the main
+        graph's (copy before the next invoke), a copy otherwise; ``ValueError`` when it has no
+        data. Never for strings: ``tensor()`` reads a string tensor's offsets as numbers."""
         interpreter = self.interpreter
         if subgraph == 0:
-            return lambda i: interpreter.tensor(i)()
-        wrapper = interpreter._interpreter
-        return lambda i: wrapper.GetTensor(i, subgraph)
+            return self._or_empty(lambda i: interpreter.tensor(i)(), subgraph)
+        return self.copier(subgraph)
+
+    def copier(self, subgraph: int) -> Callable[[int], Any]:
+        """Reads a copy of one tensor of ``subgraph``, of any type (strings as bytes objects);
+        ``ValueError`` when it has no data."""
+        wrapper = self.interpreter._interpreter
+        return self._or_empty(lambda i: wrapper.GetTensor(i, subgraph), subgraph)
+
+    def _or_empty(self, get: Callable[[int], Any], subgraph: int) -> Callable[[int], Any]:
+        """``get``, with an empty tensor (a 0 in its shape, which the runtime refuses to read)
+        read as an empty array of its type."""
+        import numpy as np
+
+        wrapper = self.interpreter._interpreter
+
+        def read(i: int) -> Any:
+            try:
+                return get(i)
+            except ValueError:
+                shape = tuple(int(d) for d in wrapper.TensorSize(i, subgraph))
+                if 0 not in shape:
+                    raise
+                detail = self.interpreter._get_tensor_details(i, subgraph)
+                return np.zeros(shape, detail["dtype"] if np.dtype(detail["dtype"]).kind != "S" else object)
+
+        return read
 
 
 _CHUNK = 1 << 16  # elements per BLAS call: float32 partial sums stay short, and are added in float64
@@ -883,11 +908,11 @@ def _trace(state: "_State", request: P.Trace) -> Any:
         tracer = session.tracer = _Tracer(session, request)
         build_ms = tracer.build_ms
     trace_ms = tracer.run(run, session.stateful, session.variables)
-    read = tracer.reader(request.subgraph)
+    read, copy = tracer.reader(request.subgraph), tracer.copier(request.subgraph)
     equal, differences = [], []
     for out in outputs:
         try:
-            same, diff = _compare(np.asarray(out.value), np.asarray(read(out.index)))
+            same, diff = _compare(np.asarray(out.value), np.asarray(copy(out.index)))
         except ValueError:
             same, diff = False, float("inf")
         equal.append(same)
@@ -896,13 +921,14 @@ def _trace(state: "_State", request: P.Trace) -> Any:
     tensors = [int(t) for t in request.tensors]
     quantized, weights = request.quantized, request.weights
 
-    def values_of(t: int) -> tuple[Any, tuple | None]:
+    def values_of(t: int, get: Callable[[int], Any] = read) -> tuple[Any, tuple | None]:
         """A tensor's values and the parameters that give them real units."""
         source = weights.get(t)
         if source is None:
-            return read(t), quantized.get(t)
-        value = read(source)
+            return get(t), quantized.get(t)
+        value = get(source)
         return (value.astype(np.float32) if value.dtype.kind == "f" else value), quantized.get(source)
+
     stats = np.full((len(tensors), len(P.STAT_COLUMNS)), np.nan)
     status = np.zeros(len(tensors), np.int8)
     ranks = np.full(len(tensors), -1, np.int32)
@@ -935,8 +961,7 @@ def _trace(state: "_State", request: P.Trace) -> Any:
     for t in request.fetch:
         t = int(t)
         try:
-            value, quant = values_of(t)
-            value = np.array(value)  # a copy: a view goes with the next invoke
+            value, quant = values_of(t, copy)  # a copy, of any type: a view would go with the next invoke
         except ValueError:
             notes.append(f"Tensor {t} has no values to send.")
             continue

@@ -497,3 +497,60 @@ def test_cli_unusable_input_exits_2(tmp_path):
     done = cli(tmp_path / "missing.tflite", "--json")
     assert done.returncode == 2 and json.loads(done.stdout)["error"]["type"] == "usage"
     assert cli(tmp_path / "missing.tflite").returncode == 2
+
+
+def test_a_trace_reuses_the_plain_run_only_of_the_same_data(made, pool):
+    data = made["nan_inf"]
+    spec = inspect_model(data)
+    a = bind(spec, np.full((1, 8), 2.0, np.float32))
+    b = bind(spec, np.full((1, 8), 5.0, np.float32))
+    ran = pool.run(data, spec, a)
+    same = trace(data, spec, a, pool=pool)
+    assert same.plain_reused and same.outputs_equal
+    assert [o.values.tolist() for o in same.run.outputs] == [o.values.tolist() for o in ran.outputs]
+    pool.run(data, spec, a)
+    other = trace(data, spec, b, pool=pool)  # not what the worker just ran: a plain run of its own
+    assert not other.plain_reused and other.outputs_equal
+    assert [o.values.tolist() for o in other.run.outputs] == [o.values.tolist() for o in pool.run(data, spec, b).outputs]
+    pool.run(data, spec, b)
+    pool.run(data, spec, a)
+    again = trace(data, spec, b, pool=pool)
+    assert not again.plain_reused
+    assert again.tensor(spec.graph.main.inputs[0]).stats.mean == 5.0
+
+
+@pytest.fixture(scope="session")
+def kinds_models(tmp_path_factory) -> dict[str, bytes]:
+    from converted import build
+
+    return build(tmp_path_factory.mktemp("converted-for-trace"))
+
+
+def test_strings_complex_and_empty_outputs_are_traced_without_crashing(kinds_models, pool):
+    """String tensors are never read through ``tensor()`` (which crashed a worker on them): their
+    rows say they hold no numbers, and fetching one brings its bytes."""
+    data = kinds_models["kinds"]
+    spec = inspect_model(data)
+    feed = bind(spec, {"x": np.arange(16, dtype=np.float32).reshape(4, 4), "s": np.array([b"a", b"bc"], dtype=object)})
+    strings = [t for t in spec.graph.main.tensors if t.dtype == "string" and t.producer is not None]
+    r = trace(data, spec, feed, pool=pool, fetch=[t.index for t in strings])
+    assert r.ok and r.outputs_equal, r.run.detail
+    for t in strings:
+        row = r.tensor(t.index)
+        assert row.stats is None and "no numbers" in row.note
+        assert [bytes(x) for x in r.values[t.index].values.ravel()] == [b"a", b"bc"]
+    complex_rows = [t for t in r.tensors if t.dtype == "complex64"]
+    assert complex_rows and all(t.stats is None and t.note for t in complex_rows)
+    # The [4, 0] output (the runtime refuses to read an empty tensor) compares as the same.
+    assert any(o.values.shape == (4, 0) for o in r.run.outputs) and all(d == 0.0 for d in r.differences.values())
+
+
+def test_a_stateful_model_traces_from_a_fresh_state_each_time(kinds_models, pool):
+    """``remember`` returns what the previous call was given: a trace starts afresh, so its
+    output is the variable's initial zeros every time, however often it is traced."""
+    data = kinds_models["remember"]
+    spec = inspect_model(data)
+    for value in (1.0, 2.0, 3.0):
+        r = trace(data, spec, bind(spec, np.full((1, 4), value, np.float32)), pool=pool)
+        assert r.ok and r.outputs_equal and not r.plain_reused
+        assert r.run.outputs[0].values.tolist() == [[0.0, 0.0, 0.0, 0.0]]
