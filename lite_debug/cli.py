@@ -675,7 +675,7 @@ def _trace_text(s: _Check, t, written: str | None, args: argparse.Namespace) -> 
                 out.append(printable(f"  {r.detail}"))
         else:
             out.append(printable(f"Run: {r.status} — {r.detail}"))
-        out.append("Nothing was traced.")
+        out.append("Nothing was traced" + (", so no Model Explorer file was written." if args.model_explorer else "."))
         return "\n".join(out)
     build = f", building the traced copy {t.build_ms:.3g} ms" if t.build_ms else ""
     out.append(printable(

@@ -41,7 +41,16 @@ if not ws.has_data:
     st.warning("There is no data to run. Generate an input or upload data on the Start page.")
     st.page_link(PAGES["start"], label="Go to Start", icon=":material/home:")
     st.stop()
-if ws.errors and not ws.only_the_batch_left:
+if ws.only_the_batch_left:
+    n, chunk = ws.batch
+    st.info(
+        f"The data is a batch of {n} samples; a trace follows one run of the model as it takes it ({chunk} at a "
+        "time). Open one sample on the Diagnose page, then trace it here.",
+        icon=":material/stacks:",
+    )
+    st.page_link(PAGES["diagnose"], label="Open a sample", icon=":material/filter_1:")
+    st.stop()
+if ws.errors:
     st.warning(
         f"{len(ws.errors)} error(s) remain in the diagnosis, so the interpreter will probably refuse the data; "
         "fix them first to trace the layers.",
@@ -102,7 +111,7 @@ result: TraceResult | None = traces.get(key)
 again = st.button("Trace again" if result is not None else "Trace the layers", key="layers-trace", type="primary",
                   icon=":material/layers:")
 # Opening the page traces the data once; with errors left in the diagnosis, only a click does.
-if again or (result is None and not (ws.errors and not ws.only_the_batch_left)):
+if again or (result is None and not ws.errors):
     result = _run_trace()
     if result is None:
         st.stop()

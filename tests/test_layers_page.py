@@ -101,3 +101,12 @@ def test_the_real_model_traces_clean_and_offers_model_explorer_data():
     assert at.main.metric[0].value == "165 of 165"
     at.text_input(key="layers-filter").input("RELU").run()
     assert set(at.dataframe[0].value["op"].str.split().str[-1]) == {"RELU"}
+
+
+def test_a_batch_is_traced_one_sample_at_a_time(made):  # noqa: F811
+    ws = Workspace.open("nan_inf.tflite", made["nan_inf"])
+    ws.set_feed(Feed({ws.inputs[0].name: np.zeros((5, 8), np.float32)}), source="test")
+    assert ws.only_the_batch_left
+    at = app(ws, page="layers", timeout=120)
+    assert not at.exception and "batch of 5 samples" in texts(at.main.info)
+    assert "layer-traces" not in at.session_state or not at.session_state["layer-traces"]
