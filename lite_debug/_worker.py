@@ -781,12 +781,38 @@ def _mean_std(f: Any) -> tuple[float, float]:
     return mean, math.sqrt(max(var, 0.0))
 
 
+def _float32_row(f: Any) -> list[float] | None:
+    """``tensor_stats`` of a 1-D float32 array whose values are all finite (the usual tensor),
+    with as few numpy calls as will do; None when it holds NaN or Inf (min or max says so)."""
+    import numpy as np
+
+    lo, hi = float(f.min()), float(f.max())
+    if not (-math.inf < lo and hi < math.inf):  # NaN fails both comparisons
+        return None
+    n = f.size
+    zeros = float(np.count_nonzero(f == 0)) if lo <= 0.0 <= hi else 0.0
+    if n <= _CHUNK:
+        if not _ones:
+            _ones.append(np.ones(_CHUNK, np.float32))
+        total, square = float(np.dot(f, _ones[0][:n])), float(np.dot(f, f))
+        mean = total / n
+        var = square / n - mean * mean
+        if var >= 0.1 * square / n:
+            return [float(n), lo, hi, mean, math.sqrt(var), 0.0, 0.0, zeros, 0.0, 0.0]
+    mean, std = _mean_std(f)
+    return [float(n), lo, hi, mean, std, 0.0, 0.0, zeros, 0.0, 0.0]
+
+
 def tensor_stats(a: Any, quant: tuple | None = None) -> list[float]:
     """One row of ``P.STAT_COLUMNS`` for the values ``a``; ``quant`` (scales, zero points,
     quantized dimension) puts min, max, mean and std of an integer tensor in real units and
     counts its values at the ends of its integer range."""
     import numpy as np
 
+    if quant is None and a.dtype == np.float32 and a.size:
+        row = _float32_row(a.reshape(-1))
+        if row is not None:
+            return row
     nan = float("nan")
     n = int(a.size)
     row = [float(n), nan, nan, nan, nan, 0.0, 0.0, 0.0, 0.0, 0.0]
