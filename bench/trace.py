@@ -51,7 +51,15 @@ def trace_speed(reps: int, quick: bool) -> list[Row]:
     from lite_debug.trace import trace
 
     model, spec, feed = _face()
-    other = Feed({k: -v for k, v in feed.arrays.items()})  # data the worker has not just run
+    # Data the worker has not just run: two new feeds taken in turn, so that no trace follows a
+    # plain run (or a trace) of its own data.
+    others = [Feed({k: -v for k, v in feed.arrays.items()}), Feed({k: v * 0.5 for k, v in feed.arrays.items()})]
+    turn = [0]
+
+    def other_data():
+        turn[0] += 1
+        return others[turn[0] % 2]
+
     calls = 30 if quick else 80
     side: dict = {}
     first: list[float] = []
@@ -59,7 +67,7 @@ def trace_speed(reps: int, quick: bool) -> list[Row]:
     parts: dict[str, list[float]] = {"invoke": [], "trace": [], "stats": [], "reused": []}
 
     def traced(data) -> None:
-        r = trace(model, spec, data, pool=side["pool"])
+        r = trace(model, spec, data() if callable(data) else data, pool=side["pool"])
         if not r.ok:
             raise RuntimeError(f"The trace failed: {r.run.status} {r.run.detail}")
         if side["timed"]:
@@ -80,7 +88,7 @@ def trace_speed(reps: int, quick: bool) -> list[Row]:
                 plain()  # the model loads; the plain runs warm up
             if data is feed:
                 t0 = time.perf_counter()
-                traced(other)  # the first trace: the marked copy is made and built
+                traced(other_data)  # the first trace: the marked copy is made and built
                 first.append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
                 plain()
@@ -94,7 +102,7 @@ def trace_speed(reps: int, quick: bool) -> list[Row]:
 
     rows = []
     for data, what, where in ((feed, "data just run", "as the dashboard does after a run"),
-                              (other, "new data", "as lite-debug trace does: its plain run included")):
+                              (other_data, "new data", "as lite-debug trace does: its plain run included")):
         for k in parts:
             parts[k].clear()
         o, b, per_place = _repeat_placed(reps, lambda: repetition(data))
