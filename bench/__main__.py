@@ -34,6 +34,8 @@ TARGETS = {
     "cold-start": "≤ 1.30×",
     "text-parse": "≤ 2.0×, peak < 5× the file",
     "first-plot": "≤ 1.50× first (metrics ≤ 1.20×), ≤ 1.30× repeated; busy ≤ 2.00× / ≤ 1.50×",
+    "trace": "≤ 3.00×",
+    "trace-memory": "within the worker's memory limit",
 }
 
 

@@ -1073,3 +1073,8 @@ FIGURES: dict[str, Callable[[int, bool], list[Row]]] = {
     "text-parse": text_parse,
     "first-plot": first_plot,
 }
+
+# The trace's figures live in bench/trace.py, which borrows the timing helpers above.
+from .trace import trace_memory, trace_speed  # noqa: E402
+
+FIGURES.update({"trace": trace_speed, "trace-memory": trace_memory})

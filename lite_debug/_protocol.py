@@ -35,8 +35,8 @@ from typing import Any, Callable
 
 __all__ = [
     "Array", "Batch", "BatchDone", "Exit", "Failed", "Load", "Loaded", "More", "Output", "OutputSize",
-    "Progress", "ProtocolError", "Request", "Run", "RunDone", "Stop", "TooLarge", "decode_reply",
-    "encode_reply", "footprint", "reply",
+    "Progress", "ProtocolError", "Request", "Run", "RunDone", "STAT_COLUMNS", "Stop", "TooLarge", "Trace",
+    "Traced", "decode_reply", "encode_reply", "footprint", "reply",
 ]
 
 
@@ -122,6 +122,31 @@ class Stop(Request):
 @dataclass
 class Exit(Request):
     """End the worker process."""
+
+
+@dataclass
+class Trace(Request):
+    """One plain invoke, as ``Run`` does, then one through a copy of the model in which every
+    tensor of ``mark`` is also an output of subgraph ``subgraph``, so that the interpreter (and
+    any delegate) must write it out; each tensor of ``tensors`` is then reduced to statistics
+    (``STAT_COLUMNS``) and those of ``fetch`` are sent back whole. ``quantized``: tensor ->
+    (scales, zero points, quantized dimension) for the tensors whose statistics are in real
+    units. ``weights``: tensor -> the constant it dequantizes: such a tensor is read from that
+    constant (a delegate folds the DEQUANTIZE of weights into the op that reads them, and never
+    writes its output). Reply: ``Traced``, ``TooLarge`` or ``Failed``."""
+
+    arrays: list = field(default_factory=list)
+    signature: str | None = None
+    resize: dict = field(default_factory=dict)
+    no_default_delegates: bool = False
+    subgraph: int = 0
+    tensors: list = field(default_factory=list)
+    mark: list = field(default_factory=list)
+    quantized: dict = field(default_factory=dict)
+    weights: dict = field(default_factory=dict)
+    fetch: list = field(default_factory=list)
+    output_cap: int | None = None
+    region: tuple | None = None
 
 
 # -- replies: worker -> server (the codec below; never pickled) -------------------------------------
@@ -223,6 +248,40 @@ class TooLarge:
     total: int
     cap: int
     invoke_ms: float = 0.0
+
+
+# The columns of ``Traced.stats``, one row per traced tensor. Min, max, mean and std are of the
+# finite values, in real units for a quantized tensor; the rest are counts of elements.
+STAT_COLUMNS = ("count", "min", "max", "mean", "std", "nan", "inf", "zeros", "at_qmin", "at_qmax")
+
+
+@reply
+@dataclass(frozen=True)
+class Traced:
+    """A trace. ``stats``: float64 ``[len(tensors), len(STAT_COLUMNS)]``; ``status``: int8 per
+    tensor, 0 read, 1 no numbers to read (strings, resources), 2 the runtime would not give its
+    values; ``ranks`` (int32) and ``shapes`` (int64, the dimensions one after another): each
+    tensor's shape in this run. ``outputs``: the plain run's; ``equal`` and ``differences``: per
+    output, whether the traced run gave the same values, and the largest difference.
+    ``fetched``: the values of the tensors asked for, in the order asked. ``reused``: the plain
+    run compared with is the worker's run of the same inputs just before (its interpreter still
+    held the outputs), not a new one."""
+
+    stats: Array
+    status: Array
+    ranks: Array
+    shapes: Array
+    outputs: tuple[Output, ...]
+    equal: tuple[bool, ...]
+    differences: tuple[float, ...]
+    fetched: tuple[Output, ...]
+    invoke_ms: float
+    trace_ms: float
+    stats_ms: float
+    build_ms: float
+    notes: tuple[str, ...] = ()
+    reused: bool = False
+    need: int = 0
 
 
 # -- what outputs cost the server ---------------------------------------------------------------------
@@ -477,7 +536,8 @@ def decode_reply(frame: Any, region: Any = None, cap: int | None = None) -> Any:
     ctx = _Context(frame, start, message["a"], region, cap)
     record = _decoder(cls)(message["v"], ctx)
     if cap is not None:
-        total = sum(_cost(o) for o in getattr(record, "outputs", ()) if isinstance(o, Output))
+        held = (*getattr(record, "outputs", ()), *getattr(record, "fetched", ()))
+        total = sum(_cost(o) for o in held if isinstance(o, Output))
         if total > cap:
             raise ProtocolError(f"The outputs take {total} bytes in the server, over the {cap}-byte cap.")
     return record

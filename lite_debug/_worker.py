@@ -15,6 +15,7 @@ from __future__ import annotations
 import array
 import dataclasses
 import functools
+import math
 import time
 from typing import Any, Callable
 
@@ -238,6 +239,10 @@ class _Session:
         self.original: dict[int, tuple[int, ...]] = {}
         self.allocated = False
         self.dirty = False  # it has run since it was built
+        self.tracer: _Tracer | None = None  # the marked copy a trace runs (built on the first trace)
+        # (interpreter, invoke ms) of the last plain run of the main graph from a fresh state,
+        # whose outputs its interpreter still holds: a trace of the same data compares with it.
+        self.last_plain: tuple[Any, float] | None = None
 
     def build(self, no_default_delegates: bool = False) -> Any:
         kwargs: dict[str, Any] = {"model_content": self.model_bytes}
@@ -268,9 +273,12 @@ class _Session:
             slots, invoke_ms, _ = _invoke(interpreter, request, shapes, dict(shapes), allocated=False)
             return slots, invoke_ms
         interpreter = self.fresh(request.keep_state)
+        self.last_plain = None
         slots, invoke_ms, self.shapes = _invoke(interpreter, request, self.shapes, self.original, self.allocated, self.variables)
         self.allocated = True
         self.dirty = True
+        if request.signature is None and not request.keep_state and not self.stateful:
+            self.last_plain = (interpreter, invoke_ms)
         return slots, invoke_ms
 
     def batch(self, request: P.Batch, conn: Any, cpu_seconds: int | None) -> tuple:
@@ -286,6 +294,7 @@ class _Session:
         blocks of samples ends the batch there.
         """
         n = int(request.n)
+        self.last_plain = None  # the batch invokes the interpreter: the last run's outputs go
         state = {"available": int(request.available if request.available is not None else n), "stop": False}
 
         def take(message: Any) -> None:
@@ -558,12 +567,16 @@ def _stacks(columns: list[list], fixed: list[bool], failed: Any = ()) -> list:
     return stacks
 
 
-def _invoke(interpreter: Any, request: P.Run, shapes: dict, original: dict, allocated: bool, variables: bool = True):
-    """Resize and allocate if needed, set the inputs, invoke; (output slots, invoke ms, shapes)."""
+def _invoke(
+    interpreter: Any, request: P.Run, shapes: dict, original: dict, allocated: bool, variables: bool = True, read: bool = True
+):
+    """Resize and allocate if needed, set the inputs, invoke; (output slots, invoke ms, shapes).
+    ``read=False``: no output slots are worked out (None instead), for an interpreter whose
+    outputs are read another way (a trace's)."""
     if request.signature is not None:
         runner = _Runner(interpreter, request.signature)
         seconds = runner.run(dict(request.arrays), reset_variables=variables and not request.keep_state)
-        return runner.slots, seconds * 1000.0, shapes
+        return (runner.slots if read else None), seconds * 1000.0, shapes
     resize = request.resize
     if resize:
         wanted = dict(original)
@@ -591,7 +604,7 @@ def _invoke(interpreter: Any, request: P.Run, shapes: dict, original: dict, allo
     # Views of the outputs, copied straight into shared memory or the reply (and no view
     # outlives this request). Names, indices and quantization do not change for an
     # interpreter's life, so they are read once.
-    return _slots(interpreter), invoke_ms, shapes
+    return (_slots(interpreter) if read else None), invoke_ms, shapes
 
 
 def _reset_variables(interpreter: Any) -> None:
@@ -607,6 +620,427 @@ def _clear_missing(interpreter: Any, arrays: list) -> None:
     for d in interpreter.get_input_details():
         if d["index"] not in given and np.dtype(d["dtype"]).kind in _NUMERIC:
             interpreter.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+
+
+# -- tracing: every op's output of one run ---------------------------------------------------------
+
+# Tensors whose values a delegate keeps to itself are undefined after an invoke, and
+# experimental_preserve_all_tensors changes outputs in some runtimes. A tensor that is an output
+# of the subgraph, though, must be written out whoever computes it: so a trace runs a copy of
+# the model whose every op output is also an output of the subgraph (what Polygraphy's "mark
+# all" does), and keeps the default delegate.
+
+_OUTPUTS_SLOT = 8  # SubGraph.outputs in the schema (tensors 4, inputs 6, outputs 8)
+_SUBGRAPHS_SLOT = 8  # Model.subgraphs
+
+
+def mark_outputs(model: bytes | memoryview, subgraph: int, tensors: Any) -> bytes:
+    """A copy of ``model`` whose subgraph ``subgraph`` lists, as its outputs, its own outputs
+    and then each tensor of ``tensors`` not among them.
+
+    The new list goes after the model's last byte and the subgraph's ``outputs`` field is
+    pointed at it: nothing else moves, so buffers stored past the flatbuffer (large models) and
+    what follows it in the file (a metadata zip) keep their offsets, and the copy costs one
+    pass over the bytes. Raises ``ValueError`` when the model has no such subgraph, or a
+    subgraph without an outputs list to point elsewhere.
+    """
+    import struct
+
+    from ._flat import Flat
+
+    flat = Flat(model)
+    start, count = flat.vector(flat.root(), _SUBGRAPHS_SLOT)
+    table = flat.element(start, count, subgraph)
+    field_at = flat.field(table, _OUTPUTS_SLOT)
+    if not field_at:
+        raise ValueError(f"Subgraph {subgraph} has no list of outputs to extend.")
+    current = flat.scalars(table, _OUTPUTS_SLOT, "i", 4)
+    have = set(current)
+    extra = [int(t) for t in dict.fromkeys(tensors) if int(t) >= 0 and int(t) not in have]
+    outputs = [*current, *extra]
+    size = len(model)
+    pad = -size % 4
+    at = size + pad
+    out = bytearray(at + 4 + 4 * len(outputs))
+    out[:size] = model
+    struct.pack_into(f"<I{len(outputs)}i", out, at, len(outputs), *outputs)
+    struct.pack_into("<I", out, field_at, at - field_at)
+    return bytes(out)
+
+
+class _Tracer:
+    """The marked copy of a session's model and its interpreter, kept for the next trace of the
+    same subgraph and tensors."""
+
+    def __init__(self, session: "_Session", request: P.Trace) -> None:
+        t0 = time.perf_counter()
+        self.key = (request.subgraph, tuple(request.mark), bool(request.no_default_delegates))
+        data = mark_outputs(session.model_bytes, request.subgraph, request.mark)
+        kwargs: dict[str, Any] = {"model_content": data}
+        if request.no_default_delegates:
+            kwargs["experimental_op_resolver_type"] = session.lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        self.interpreter = session.lite.Interpreter(**kwargs)
+        del data  # the interpreter holds the bytes it needs
+        self.shapes = {d["index"]: tuple(int(x) for x in d["shape"]) for d in self.interpreter.get_input_details()}
+        self.original = dict(self.shapes)
+        self.allocated = False
+        self.dirty = False
+        self.build_ms = (time.perf_counter() - t0) * 1000.0
+        self.constants: dict[int, tuple[list[float], tuple[int, ...]]] = {}  # weights' rows: the same every run
+
+    def run(self, request: P.Run, stateful: bool, variables: bool) -> float:
+        """Invoke on the request's inputs (from a fresh state); the invoke's ms."""
+        interpreter = self.interpreter
+        _, ms, self.shapes = _invoke(interpreter, request, self.shapes, self.original, self.allocated, variables, read=False)
+        self.allocated = True
+        self.dirty = True
+        return ms
+
+    def reader(self, subgraph: int) -> Callable[[int], Any]:
+        """Reads one numeric tensor of ``subgraph`` after the invoke: a view for the main
+        graph's (copy before the next invoke), a copy otherwise; ``ValueError`` when it has no
+        data. Never for strings: ``tensor()`` reads a string tensor's offsets as numbers."""
+        interpreter = self.interpreter
+        if subgraph == 0:
+            return self._or_empty(lambda i: interpreter.tensor(i)(), subgraph)
+        return self.copier(subgraph)
+
+    def copier(self, subgraph: int) -> Callable[[int], Any]:
+        """Reads a copy of one tensor of ``subgraph``, of any type (strings as bytes objects);
+        ``ValueError`` when it has no data."""
+        wrapper = self.interpreter._interpreter
+        return self._or_empty(lambda i: wrapper.GetTensor(i, subgraph), subgraph)
+
+    def _or_empty(self, get: Callable[[int], Any], subgraph: int) -> Callable[[int], Any]:
+        """``get``, with an empty tensor (a 0 in its shape, which the runtime refuses to read)
+        read as an empty array of its type."""
+        import numpy as np
+
+        wrapper = self.interpreter._interpreter
+
+        def read(i: int) -> Any:
+            try:
+                return get(i)
+            except ValueError:
+                shape = tuple(int(d) for d in wrapper.TensorSize(i, subgraph))
+                if 0 not in shape:
+                    raise
+                detail = self.interpreter._get_tensor_details(i, subgraph)
+                return np.zeros(shape, detail["dtype"] if np.dtype(detail["dtype"]).kind != "S" else object)
+
+        return read
+
+
+_CHUNK = 1 << 16  # elements per BLAS call: float32 partial sums stay short, and are added in float64
+_ones: list[Any] = []
+
+
+def _sumsq(f: Any) -> float:
+    """The sum of squares of a 1-D float32 array through BLAS, a chunk at a time, added in float64."""
+    import numpy as np
+
+    n = f.size
+    if n <= _CHUNK:
+        return float(np.dot(f, f))
+    return math.fsum(float(np.dot(f[i:i + _CHUNK], f[i:i + _CHUNK])) for i in range(0, n, _CHUNK))
+
+
+def _sum(f: Any) -> float:
+    """The sum of a 1-D float32 array: a dot product with ones, twice as fast as ``sum`` here."""
+    import numpy as np
+
+    if not _ones:
+        _ones.append(np.ones(_CHUNK, np.float32))
+    ones = _ones[0]
+    n = f.size
+    if n <= _CHUNK:
+        return float(np.dot(f, ones[:n]))
+    return math.fsum(float(np.dot(f[i:i + _CHUNK], ones[: min(_CHUNK, n - i)])) for i in range(0, n, _CHUNK))
+
+
+def _mean_std(f: Any) -> tuple[float, float]:
+    """Mean and standard deviation of a 1-D array of finite values: from the sum and the sum of
+    squares (two BLAS passes), and again from the deviations when the mean dwarfs the spread
+    (where E[x²] - E[x]² cancels)."""
+    import numpy as np
+
+    n = f.size
+    if f.dtype != np.float32:
+        f = f.astype(np.float64)
+        mean = float(f.sum()) / n
+        d = f - mean
+        return mean, math.sqrt(float(np.dot(d, d)) / n)
+    mean = _sum(f) / n
+    square = _sumsq(f) / n
+    var = square - mean * mean
+    if var < 0.1 * square:
+        d = f - np.float32(mean)
+        shift = _sum(d) / n
+        mean += shift
+        var = max(_sumsq(d) / n - shift * shift, 0.0)
+    return mean, math.sqrt(max(var, 0.0))
+
+
+def _float32_row(f: Any) -> list[float] | None:
+    """``tensor_stats`` of a 1-D float32 array whose values are all finite (the usual tensor),
+    with as few numpy calls as will do; None when it holds NaN or Inf (min or max says so)."""
+    import numpy as np
+
+    lo, hi = float(f.min()), float(f.max())
+    if not (-math.inf < lo and hi < math.inf):  # NaN fails both comparisons
+        return None
+    n = f.size
+    zeros = float(np.count_nonzero(f == 0)) if lo <= 0.0 <= hi else 0.0
+    if n <= _CHUNK:
+        if not _ones:
+            _ones.append(np.ones(_CHUNK, np.float32))
+        total, square = float(np.dot(f, _ones[0][:n])), float(np.dot(f, f))
+        mean = total / n
+        var = square / n - mean * mean
+        if var >= 0.1 * square / n:
+            return [float(n), lo, hi, mean, math.sqrt(var), 0.0, 0.0, zeros, 0.0, 0.0]
+    mean, std = _mean_std(f)
+    return [float(n), lo, hi, mean, std, 0.0, 0.0, zeros, 0.0, 0.0]
+
+
+def tensor_stats(a: Any, quant: tuple | None = None) -> list[float]:
+    """One row of ``P.STAT_COLUMNS`` for the values ``a``; ``quant`` (scales, zero points,
+    quantized dimension) puts min, max, mean and std of an integer tensor in real units and
+    counts its values at the ends of its integer range."""
+    import numpy as np
+
+    if quant is None and a.dtype == np.float32 and a.size:
+        row = _float32_row(a.reshape(-1))
+        if row is not None:
+            return row
+    nan = float("nan")
+    n = int(a.size)
+    row = [float(n), nan, nan, nan, nan, 0.0, 0.0, 0.0, 0.0, 0.0]
+    if not n:
+        return row
+    shape = a.shape
+    a = a.reshape(-1)
+    kind = a.dtype.kind
+    if kind == "b":
+        a, kind = a.view(np.uint8), "u"
+    if kind in "iu":
+        lo, hi = a.min(), a.max()
+        if quant is not None and quant[0]:
+            scales, zero_points, axis = quant
+            info = np.iinfo(a.dtype)
+            row[8] = float(np.count_nonzero(a == info.min)) if lo == info.min else 0.0
+            row[9] = float(np.count_nonzero(a == info.max)) if hi == info.max else 0.0
+            if len(scales) == 1:
+                s, z = float(scales[0]), int(zero_points[0]) if zero_points else 0
+                row[7] = float(np.count_nonzero(a == z))
+                mean, std = _mean_std(a.astype(np.float32))
+                ends = sorted((s * (int(lo) - z), s * (int(hi) - z)))
+                row[1:5] = [ends[0], ends[1], s * (mean - z), abs(s) * std]
+                return row
+            if not (0 <= axis < len(shape) and shape[axis] == len(scales) and len(zero_points) in (0, 1, len(scales))):
+                quant = None  # parameters that do not fit the tensor (a crafted model): raw values
+                row[1:5] = [float(lo), float(hi), *_mean_std(a.astype(np.float64))]
+                row[7] = float(n - np.count_nonzero(a))
+                return row
+            # Per-channel parameters: dequantized along their dimension.
+            values = a.reshape(shape).astype(np.float32)
+            along = [1] * len(shape)
+            along[axis] = -1
+            zps = np.broadcast_to(np.asarray(zero_points or [0], np.float32), (len(scales),)).reshape(along)
+            values = (values - zps) * np.asarray(scales, np.float32).reshape(along)
+            row[7] = float(np.count_nonzero(values == 0))
+            flat = values.reshape(-1)
+            mean, std = _mean_std(flat)
+            row[1:5] = [float(flat.min()), float(flat.max()), mean, std]
+            return row
+        row[7] = float(n - np.count_nonzero(a))
+        mean, std = _mean_std(a.astype(np.float64))
+        row[1:5] = [float(lo), float(hi), mean, std]
+        return row
+    if kind != "f":
+        raise TypeError(f"no statistics for a {a.dtype} tensor")
+    if a.dtype != np.float32 and a.dtype != np.float64:
+        a = a.astype(np.float32)
+    lo, hi = a.min(), a.max()
+    # min and max are NaN when any value is, and infinite when any value is: in the usual case
+    # (both finite) nothing else needs counting.
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        finite = np.isfinite(a)
+        nans = int(np.count_nonzero(np.isnan(a)))
+        row[5] = float(nans)
+        a = a[finite]
+        row[6] = float(n - a.size - nans)
+        if not a.size:
+            return row
+        lo, hi = a.min(), a.max()
+    # No zero lies outside [lo, hi]; inside, a comparison counts -0.0 too (and is faster than
+    # count_nonzero on floats).
+    row[7] = float(np.count_nonzero(a == 0)) if lo <= 0 <= hi else 0.0
+    mean, std = _mean_std(a)
+    row[1:5] = [float(lo), float(hi), mean, std]
+    return row
+
+
+def _compare(a: Any, b: Any) -> tuple[bool, float]:
+    """Whether two outputs hold the same values (NaN where NaN), and their largest difference
+    (infinite when their shapes, or where they hold NaN, differ)."""
+    import numpy as np
+
+    if a.shape != b.shape:
+        return False, float("inf")
+    if a.dtype.kind in "OS" or b.dtype.kind in "OS":
+        same = bool(np.array_equal(a, b))
+        return same, 0.0 if same else float("inf")
+    if a.dtype.kind == "f" or b.dtype.kind == "f":
+        same = bool(np.array_equal(a, b, equal_nan=True))
+        if same:
+            return True, 0.0
+        x, y = a.astype(np.float64), b.astype(np.float64)
+        if not np.array_equal(np.isnan(x), np.isnan(y)):
+            return False, float("inf")
+        d = np.abs(x - y)
+        d = d[~np.isnan(d)]
+        return False, float(d.max()) if d.size else 0.0
+    same = bool(np.array_equal(a, b))
+    return same, 0.0 if same else float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max())
+
+
+def _trace(state: "_State", request: P.Trace) -> Any:
+    """The ``Trace`` request (see it): the plain run (as ``Run`` answers it when it fails), then
+    the traced run, statistics and fetched values."""
+    import numpy as np
+
+    session = state.session
+    assert session is not None
+    run = P.Run(arrays=request.arrays, signature=request.signature, resize=request.resize,
+                no_default_delegates=request.no_default_delegates)
+    reused = _same_as_last_run(session, request)
+    if reused is not None:
+        # The worker's last plain run had these very inputs, and its interpreter still holds
+        # what it gave: that is the plain run to compare with.
+        outputs, notes = _collect(_slots(session.interpreter), None, reused)  # type: ignore[misc]
+        invoke_ms = reused
+    else:
+        plain = _run(state, run)
+        if not isinstance(plain, P.RunDone):
+            return plain
+        outputs, notes, invoke_ms = list(plain.outputs), list(plain.notes), plain.invoke_ms
+    # The traced interpreter is kept with the session: built on the first trace, reused after.
+    tracer = session.tracer
+    key = (request.subgraph, tuple(request.mark), bool(request.no_default_delegates))
+    build_ms = 0.0
+    if tracer is None or tracer.key != key or (tracer.dirty and session.stateful):
+        session.tracer = None
+        tracer = session.tracer = _Tracer(session, request)
+        build_ms = tracer.build_ms
+    trace_ms = tracer.run(run, session.stateful, session.variables)
+    read, copy = tracer.reader(request.subgraph), tracer.copier(request.subgraph)
+    equal, differences = [], []
+    for out in outputs:
+        try:
+            same, diff = _compare(np.asarray(out.value), np.asarray(copy(out.index)))
+        except ValueError:
+            same, diff = False, float("inf")
+        equal.append(same)
+        differences.append(diff)
+    t0 = time.perf_counter()
+    tensors = [int(t) for t in request.tensors]
+    quantized, weights = request.quantized, request.weights
+
+    def values_of(t: int, get: Callable[[int], Any] = read) -> tuple[Any, tuple | None]:
+        """A tensor's values and the parameters that give them real units."""
+        source = weights.get(t)
+        if source is None:
+            return get(t), quantized.get(t)
+        value = get(source)
+        return (value.astype(np.float32) if value.dtype.kind == "f" else value), quantized.get(source)
+
+    stats = np.full((len(tensors), len(P.STAT_COLUMNS)), np.nan)
+    status = np.zeros(len(tensors), np.int8)
+    ranks = np.full(len(tensors), -1, np.int32)
+    dims: list[int] = []
+    constants = tracer.constants
+    for row, t in enumerate(tensors):
+        known = constants.get(t) if t in weights else None
+        if known is not None:
+            stats[row], shape = known
+            ranks[row] = len(shape)
+            dims.extend(shape)
+            continue
+        try:
+            value, quant = values_of(t)
+        except ValueError:
+            status[row] = 2
+            continue
+        ranks[row] = value.ndim
+        dims.extend(value.shape)
+        try:
+            stats[row] = tensor_stats(value, quant)
+        except TypeError:
+            status[row] = 1
+        else:
+            if t in weights:
+                constants[t] = (stats[row].tolist(), tuple(int(d) for d in value.shape))
+        value = None  # no view may outlive the request
+    stats_ms = (time.perf_counter() - t0) * 1000.0
+    fetched = []
+    for t in request.fetch:
+        t = int(t)
+        try:
+            value, quant = values_of(t, copy)  # a copy, of any type: a view would go with the next invoke
+        except ValueError:
+            notes.append(f"Tensor {t} has no values to send.")
+            continue
+        scales, zero_points, axis = quant or ((), (), 0)
+        fetched.append(P.Output(index=t, name="", value=value, scales=tuple(scales), zero_points=tuple(zero_points),
+                                quantized_dimension=int(axis)))
+    cap = request.output_cap
+    if cap is not None:
+        sizes = [(o.name or str(o.index), o.value, o.scales) for o in (*outputs, *fetched)]
+        held = sum(_held(v, q) for _, v, q in sizes) + stats.nbytes + status.nbytes + ranks.nbytes + 8 * len(dims)
+        if held > cap:
+            return P.TooLarge(
+                outputs=tuple(P.OutputSize(name=n, dtype=_dtype_name(v), shape=tuple(int(d) for d in v.shape), nbytes=_held(v, q))
+                              for n, v, q in sizes),
+                total=held, cap=cap, invoke_ms=invoke_ms,
+            )
+    return P.Traced(
+        stats=stats, status=status, ranks=ranks, shapes=np.asarray(dims, np.int64),
+        outputs=tuple(outputs), equal=tuple(equal), differences=tuple(differences), fetched=tuple(fetched),
+        invoke_ms=invoke_ms, trace_ms=trace_ms, stats_ms=stats_ms, build_ms=build_ms, notes=tuple(notes),
+        reused=reused is not None,
+    )
+
+
+def _same_as_last_run(session: "_Session", request: P.Trace) -> float | None:
+    """The invoke ms of the session's last plain run when it ran the main graph on exactly the
+    request's inputs (every input given, same shapes, dtypes and values) and nothing has invoked
+    its interpreter since; None otherwise."""
+    import numpy as np
+
+    last = session.last_plain
+    interpreter = session.interpreter
+    if (last is None or last[0] is not interpreter or request.signature is not None or request.no_default_delegates
+            or len(request.arrays) != len(session.original)):
+        return None
+    for index, value in request.arrays:
+        if not isinstance(index, int):
+            return None
+        try:
+            current = interpreter.tensor(index)()
+        except ValueError:
+            return None
+        value = np.asarray(value)
+        if current.shape != value.shape or current.dtype != value.dtype or not np.array_equal(current, value):
+            return None
+    return last[1]
+
+
+def _held(v: Any, scales: tuple) -> int:
+    """What one array costs the server (see ``_protocol.footprint``)."""
+    if v.dtype.kind in "OS":
+        return P.footprint(P.STRINGS, v.size, sum(len(x) for x in v.ravel().tolist()), False)
+    return P.footprint(v.dtype.str, v.size, v.nbytes, any(s != 0.0 for s in scales))
 
 
 # -- the loop and its handlers ------------------------------------------------------------------------
@@ -720,6 +1154,22 @@ def _batch(state: _State, request: P.Batch) -> Any:
     except Exception as exc:
         session.interpreter = None
         return P.Failed(error_type=type(exc).__name__, message=_message(exc), stage="batch")
+
+
+@handles(P.Trace)
+def _trace_handler(state: _State, request: P.Trace) -> Any:
+    session = state.session
+    if session is None:
+        return P.Failed(error_type="RuntimeError", message="No model is loaded in the worker.", stage="trace")
+    _cpu_budget(state.cpu_seconds)
+    try:
+        state.attach(request)
+        return _trace(state, request)
+    except Exception as exc:
+        # Both interpreters' states are unknown after a failure: rebuild them next time.
+        session.interpreter = None
+        session.tracer = None
+        return P.Failed(error_type=type(exc).__name__, message=_message(exc), stage="trace")
 
 
 @handles(P.More)

@@ -631,6 +631,163 @@ def _first_line(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+TRACE_ROWS = 200  # tensors printed as text; --json gives them all
+
+
+def _trace(args: argparse.Namespace) -> int:
+    """``lite-debug trace``: the data loaded and (with --fix) fixed as ``check`` does, then one
+    run with every op's output captured; 0 when it ran with no finding, 1 otherwise."""
+    from .choices import choices as find_choices, pending_fixes
+    from .diagnosis import check_mismatches, diagnose, explain_result, fix_all
+    from .running import WorkerPool
+    from .trace import trace
+
+    if not 0.0 <= args.saturation <= 1.0:
+        raise UsageError("--saturation takes a share between 0 and 1, such as 0.01 for 1%.")
+    state = _prepare(args)
+    limits = _limits(args)
+    picks = {**(state.reopened.preferences if state.reopened is not None else {}), **_picks(args, state)}
+    state.choices = find_choices(state.spec, state.feed, state.signature, picks, model_bytes=state.model)
+    state.mismatches = diagnose(state.spec, state.feed, state.signature, choices=state.choices)
+    state.remaining = list(state.mismatches)
+    feed = state.feed
+    if args.fix:
+        outcome = fix_all(state.spec, state.feed, state.signature, choices=state.choices,
+                          extra=pending_fixes(state.choices, ()))
+        feed, state.applied, state.remaining = outcome.feed, outcome.applied, list(outcome.remaining)
+    elif state.reopened is not None and state.reopened.steps:
+        ws = state.reopened
+        feed, state.applied = ws.feed, tuple(ws.applied)
+        state.remaining = diagnose(state.spec, feed, state.signature, choices=state.choices)
+    pool = WorkerPool(size=1, limits=limits)
+    try:
+        found = check_mismatches(pool.check_model(state.model, state.spec))
+        state.remaining = found + list(state.remaining)
+        try:
+            traced = trace(state.model, state.spec, feed, state.signature, pool=pool,
+                           no_default_delegates=args.no_default_delegates, saturation=args.saturation)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    finally:
+        pool.close()
+    from dataclasses import replace as _replace
+
+    traced = _replace(traced, run=explain_result(traced.run, state.remaining))
+    state.result = traced.run
+    written = None
+    if args.model_explorer and traced.tensors:
+        from .model_explorer import dumps, node_data
+
+        try:
+            Path(args.model_explorer).write_text(dumps(node_data(traced, state.spec, args.model_explorer_statistic)), encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"Cannot write {args.model_explorer!r}: {exc.strerror or exc}.") from None
+        written = args.model_explorer
+    errors_left = [m for m in state.remaining if m.severity == "error"]
+    code = EXIT_OK if traced.ok and not traced.findings and not errors_left else EXIT_PROBLEMS
+    if args.json:
+        print(json.dumps(_trace_json(state, traced, written), indent=2, allow_nan=False, default=str))
+    else:
+        print(_trace_text(state, traced, written, args))
+    return code
+
+
+def _trace_json(s: _Check, t, written: str | None) -> dict[str, Any]:
+    from .report import fixes_to_list, mismatches_to_list, model_to_dict, run_to_dict
+
+    run = _json_safe(run_to_dict(t.run))  # a NaN or Inf output: JSON has neither
+    return {
+        "model": {**model_to_dict(s.spec), "file": s.model_name, **({"container": s.bundle_name} if s.bundle_name else {})},
+        "signature": s.signature,
+        "generated": s.generated,
+        "mismatches": mismatches_to_list(s.remaining),
+        "fixes_applied": fixes_to_list(s.applied),
+        "run": {**run, "trace_ms": t.trace_ms, "stats_ms": t.stats_ms, "build_ms": t.build_ms},
+        "model_explorer": written,
+        **t.to_dict(),
+    }
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinite float (at any depth) as None: strict JSON has neither."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _trace_text(s: _Check, t, written: str | None, args: argparse.Namespace) -> str:
+    from .report import format_table
+
+    head = f"Model {s.model_name!r}" + (f" (from {s.bundle_name!r})" if s.bundle_name else "")
+    given = [Path(p).name for p in args.data] + [item.partition("=")[2] and Path(item.partition("=")[2]).name for item in args.input]
+    where = (f"generated ({s.generated})" if s.generated else f"from {s.data_source}" if s.data_source
+             else "from " + ", ".join(given) if given else "as the bundle recorded it")
+    out = [printable(head + (f", signature {s.signature!r}" if s.signature else "") + f"; data {where}.")]
+    if s.applied:
+        out.append(printable("Fixes applied: " + "; ".join(f.label for f in s.applied)))
+    errors = [m for m in s.remaining if m.severity == "error"]
+    for m in errors:
+        out.append(printable(f"  [error] {m.kind}: {m.message}"))
+    if errors and not args.fix:
+        out.append("  (lite-debug trace --fix applies the suggested fixes first, as check --fix does.)")
+    r = t.run
+    if not t.ok:
+        if r.status == "error":
+            e = r.explanation
+            out.append(printable(f"Run: failed — {r.error_type}: {_first_line(r.error_message or '')}"))
+            if e is not None:
+                out += [printable(f"  Cause: {e.cause}"), printable(f"  Fix:   {e.fix}")]
+            if r.detail:
+                out.append(printable(f"  {r.detail}"))
+        else:
+            out.append(printable(f"Run: {r.status} — {r.detail}"))
+        out.append("Nothing was traced" + (", so no Model Explorer file was written." if args.model_explorer else "."))
+        return "\n".join(out)
+    build = f", building the traced copy {t.build_ms:.3g} ms" if t.build_ms else ""
+    out.append(printable(
+        f"Run: ok (invoke {r.invoke_ms:.3g} ms); traced {len(t.tensors)} tensors of subgraph {t.subgraph} "
+        f"(traced invoke {t.trace_ms:.3g} ms, statistics {t.stats_ms:.3g} ms{build})."
+    ))
+    if t.outputs_equal:
+        out.append("The traced run's outputs equal the plain run's.")
+    out += [printable(n) for n in t.notes]
+    out += ["", "Findings:" if t.findings else "Findings: none — no NaN, no Inf, no saturated or dead tensor."]
+    out += [printable(f"  [{f.kind}] {f.message}") for f in t.findings]
+    marks = {}
+    for f in t.findings:
+        if f.tensor_index is not None:
+            marks.setdefault(f.tensor_index, []).append(f.kind)
+
+    def num(v: float | None) -> str:
+        return "—" if v is None else f"{v:.4g}"
+
+    rows = []
+    for tt in t.tensors[:TRACE_ROWS]:
+        st = tt.stats
+        rows.append({
+            "#": tt.position, "tensor": _cut(tt.name), "op": tt.op if tt.op_index is None else f"#{tt.op_index} {tt.op}",
+            "shape": "[" + ", ".join(map(str, tt.shape)) + "]", "dtype": tt.dtype,
+            "min": num(st.min) if st else "", "max": num(st.max) if st else "", "mean": num(st.mean) if st else "",
+            "std": num(st.std) if st else "", "nan": st.nan if st else "", "inf": st.inf if st else "",
+            "zeros": f"{st.zeros:.0%}" if st else "", "saturated": f"{st.saturated:.1%}" if st and st.saturated is not None else "",
+            "finding": ", ".join(marks.get(tt.index, ())) or (tt.note and "no values"),
+        })
+    out += ["", "Tensors, in execution order:", format_table(rows)]
+    if len(t.tensors) > TRACE_ROWS:
+        out.append(f"  … and {len(t.tensors) - TRACE_ROWS:,} more (--json lists them all).")
+    if written:
+        out += ["", printable(f"Model Explorer node data written to {written!r}: open the model in Model Explorer and add it as node data.")]
+    return "\n".join(out)
+
+
+def _cut(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _explain(args: argparse.Namespace) -> int:
     from .explain import explain
 
@@ -688,11 +845,37 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         help="address space the worker may use (default: LITE_DEBUG_MEMORY_GB or 4; 0 for none); larger models are refused before they run",
     )
     check.set_defaults(func=_check)
+    tr = sub.add_parser("trace", help="run once with every op's output captured: statistics of every layer, NaN/Inf, saturation")
+    tr.add_argument("model", help="a .tflite model, a lite-debug bundle, or a bug-report archive (.zip, .tar, .tar.gz)")
+    tr.add_argument("data", nargs="*", help="data files, one per input in order, as for check; optional")
+    tr.add_argument("--input", action="append", default=[], metavar="NAME=FILE", help="data for one input by name")
+    tr.add_argument("--signature", help="trace this signature of the model")
+    tr.add_argument("--member", metavar="PATH", help="which model to open, when the archive given holds several")
+    tr.add_argument("--fix", action="store_true", help="apply the suggested fixes first, as check --fix does")
+    tr.add_argument("--json", action="store_true", help="print one JSON object: every tensor's statistics and the findings")
+    tr.add_argument("--model-explorer", metavar="OUT.json", help="write the statistics as node data for Google's Model Explorer")
+    tr.add_argument("--model-explorer-statistic", default="max_abs",
+                    choices=("max_abs", "min", "max", "mean", "std", "zeros", "nan", "inf", "saturated"),
+                    help="what colours each node in the Model Explorer file (default: the largest magnitude)")
+    tr.add_argument("--saturation", type=float, default=0.01, metavar="SHARE",
+                    help="a quantized tensor with more than this share of values at an end of its range is saturated (default 0.01)")
+    tr.add_argument("--no-default-delegates", action="store_true",
+                    help="run without the default XNNPACK delegate (the builtin kernels alone)")
+    tr.add_argument("--generate", choices=("zeros", "random"), default="zeros", help="data to make up when none is given")
+    tr.add_argument("--range", metavar="LOW,HIGH", help="the value range to scale image pixels to (e.g. 0,1 or -1,1)")
+    tr.add_argument("--resize-method", choices=("tf", "pillow", "opencv"), help="the resize filter (default: tf.image.resize's)")
+    tr.add_argument("--resize-mode", choices=("stretch", "crop", "pad"), help="how a resize fits the aspect ratio (default: stretch)")
+    tr.add_argument("--channel-order", choices=("rgb", "bgr"), help="the channel order the model takes (default: rgb)")
+    tr.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                    help="limit on loading and on each run (default: LITE_DEBUG_RUN_SECONDS or 30; 0 for none)")
+    tr.add_argument("--memory-limit", type=float, default=None, metavar="GB",
+                    help="address space the worker may use (default: LITE_DEBUG_MEMORY_GB or 4; 0 for none)")
+    tr.set_defaults(func=_trace)
     exp = sub.add_parser("explain", help="explain an interpreter error message or a pasted traceback")
     exp.add_argument("text", nargs="?", help="the message, or '-' to read it from standard input")
     exp.add_argument("--json", action="store_true", help="print one JSON object")
     exp.set_defaults(func=_explain)
-    return parser, {"check": check, "explain": exp}
+    return parser, {"check": check, "trace": tr, "explain": exp}
 
 
 def _fail(message: str, kind: str, as_json: bool) -> int:

@@ -505,6 +505,85 @@ class Worker:
             detail=" ".join(reply.notes),
         )
 
+    def trace(
+        self,
+        model_bytes: bytes,
+        spec: ModelSpec,
+        feed: Feed,
+        signature: str | None = None,
+        *,
+        owner: Hashable = None,
+        subgraph: int = 0,
+        tensors: Sequence[int] = (),
+        mark: Sequence[int] = (),
+        quantized: Mapping[int, tuple] | None = None,
+        weights: Mapping[int, int] | None = None,
+        fetch: Sequence[int] = (),
+        no_default_delegates: bool = False,
+    ) -> tuple[RunResult, P.Traced | None]:
+        """Run ``feed`` once plainly and once with every tensor of ``mark`` made an output of
+        ``subgraph``; reduce each tensor of ``tensors`` to statistics in the worker (those in
+        ``weights`` read from the constant they dequantize) and send back the values of those in
+        ``fetch`` (see ``_protocol.Trace``). Loads the model first as ``run`` does.
+
+        Returns (the plain run's result, the worker's ``Traced`` reply), or (a failure, None):
+        a run that fails, crashes or times out, a trace refused by the memory limit (it holds
+        every tensor at once) or whose plain outputs and fetched values pass the output cap.
+        """
+        t0 = time.perf_counter()
+        refused = _memory_refusal(spec, feed, self.limits, traced=True)
+        if refused is not None:
+            return refused, None
+        failed = self.ensure_model(model_bytes, spec, owner=owner)
+        if failed is not None:
+            return failed, None
+        base = _run_request(spec, feed, signature)
+        request = P.Trace(
+            arrays=base.arrays, signature=base.signature, resize=base.resize, no_default_delegates=no_default_delegates,
+            subgraph=int(subgraph), tensors=[int(t) for t in tensors], mark=[int(t) for t in mark],
+            quantized={int(k): v for k, v in (quantized or {}).items()},
+            weights={int(k): int(v) for k, v in (weights or {}).items()}, fetch=[int(t) for t in fetch],
+            output_cap=self.limits.output_bytes,
+        )
+        self._share(request)  # type: ignore[arg-type]
+        # Building the traced copy is a load, and the trace runs the model twice.
+        seconds = self.limits.run_seconds + self.limits.load_seconds
+        outcome, reply = self._request(request, seconds, accept=(P.Traced, P.TooLarge, P.Failed))
+        failed = _failure(outcome, reply, seconds, stage="tracing the model")
+        if failed is not None:
+            return self._finish(failed, t0), None
+        if isinstance(reply, P.Failed):
+            result = _error_result(reply.error_type, reply.message, reply.kernel_message, t0, stage="run", limits=self.limits)
+            if reply.stage == "trace":
+                result = replace(result, detail=(
+                    "The model ran, but the copy of it that marks every op output as an output of the subgraph "
+                    f"failed ({reply.error_type}), so no layer could be traced."
+                ))
+            return result, None
+        if isinstance(reply, P.TooLarge):
+            return _too_large(reply, t0), None
+        n = len(request.tensors)
+        known = set(request.fetch)
+        if not (
+            reply.stats.shape == (n, len(P.STAT_COLUMNS)) and reply.stats.dtype == np.float64
+            and reply.status.shape == (n,) and reply.ranks.shape == (n,)
+            and int(reply.ranks[reply.ranks > 0].sum()) == reply.shapes.size
+            and len(reply.equal) == len(reply.differences) == len(reply.outputs)
+            and all(o.index in known for o in reply.fetched)
+        ):
+            self._protocol_failure(P.ProtocolError("the trace's reply does not add up"))
+            failed = _failure("protocol", "the trace's reply does not add up", seconds, stage="tracing the model")
+            return self._finish(failed, t0), None
+        names = _output_names(spec, signature)
+        result = RunResult(
+            status="ok",
+            outputs=tuple(_output(o, names) for o in reply.outputs),
+            invoke_ms=reply.invoke_ms,
+            total_ms=(time.perf_counter() - t0) * 1000.0,
+            detail=" ".join(reply.notes),
+        )
+        return result, reply
+
     def _probe_without_delegates(self, model_bytes: bytes, spec: ModelSpec, feed: Feed, crash: RunResult, owner: Hashable) -> RunResult:
         """After a crash, run once more in a fresh worker without the default XNNPACK delegate.
 
@@ -736,11 +815,13 @@ def _gib(n: int) -> str:
     return f"{n / (1 << 30):.2f} GiB" if n >= (1 << 30) else f"{n / (1 << 20):.0f} MiB"
 
 
-def _memory_refusal(spec: ModelSpec, feed: Feed, limits: Limits) -> RunResult | None:
+def _memory_refusal(spec: ModelSpec, feed: Feed, limits: Limits, traced: bool = False) -> RunResult | None:
+    """A ``skipped`` result when the model and data would not fit the worker's memory limit.
+    ``traced``: a trace, which also holds a marked copy of the model and every tensor at once."""
     if not limits.memory_bytes:
         return None
     data = sum(int(np.asarray(a).nbytes) for a in feed.arrays.values())
-    need = spec.activation_bytes + spec.size + 2 * data
+    need = (2 if traced else 1) * (spec.activation_bytes + spec.size) + 2 * data
     # The worker itself takes about 200 MiB of address space before any model is loaded.
     room = limits.memory_bytes - (200 << 20)
     if need <= room:
@@ -1103,6 +1184,24 @@ class WorkerPool:
         worker = self.acquire(spec.sha256, owner=owner, on_wait=on_wait)
         try:
             return worker.run(model_bytes, spec, feed, signature, owner=owner, keep_state=keep_state, expect_more=expect_more)
+        finally:
+            self.release(worker)
+
+    def trace(
+        self,
+        model_bytes: bytes,
+        spec: ModelSpec,
+        feed: Feed,
+        signature: str | None = None,
+        *,
+        owner: Hashable = None,
+        on_wait: Callable[[QueueStatus], None] | None = None,
+        **options: Any,
+    ) -> tuple[RunResult, P.Traced | None]:
+        """``Worker.trace`` in a worker for ``owner`` (see ``acquire``); ``options`` go to it."""
+        worker = self.acquire(spec.sha256, owner=owner, on_wait=on_wait)
+        try:
+            return worker.trace(model_bytes, spec, feed, signature, owner=owner, **options)
         finally:
             self.release(worker)
 

@@ -22,6 +22,7 @@ PAGES = {
     "model": "pages/model.py",
     "diagnose": "pages/diagnose.py",
     "run": "pages/run.py",
+    "layers": "pages/layers.py",
     "explain": "pages/explain.py",
     "export": "pages/export.py",
 }

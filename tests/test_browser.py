@@ -556,3 +556,85 @@ def test_a_recording_for_a_sound_classifier(open_app):
     settle(page)
     assert "Last run" not in page.get_by_test_id("stSidebar").inner_text()  # no single run of 2 windows failed
     shot(page, "65-audio-windows-run", show=scores)
+
+
+def _open_layers(page) -> None:
+    """Go to the Layers page; a click that lands while the last page still reruns is tried again."""
+    settle(page)
+    link = page.get_by_test_id("stSidebarNav").get_by_role("link", name="Layers")
+    heading = page.get_by_role("heading", name="Layers")
+    for _ in range(3):
+        link.click()
+        try:
+            heading.wait_for(timeout=10_000)
+            return
+        except Exception:  # noqa: BLE001 - Playwright's timeout: click again
+            settle(page)
+    heading.wait_for()
+
+
+def test_the_layers_of_a_real_detector_and_of_a_model_that_makes_nan(open_app, tmp_path):
+    """The Layers page in a browser: the real face detector on a real photo (every layer clean, a
+    row picked shows its values and its place in the graph), then a model that makes NaN at a
+    known op (its row coloured, its values drawn)."""
+    if not (REAL / "grace_hopper.jpg").exists():
+        pytest.skip("the real files are not fetched (scripts/fetch_real_models.py)")
+    from test_trace import RECIPES  # the model that makes NaN, built as test_trace builds it
+
+    page = open_app()
+    _upload_model(page, REAL / "face_detection_short_range.tflite")
+    _upload_data(page, REAL / "grace_hopper.jpg")
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Diagnose and fix").click()
+    page.get_by_role("button", name="Apply all fixes").click()
+    page.get_by_test_id("stMain").get_by_text("The data fits the model's inputs").wait_for()
+    settle(page)
+    _open_layers(page)
+    page.get_by_text("No NaN, no Inf, no saturated or dead tensor in this run.").wait_for()
+    settle(page)
+    charts = page.locator(".js-plotly-plot:visible")
+    charts.first.wait_for()
+    assert "165 of 165" in page.get_by_test_id("stMetricValue").first.inner_text()
+    shot(page, "61-layers-clean", show=charts.first)
+    table = page.get_by_test_id("stDataFrame").first
+    table.scroll_into_view_if_needed()
+    shot(page, "62-layers-table", show=table)
+    # Pick the fifth row (the first ReLU's output): the row marker sits left of the first column.
+    box = table.bounding_box()
+    page.mouse.click(box["x"] + 12, box["y"] + 35 * 5 + 17)
+    page.get_by_role("heading", name="Tensor 4: activation").wait_for()
+    settle(page)
+    values = page.locator(".js-plotly-plot:visible").nth(1)
+    values.wait_for()
+    shot(page, "63-layers-tensor-values", show=values)
+    page.get_by_role("tab", name="Place in the graph").click()
+    graph = page.get_by_test_id("stGraphVizChart").first
+    graph.wait_for()
+    assert "activation" in graph.inner_text()
+    shot(page, "64-layers-tensor-graph", show=graph)
+
+    # A model made to give NaN at its SQRT and -Inf at its LOG.
+    import subprocess
+
+    import numpy as np
+
+    subprocess.run([sys.executable, "-c", RECIPES, str(tmp_path)], check=True, capture_output=True, timeout=600,
+                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""})
+    data = tmp_path / "x.npy"
+    np.save(data, np.array([[0.0, 0.0, 0.25, 0.25, 1.0, 1.0, 2.0, 2.0]], np.float32))
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Start").click()
+    _upload_model(page, tmp_path / "nan_inf.tflite")
+    _upload_data(page, data)
+    page.get_by_test_id("stSidebar").get_by_text("Data: x.npy").wait_for()  # not the photo of the last model
+    _open_layers(page)
+    first_nan = error_alert(page, "the first, in execution order, that holds NaN")
+    first_nan.wait_for()
+    assert "SQRT" in first_nan.inner_text()
+    assert "LOG" in error_alert(page, "infinite value").inner_text()
+    settle(page)
+    shot(page, "65-layers-nan")
+    page.get_by_role("heading", name="Tensor 5: Sqrt").wait_for()
+    page.get_by_test_id("stDataFrame").first.scroll_into_view_if_needed()
+    shot(page, "66-layers-nan-table", show=page.get_by_test_id("stDataFrame").first)
+    nan_values = page.locator(".js-plotly-plot:visible").nth(1)
+    nan_values.wait_for()
+    shot(page, "67-layers-nan-values", show=nan_values)
