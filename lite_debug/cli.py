@@ -809,6 +809,20 @@ def _explain(args: argparse.Namespace) -> int:
     return EXIT_OK if e.recognised else EXIT_PROBLEMS
 
 
+def _pick_options(command: argparse.ArgumentParser) -> None:
+    """The picks for the choices the fixes make (see lite_debug.choices), for every command
+    that loads and fixes data the way check does."""
+    command.add_argument("--range", metavar="LOW,HIGH", help="the value range to scale image pixels to (e.g. 0,1 or -1,1)")
+    command.add_argument("--resize-method", choices=("tf", "pillow", "opencv"), help="the resize filter (default: tf.image.resize's)")
+    command.add_argument("--resize-mode", choices=("stretch", "crop", "pad"), help="how a resize fits the aspect ratio (default: stretch)")
+    command.add_argument("--channel-order", choices=("rgb", "bgr"), help="the channel order the model takes (default: rgb)")
+    command.add_argument("--sample-rate", type=int, metavar="HZ",
+                         help="the sample rate an audio model takes (default: its metadata's, or a guess from its window)")
+    command.add_argument("--clip", choices=("windows", "windows-50", "windows-75", "trim"),
+                         help="a recording longer than the model's window: split it into windows (no, 50%% or 75%% "
+                              "overlap; run as a batch) or trim it (default: windows)")
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = _Parser(
         prog="lite-debug",
@@ -829,13 +843,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     check.add_argument("--bundle", metavar="OUT.zip", help="write a bug-report bundle: the data as given, the fixes, the run, versions")
     check.add_argument("--script", metavar="OUT.py", help="write reproduce.py: the fixes and the run as a standalone script")
     check.add_argument("--sweep", action="store_true", help="run once per candidate preprocessing (value range × resize filter) and score each")
-    check.add_argument("--range", metavar="LOW,HIGH", help="the value range to scale image pixels to (e.g. 0,1 or -1,1)")
-    check.add_argument("--resize-method", choices=("tf", "pillow", "opencv"), help="the resize filter (default: tf.image.resize's)")
-    check.add_argument("--resize-mode", choices=("stretch", "crop", "pad"), help="how a resize fits the aspect ratio (default: stretch)")
-    check.add_argument("--channel-order", choices=("rgb", "bgr"), help="the channel order the model takes (default: rgb)")
-    check.add_argument("--sample-rate", type=int, metavar="HZ", help="the sample rate an audio model takes (default: its metadata's, or a guess from its window)")
-    check.add_argument("--clip", choices=("windows", "windows-50", "windows-75", "trim"),
-                       help="a recording longer than the model's window: split it into windows (no, 50%% or 75%% overlap; run as a batch) or trim it (default: windows)")
+    _pick_options(check)
     check.add_argument(
         "--timeout", type=float, default=None, metavar="SECONDS",
         help="limit on loading and on the run (default: LITE_DEBUG_RUN_SECONDS or 30; 0 for none)",
@@ -862,10 +870,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     tr.add_argument("--no-default-delegates", action="store_true",
                     help="run without the default XNNPACK delegate (the builtin kernels alone)")
     tr.add_argument("--generate", choices=("zeros", "random"), default="zeros", help="data to make up when none is given")
-    tr.add_argument("--range", metavar="LOW,HIGH", help="the value range to scale image pixels to (e.g. 0,1 or -1,1)")
-    tr.add_argument("--resize-method", choices=("tf", "pillow", "opencv"), help="the resize filter (default: tf.image.resize's)")
-    tr.add_argument("--resize-mode", choices=("stretch", "crop", "pad"), help="how a resize fits the aspect ratio (default: stretch)")
-    tr.add_argument("--channel-order", choices=("rgb", "bgr"), help="the channel order the model takes (default: rgb)")
+    _pick_options(tr)
     tr.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                     help="limit on loading and on each run (default: LITE_DEBUG_RUN_SECONDS or 30; 0 for none)")
     tr.add_argument("--memory-limit", type=float, default=None, metavar="GB",
