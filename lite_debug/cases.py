@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .casefile import dump_workspace, load_workspace
-from .errors import LiteDebugError, StoreError
+from .errors import StoreError
 from .store import CaseStore, CaseSummary, is_case_id, new_case_id
 
 if TYPE_CHECKING:

@@ -463,7 +463,7 @@ def _check_sweep(args: argparse.Namespace, state: _Check, pool) -> int:
 
 
 def _check_json(s: _Check) -> dict[str, Any]:
-    from .report import fixes_to_list, mismatches_to_list, model_to_dict, run_to_dict
+    from .report import fixes_to_list, mismatches_to_list, model_to_dict
 
     reported = s.opened.reported if s.opened is not None else None
     recorded = s.reopened.recorded if s.reopened is not None else None

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import struct
 import zipfile
 import zlib
@@ -330,35 +329,6 @@ def _metadata_names(data: bytes | memoryview) -> tuple[str, ...]:
     return tuple(r.text(m, r.slots(m)[_MD_NAME]) for m in r.tables(p + 4, r.u32_at(p), "metadata list"))
 
 
-class _Reader(io.RawIOBase):
-    """A read-only file over a buffer, for zipfile: io.BytesIO would copy a memoryview."""
-
-    def __init__(self, data: bytes | memoryview) -> None:
-        self.view = memoryview(data)
-        self.pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: len(self.view)}[whence]
-        self.pos = max(0, base + offset)
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
-
-    def readinto(self, buffer) -> int:
-        chunk = self.view[self.pos : self.pos + len(buffer)]
-        n = len(chunk)
-        memoryview(buffer).cast("B")[:n] = chunk
-        self.pos += n
-        return n
-
-
 def _zip(data: bytes | memoryview, max_files: int = 1000) -> zipfile.ZipFile | None:
     # TFLite Support packs associated files (labels, vocabularies) as a zip appended to the
     # flatbuffer; the end-of-central-directory record then sits in the last 64 KiB. zipfile
@@ -366,7 +336,7 @@ def _zip(data: bytes | memoryview, max_files: int = 1000) -> zipfile.ZipFile | N
     # million entries took 40 s and 1.8 GB), so the count is read from the end records first;
     # a packed zip of more than `max_files` files is treated like a damaged one: as none, so
     # that the rest of the model (operators, memory estimate) is still described.
-    from ._zipdir import DamagedDirectory, TooManyEntries, check_directory
+    from ._zipdir import DamagedDirectory, TooManyEntries, ViewReader, check_directory
 
     try:
         if check_directory(data, max_files) is None:
@@ -374,7 +344,7 @@ def _zip(data: bytes | memoryview, max_files: int = 1000) -> zipfile.ZipFile | N
     except (TooManyEntries, DamagedDirectory):
         return None
     try:
-        return zipfile.ZipFile(_Reader(data))
+        return zipfile.ZipFile(ViewReader(data))
     except _ZIP_ERRORS:
         return None
 

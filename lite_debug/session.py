@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from .binding import bind, bind_mixed
-from .bundle import is_bundle, read_bundle, write_bundle
+from .bundle import is_bundle, write_bundle
 from .choices import choices as find_choices, option_of, pending_fixes
 from .diagnosis import check_mismatches, diagnose, explain_result, fix_all
 from .errors import DataLoadError, FixError
