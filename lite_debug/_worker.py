@@ -49,7 +49,15 @@ def _next_spin(recent_idle: list[float]) -> float:
 
 
 def _apply_limits(memory_bytes: int | None) -> None:
-    if resource is not None and memory_bytes:
+    if resource is None:
+        return
+    # A crash writes no core file: it would hold the user's data, and dumping a large process
+    # keeps it alive (and its slot in the pool taken) for seconds.
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ValueError, OSError):
+        pass
+    if memory_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
 
 

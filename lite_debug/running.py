@@ -151,6 +151,9 @@ def _has_variable_tensors(data: bytes | memoryview) -> bool:
     return False
 
 
+KILL_WAIT_SECONDS = 15.0  # how long to wait for a killed worker to go (only a stuck kernel takes long)
+
+
 class _Process:
     """The few ``multiprocessing.Process`` methods this module uses, over ``subprocess.Popen``."""
 
@@ -330,7 +333,9 @@ class Worker:
         if self._proc is not None and self._proc.is_alive():
             self._proc.kill()
         if self._proc is not None:
-            self._proc.join(timeout=2.0)
+            # SIGKILL cannot be caught: wait until the process is reaped, so that a replacement
+            # never runs beside it and the pool's bound on processes holds even under load.
+            self._proc.join(timeout=KILL_WAIT_SECONDS)
         if self._conn is not None:
             self._conn.close()
         self._close_stderr()

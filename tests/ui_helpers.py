@@ -100,6 +100,14 @@ def worker_pids() -> set[int]:
     return found
 
 
+def process_state(pid: int) -> str:
+    """A process's pid and state letter (R, S, D, Z…), for a failure message."""
+    try:
+        return f"{pid}:{Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0]}"
+    except OSError:
+        return f"{pid}:gone"
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
