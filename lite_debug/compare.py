@@ -660,6 +660,8 @@ class Comparison:
     passes: int = 0
     layers: bool = False
     samples: SampleSpread | None = None
+    reference_subgraph: int = 0
+    candidate_subgraph: int = 0
     # Output values for the side-by-side view: (name, reference values, candidate values), small ones only.
     output_values: tuple[tuple[str, np.ndarray, np.ndarray], ...] = field(default=(), repr=False)
 
@@ -1100,6 +1102,7 @@ def _compare_layers(reference: Model, candidate: Model, tolerance: Tolerance, po
         outputs=outputs_cmp.outputs if outputs_cmp is not None else (),
         tensors=tensors if ref_run.ok and cand_run.ok else (), unmatched=matching.unmatched, first_divergent=first,
         notes=tuple(notes) + (outputs_cmp.notes if outputs_cmp is not None else ()), passes=passes, layers=True,
+        reference_subgraph=matching.reference_subgraph, candidate_subgraph=matching.candidate_subgraph,
         output_values=outputs_cmp.output_values if outputs_cmp is not None else (),
     )
 
@@ -1181,11 +1184,14 @@ def _first_divergent(tensors: Sequence[TensorComparison], rsub, tolerance: Toler
         if largest is not None:
             where += f" The SNR falls most at {largest[1].reference!r} ({largest[0]:.1f} dB)."
     metric, value = first.failed
-    what = {"snr_db": f"SNR {_db(value)} < {tolerance.min_snr:g} dB", "cosine": f"cosine {value:.4g} < {tolerance.min_cosine:g}",
-            "nonfinite": f"{int(value)} value(s) finite on one side only",
-            "atol_needed": f"it would need atol {value:.3g}", "rtol_needed": f"it would need rtol {value:.3g}"}[metric]
+    parts = [f"SNR {_db(snr)}" + (f" (below {tolerance.min_snr:g} dB)" if metric == "snr_db" else ""),
+             f"cosine {first.metrics.cosine:.4g}" + (f" (below {tolerance.min_cosine:g})" if metric == "cosine" else "")]
+    if metric == "nonfinite":
+        parts.insert(0, f"{int(value)} value(s) NaN or infinite on one side only")
+    elif metric in ("atol_needed", "rtol_needed"):
+        parts.append(f"it would need {metric[:4]} {value:.3g}")
     message = (f"Tensor {first.reference!r} ({first.op}) is the first, in the reference's execution order, whose candidate "
-               f"values leave the tolerance: {what} (SNR {_db(snr)}, cosine {first.metrics.cosine:.4g}). {where}")
+               f"values leave the tolerance: {', '.join(parts)}. {where}")
     hint = _outlier_hint(prev, rsub)
     if hint:
         message += " " + hint
