@@ -121,16 +121,20 @@ class Tolerance:
         return self.atol is not None or self.rtol is not None
 
     def failed(self, m: Metrics) -> tuple[str, float] | None:
-        """The first criterion ``m`` fails, as (metric, its value), or None when within."""
+        """The first criterion ``m`` fails, as (metric, its value), or None when within. ``m``
+        comes from ``metrics(..., tolerance=self)`` (its needed atol depends on the rtol)."""
         if m.nonfinite:
             return "nonfinite", float(m.nonfinite)
         if m.snr_db < self.min_snr:
             return "snr_db", m.snr_db
         if m.cosine < self.min_cosine:
             return "cosine", m.cosine
-        if self.elementwise and m.outside:
-            # The atol this rtol would need (or the rtol this atol would need, when only rtol is given).
-            return ("rtol_needed", m.rtol_needed) if self.atol is None else ("atol_needed", m.atol_needed)
+        # The atol this rtol needs (or, when only rtol is given, the rtol that atol 0 needs): the
+        # metrics must have been computed with this tolerance's rtol (or atol), as ``compare`` does.
+        if self.atol is not None and m.atol_needed > self.atol:
+            return "atol_needed", m.atol_needed
+        if self.atol is None and self.rtol is not None and m.rtol_needed > self.rtol:
+            return "rtol_needed", m.rtol_needed
         return None
 
     def describe(self) -> str:
