@@ -68,6 +68,7 @@ __all__ = [
     "Unmatched",
     "compare",
     "compare_samples",
+    "feed_for",
     "match",
     "metrics",
 ]
@@ -1223,6 +1224,26 @@ def _db(v: float | None) -> str:
     if math.isinf(v):
         return "∞ dB" if v > 0 else "−∞ dB"
     return f"{v:.1f} dB"
+
+
+def feed_for(spec: ModelSpec, data: Feed, source: ModelSpec, source_signature: str | None = None,
+             signature: str | None = None, *, fix: bool = False, preferences: Mapping[str, str] | None = None,
+             model_bytes: bytes | memoryview | None = None) -> Feed:
+    """The data given for ``source`` (its inputs' arrays, as given) bound to ``spec``'s inputs in
+    order (a reference's input names may differ), and, with ``fix``, fixed for ``spec`` as
+    ``fix_all`` fixes it with the user's ``preferences``. Raises ``ValueError`` when the arrays
+    cannot be bound."""
+    from .binding import bind
+    from .choices import choices as find_choices, pending_fixes
+    from .diagnosis import fix_all
+
+    inputs, _ = source.io(source_signature)
+    arrays = [data.arrays[t.name] for t in inputs if t.name in data.arrays]
+    feed = bind(spec, arrays, signature)
+    if not fix:
+        return feed
+    found = find_choices(spec, feed, signature, dict(preferences or {}), model_bytes=model_bytes)
+    return fix_all(spec, feed, signature, choices=found, extra=pending_fixes(found, ())).feed
 
 
 # -- a batch of samples ----------------------------------------------------------------------------------
