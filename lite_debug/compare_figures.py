@@ -98,7 +98,8 @@ def _plane(v: np.ndarray, channel: int) -> tuple[np.ndarray, str]:
 def output_figures(name: str, reference: np.ndarray, candidate: np.ndarray, *, channel: int = 0) -> list[tuple[str, go.Figure]]:
     """One output of both sides and their difference: for a matrix or feature map (``channel``
     picked), the reference's and the candidate's heatmaps on one colour range and the difference
-    (candidate − reference) on a diverging one; for a vector, both as lines and the difference.
+    (candidate − reference) on a diverging one, titled briefly to stand side by side (``name``
+    titles the lines); for a vector, both as lines and the difference.
     Each with a short name for a tab; empty for a single value. Arrays of different sizes raise
     ``ValueError``."""
     r = np.asarray(reference, dtype=np.float64)
@@ -115,15 +116,22 @@ def output_figures(name: str, reference: np.ndarray, candidate: np.ndarray, *, c
         finite = np.concatenate([_display(rp)[np.isfinite(_display(rp))], _display(cp)[np.isfinite(_display(cp))]])
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         out = []
+        # Short titles: three figures stand side by side, under the output's name.
         for tab, values in (("Reference", rp), ("Candidate", cp)):
-            fig = heatmap(values, title=f"{label}{where}: {tab.lower()}")
+            fig = heatmap(values, title=f"{tab}{where}")
             fig.update_traces(zmin=lo, zmax=hi)
             out.append((tab, fig))
         diff = cp - rp
         span = float(np.nanmax(np.abs(diff[np.isfinite(diff)]))) if np.isfinite(diff).any() else 0.0
-        fig = heatmap(diff, title=f"{label}{where}: candidate − reference (largest {span:.3g})", colorscale="RdBu")
+        fig = heatmap(diff, title=f"Candidate − reference (largest {span:.3g})", colorscale="RdBu")
         fig.update_traces(zmin=-span or -1.0, zmax=span or 1.0, reversescale=True)
         out.append(("Difference", fig))
+        h, w = rp.shape
+        if max(h, w) > 4 * min(h, w):
+            # An oblong output ([896, 16] boxes) with square cells is a thin strip: let it fill the figure.
+            for _, f in out:
+                f.update_yaxes(scaleanchor=None, constrain=None)
+                f.update_xaxes(constrain=None)
         return out
     fig = _figure(f"{label}: reference and candidate")
     flat_r, flat_c = np.ravel(rp), np.ravel(cp)

@@ -35,6 +35,7 @@ from lite_debug.errors import BundleError
 from lite_debug.records import Feed
 from lite_debug.running import Limits, WorkerPool
 from lite_debug.trace import trace
+from test_browser import browser, server  # noqa: F401  (fixtures for the page's browser test)
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL = ROOT / "tests" / "real_models"
@@ -605,3 +606,101 @@ def test_a_comparison_is_json_ready(models, pool):
     c: Comparison = compare(model(models, "float.tflite"), model(models, "int8.tflite"), pool=pool)
     text = json.dumps(c.to_dict(), allow_nan=False)
     assert "first_divergent" in text
+
+
+# -- the page ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def page_frame(monkeypatch):
+    from ui_helpers import keep_the_frame
+
+    keep_the_frame(monkeypatch)
+    yield
+    from ui_helpers import reset_pool
+
+    reset_pool()
+
+
+def workspace(models, name: str):
+    from lite_debug.session import Workspace
+
+    ws = Workspace.open(name, (models / name).read_bytes())
+    ws.set_feed(Feed({ws.inputs[0].name: sample()}), source="test")
+    return ws
+
+
+def test_page_another_model_shows_the_first_divergent_layer(models, page_frame):
+    from ui_helpers import app, texts, upload
+
+    at = app(workspace(models, "int8.tflite"), page="compare", timeout=180)
+    assert not at.exception and at.main.title[0].value == "Compare"
+    at.radio(key="compare-kind").set_value("tflite").run()
+    assert at.button(key="compare-run").disabled  # nothing to compare with yet
+    at.file_uploader(key="compare-ref-tflite").set_value(upload("float.tflite", (models / "float.tflite").read_bytes())).run()
+    at.button(key="compare-run").click().run()
+    assert not at.exception
+    metrics_shown = {m.label: m.value for m in at.main.metric}
+    assert metrics_shown["Outputs within tolerance"] == "0 of 1" and metrics_shown["First divergent layer"] == "#3"
+    assert "conv_mix" in texts(at.main.warning) and "outlier channel" in texts(at.main.warning)
+    assert "leave the tolerance" in texts(at.main.error)
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    depth = next(c for c in charts if "execution order" in c["layout"]["title"]["text"])
+    assert any(a.get("text") == "first divergent" for a in depth["layout"].get("annotations", []))
+    table = at.dataframe[1].value  # the outputs, then the layers
+    assert list(table["within"]).count("no") >= 1 and len(table) == 6
+    assert len(at.get("download_button")) == 2
+
+
+def test_page_reference_kernels_and_expected_outputs(models, page_frame, tmp_path):
+    from ui_helpers import app, npy, texts, upload
+
+    at = app(workspace(models, "float.tflite"), page="compare", timeout=180)
+    at.button(key="compare-run").click().run()  # the reference kernels, the default
+    assert not at.exception
+    assert "Every output is within the tolerance" in texts(at.main.success)
+    assert "BUILTIN_REF" in texts(at.main.markdown)
+    ws = at.session_state["ws"]
+    y = WorkerPool(size=1)
+    try:
+        out = y.run(ws.model_bytes, ws.spec, ws.feed).outputs[0].values
+    finally:
+        y.close()
+    at.radio(key="compare-kind").set_value("expected").run()
+    at.file_uploader(key="compare-expected").set_value(upload("y.npy", npy(out + 1.0))).run()
+    at.button(key="compare-run").click().run()
+    assert not at.exception and "leave the tolerance" in texts(at.main.error)
+    assert {m.label: m.value for m in at.main.metric}["Outputs within tolerance"] == "0 of 1"
+
+
+@pytest.mark.browser
+def test_page_in_chromium(models, browser, server):  # noqa: F811  (test_browser's fixtures)
+    """The page in a real browser: upload the int8 model and data, compare it with the float
+    model; screenshots in test-artifacts/browser/ (light and dark)."""
+    import test_browser as B
+
+    for scheme in ("light", "dark"):
+        context = browser.new_context(viewport=B.VIEWPORT, color_scheme=scheme, reduced_motion="reduce")
+        context.set_default_timeout(B.WAIT_MS)
+        try:
+            page = context.new_page()
+            page.goto(server)
+            page.get_by_role("heading", name="lite-debug").wait_for()
+            B.settle(page)
+            B._upload_model(page, models / "int8.tflite")
+            B._upload_data(page, models / "x.npy")
+            page.get_by_test_id("stSidebarNav").get_by_role("link", name="Compare").click()
+            page.get_by_role("heading", name="Compare").wait_for()
+            page.get_by_text("Another .tflite model").click()
+            uploader = page.get_by_test_id("stFileUploader").filter(has_text="The reference model")
+            uploader.locator("input[type=file]").set_input_files(str(models / "float.tflite"))
+            B.settle(page)
+            page.get_by_role("button", name="Compare").click()
+            page.get_by_text("is the first, in the reference's execution order").wait_for()
+            B.settle(page)
+            assert "conv_mix" in page.get_by_test_id("stMain").inner_text()
+            B.shot(page, f"70-compare-outcome-{scheme}")
+            B.shot(page, f"71-compare-outputs-{scheme}", show=page.get_by_role("heading", name="Outputs"))
+            B.shot(page, f"72-compare-layers-{scheme}", show=page.get_by_role("heading", name="Layers"))
+        finally:
+            context.close()
