@@ -35,6 +35,7 @@ TARGETS = {
     "text-parse": "≤ 2.0×, peak < 5× the file",
     "trace": "≤ 3.00×",
     "trace-memory": "within the worker's memory limit",
+    "compare": "≤ 3.00×",
 }
 
 

@@ -43,8 +43,8 @@ from __future__ import annotations
 import difflib
 import math
 import threading
-from collections import Counter
-from dataclasses import dataclass, field
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Hashable, Literal, Mapping, Sequence
 
 import numpy as np
@@ -76,7 +76,7 @@ __all__ = [
 PASS_BYTES = 64 << 20  # values of one model fetched in one trace, at most: what this process holds at once
 ORIGIN_DROP_DB = 6.0  # an op that loses this much SNR (the error's share of power ×4) makes the error itself
 OUTLIER_RATIO = 10.0  # a channel whose range is this many times the median channel's is an outlier
-_CHUNK = 1 << 20  # elements compared at a time (float64 temporaries of 8 MiB)
+_CHUNK = 1 << 16  # elements compared at a time: float32 sums this long stay within 1e-6 or so
 
 # Ops a quantized conversion inserts, whose outputs are another tensor's values requantized.
 _REQUANTIZE = frozenset({"QUANTIZE", "DEQUANTIZE"})
@@ -161,7 +161,7 @@ class Metrics:
     tolerance's ``rtol``, else 0) and the smallest ``rtol`` (with its ``atol``, else 0) under
     which every element is close. ``nonfinite``: elements finite on one side only, or NaN on one
     side only, or infinities of opposite signs. ``outside``: elements not within the
-    tolerance's ``atol``/``rtol``. ``spread``: the reference's largest channel range (last axis)
+    tolerance's ``atol``/``rtol``. ``spread``: the reference's largest channel RMS (last axis)
     over the median channel's, for a tensor of rank 2 or more (1.0 otherwise).
     """
 
@@ -197,7 +197,9 @@ def _json_number(v: float | None) -> Any:
 
 def metrics(reference: np.ndarray, candidate: np.ndarray, tolerance: Tolerance = Tolerance()) -> Metrics:
     """Compare two arrays of the same number of elements (shapes are not checked beyond that),
-    a million elements at a time in float64. Raises ``ValueError`` when the sizes differ."""
+    ``_CHUNK`` elements at a time: float32 data in float32 with BLAS dot products, each chunk's
+    sums added in float64 (about 1e-6 relative), anything else in float64. Raises
+    ``ValueError`` when the sizes differ."""
     r_all = np.asarray(reference).reshape(-1)
     c_all = np.asarray(candidate).reshape(-1)
     if r_all.size != c_all.size:
@@ -207,76 +209,109 @@ def metrics(reference: np.ndarray, candidate: np.ndarray, tolerance: Tolerance =
     max_abs = max_rel = atol_needed = rtol_needed = 0.0
     sum_abs = sig = noise = cand = cross = 0.0
     for start in range(0, r_all.size, _CHUNK):
-        r = r_all[start:start + _CHUNK].astype(np.float64)
-        c = c_all[start:start + _CHUNK].astype(np.float64)
-        finite = np.isfinite(r) & np.isfinite(c)
-        if not finite.all():
+        r, c = r_all[start:start + _CHUNK], c_all[start:start + _CHUNK]
+        part = _chunk_sums(r, c, atol, rtol)
+        if part is None:  # NaN or Inf in this chunk: compare the finite values, count the rest
+            r, c = r.astype(np.float64), c.astype(np.float64)
+            finite = np.isfinite(r) & np.isfinite(c)
             same = (r == c) | (np.isnan(r) & np.isnan(c))  # NaN where NaN, an infinity where the same one
             nonfinite += int(np.count_nonzero(~finite & ~same))
-            r, c = r[finite], c[finite]
-        if not r.size:
-            continue
-        count += r.size
-        d = c - r
-        ad, ar = np.abs(d), np.abs(r)
-        max_abs = max(max_abs, float(ad.max()))
-        sum_abs += float(ad.sum())
-        sig += float(np.dot(r, r))
-        noise += float(np.dot(d, d))
-        cand += float(np.dot(c, c))
-        cross += float(np.dot(r, c))
-        differs = ad > 0
-        if differs.any():
-            zero_ref = ar == 0
-            if (differs & zero_ref).any():
-                max_rel = math.inf
-            nz = ~zero_ref
-            if nz.any():
-                max_rel = max(max_rel, float((ad[nz] / ar[nz]).max()))
-        atol_needed = max(atol_needed, float((ad - rtol * ar).max()))
-        excess = ad - atol
-        over = excess > 0
-        if over.any():
-            if (over & (ar == 0)).any():
-                rtol_needed = math.inf
-            ok = over & (ar > 0)
-            if ok.any():
-                rtol_needed = max(rtol_needed, float((excess[ok] / ar[ok]).max()))
-        outside += int(np.count_nonzero(ad > atol + rtol * ar))
+            part = _chunk_sums(r[finite], c[finite], atol, rtol)
+            assert part is not None
+        n, out, mx, sa, mr, an, rn, sg, ns, cd, cr = part
+        count += n
+        outside += out
+        max_abs, max_rel = max(max_abs, mx), max(max_rel, mr)
+        atol_needed, rtol_needed = max(atol_needed, an), max(rtol_needed, rn)
+        sum_abs += sa
+        sig += sg
+        noise += ns
+        cand += cd
+        cross += cr
     if sig == 0.0 and cand == 0.0:
         cosine = 1.0
     elif sig == 0.0 or cand == 0.0:
         cosine = 0.0
     else:
         cosine = max(-1.0, min(1.0, cross / math.sqrt(sig * cand)))
-    if noise == 0.0:
-        snr = math.inf
-    elif sig == 0.0:
-        snr = -math.inf
-    else:
-        snr = 10.0 * math.log10(sig / noise)
+    snr = math.inf if noise == 0.0 else (-math.inf if sig == 0.0 else 10.0 * math.log10(sig / noise))
     return Metrics(
         count=count, max_abs=max_abs, mean_abs=sum_abs / count if count else 0.0, max_rel=max_rel, cosine=cosine,
-        snr_db=snr, atol_needed=max(atol_needed, 0.0), rtol_needed=rtol_needed, nonfinite=nonfinite,
-        outside=outside, spread=_spread(np.asarray(reference)),
+        snr_db=snr, atol_needed=atol_needed, rtol_needed=rtol_needed, nonfinite=nonfinite, outside=outside,
+        spread=_spread(np.asarray(reference)),
     )
 
 
+def _chunk_sums(r: np.ndarray, c: np.ndarray, atol: float, rtol: float) -> tuple | None:
+    """One chunk's (count, outside, max_abs, sum_abs, max_rel, atol_needed, rtol_needed, and the
+    sums of r², (c−r)², c², r·c), with as few numpy calls and temporaries as will do (a
+    comparison makes hundreds); None when the chunk holds NaN or Inf, which its sums of squares
+    say (a float32 squared never overflows float64, nor a chunk of them in float32 beyond 1e38,
+    where the caller's float64 path takes over)."""
+    dtype = np.float32 if r.dtype == np.float32 and c.dtype == np.float32 else np.float64
+    r = r.astype(dtype, copy=False)
+    c = c.astype(dtype, copy=False)
+    sig, cand = float(np.dot(r, r)), float(np.dot(c, c))
+    if not (math.isfinite(sig) and math.isfinite(cand)):
+        return None
+    n = r.size
+    d = np.subtract(c, r)
+    noise, cross = float(np.dot(d, d)), float(np.dot(r, c))
+    ad = np.abs(d, out=d)
+    max_abs = float(ad.max()) if n else 0.0
+    outside = 0
+    if max_abs == 0.0:
+        sum_abs = max_rel = rtol_needed = atol_needed = 0.0
+    else:
+        sum_abs = float(ad.sum(dtype=np.float64))
+        ar = np.abs(r)
+        if float(ar.min()) == 0.0:
+            zero = ar == 0.0
+            if bool(ad[zero].any()):
+                max_rel = math.inf
+            else:
+                ar[zero] = 1.0  # where the reference is 0 the candidate is too: no relative error there
+                max_rel = float((ad / ar).max())
+                ar[zero] = 0.0
+        else:
+            max_rel = float((ad / ar).max())
+        if rtol == 0.0 and atol == 0.0:
+            atol_needed, rtol_needed = max_abs, max_rel
+            outside = int(np.count_nonzero(ad))
+        else:
+            scaled = ar * rtol
+            atol_needed = max(float((ad - scaled).max()), 0.0)
+            excess = ad - atol
+            over = excess > 0.0
+            if not over.any():
+                rtol_needed = 0.0
+            elif bool((over & (ar == 0.0)).any()):
+                rtol_needed = math.inf
+            else:
+                rtol_needed = float((excess[over] / ar[over]).max())
+            outside = int(np.count_nonzero(ad > scaled + atol))
+    return n, outside, max_abs, sum_abs, max_rel, atol_needed, rtol_needed, sig, noise, cand, cross
+
+
 def _spread(values: np.ndarray) -> float:
-    """The largest channel's range over the median channel's (channels: the last axis)."""
+    """The largest channel's RMS over the median channel's (channels: the last axis), for a
+    tensor of rank 2 or more with 4 channels or more; 1.0 otherwise. RMS rather than range:
+    one BLAS call (a reduction across a short last axis costs ten times more)."""
     v = values
     while v.ndim > 2 and v.shape[0] == 1:
         v = v[0]
-    if v.ndim < 2 or v.shape[-1] < 4 or v.dtype.kind not in "fiu":
+    if v.ndim < 2 or v.shape[-1] < 4 or v.dtype.kind != "f":
         return 1.0
-    flat = np.abs(v.reshape(-1, v.shape[-1]).astype(np.float32))
-    finite = np.where(np.isfinite(flat), flat, 0.0)
-    ranges = finite.max(axis=0)
-    median = float(np.median(ranges))
-    top = float(ranges.max())
+    rows = v.reshape(-1, v.shape[-1])
+    squares = np.square(rows, dtype=np.float32 if rows.dtype == np.float32 else np.float64)
+    energy = (np.ones(rows.shape[0], squares.dtype) @ squares).tolist()
+    if not all(math.isfinite(x) for x in energy):
+        return 1.0
+    energy.sort()
+    median, top = energy[len(energy) // 2], energy[-1]
     if median <= 0.0:
         return math.inf if top > 0.0 else 1.0
-    return top / median
+    return math.sqrt(top / median)
 
 
 # -- matching ----------------------------------------------------------------------------------------
@@ -389,6 +424,10 @@ def _nodes(sub, weights: set[int]) -> tuple[list[_Node], set[int]]:
     return nodes, inside
 
 
+_MATCHES: "OrderedDict[tuple, Matching]" = OrderedDict()
+_MATCHES_KEPT = 8
+
+
 def match(
     reference: ModelSpec,
     candidate: ModelSpec,
@@ -397,7 +436,22 @@ def match(
 ) -> Matching:
     """Pair the tensors of ``reference``'s subgraph (the main graph, or the signature's) with
     ``candidate``'s: by name, then by structure (see the module's docstring). A model against
-    itself pairs every tensor with itself. Raises ``ValueError`` when a graph cannot be read."""
+    itself pairs every tensor with itself. Kept for the last few pairs of models (a page compares
+    again on every click). Raises ``ValueError`` when a graph cannot be read."""
+    key = (reference.sha256, candidate.sha256, reference_signature, candidate_signature)
+    found = _MATCHES.get(key)
+    if found is not None:
+        _MATCHES.move_to_end(key)
+        return found
+    found = _match(reference, candidate, reference_signature, candidate_signature)
+    _MATCHES[key] = found
+    while len(_MATCHES) > _MATCHES_KEPT:
+        _MATCHES.popitem(last=False)
+    return found
+
+
+def _match(reference: ModelSpec, candidate: ModelSpec, reference_signature: str | None,
+           candidate_signature: str | None) -> Matching:
     for spec in (reference, candidate):
         if spec.graph is None or not spec.graph.subgraphs:
             raise ValueError(f"The model's graph cannot be read, so its layers cannot be compared: {spec.problem or 'no subgraphs'}")
@@ -853,14 +907,11 @@ class _Workers:
 
 def _parallel_runs(pool: Any, owner: Hashable, on_wait: Any, models: Sequence[Model]) -> list[RunResult]:
     """A plain run of each model (through a trace with nothing fetched when its kernels are the reference ones)."""
-    from .trace import trace
-
     workers = _Workers(pool, owner, on_wait, [m.spec.sha256 for m in models])
     try:
         def call(m: Model) -> Callable[[Any], RunResult]:
             if m.kernels == "reference":
-                return lambda runner: trace(m.model_bytes, m.spec, m.feed, m.signature, pool=runner, owner=owner,
-                                            reference_kernels=True).run
+                return lambda runner: _fetch(m, runner, owner, _subgraph_of(m.spec, m.signature), []).run
             return lambda runner: runner.run(m.model_bytes, m.spec, m.feed, m.signature, owner=owner)
 
         return workers.both([call(m) for m in models])
@@ -1017,10 +1068,42 @@ def _budget(pool: Any, model: Model, sub) -> int:
     return max(room, 0)
 
 
+@dataclass(frozen=True, eq=False)
+class _Fetched:
+    """One traced run of a model with tensors' values fetched: the plain run, the values (real
+    units) by tensor index, and whether the traced run's outputs equal the plain run's."""
+
+    run: RunResult
+    values: dict
+    outputs_equal: bool | None
+
+    @property
+    def ok(self) -> bool:
+        return self.run.ok and self.outputs_equal is not None
+
+
+def _fetch(model: Model, runner: Any, owner: Hashable, sub_index: int, fetch: Sequence[int]) -> _Fetched:
+    """``trace.trace`` without its statistics: a comparison needs the fetched values, not a row of
+    figures for every tensor (which took as long as the traced run itself)."""
+    from .running import _output
+    from .trace import _TOLERANCE, _largest, _plan
+
+    plan = _plan(model.spec, sub_index)
+    options: dict[str, Any] = {"reference_kernels": True} if model.kernels == "reference" else {}
+    result, reply = runner.trace(
+        model.model_bytes, model.spec, model.feed, model.signature, owner=owner, subgraph=sub_index, tensors=[],
+        mark=plan.mark, quantized=plan.quantized, weights=plan.weights, fetch=list(fetch), **options,
+    )
+    if reply is None:
+        return _Fetched(run=result, values={}, outputs_equal=None)
+    equal = all(same or (math.isfinite(d) and d <= _TOLERANCE * max(1.0, _largest(o.values)))
+                for o, same, d in zip(result.outputs, reply.equal, reply.differences))
+    values = {o.index: _output(o, {}) for o in reply.fetched}
+    return _Fetched(run=result, values=values, outputs_equal=equal)
+
+
 def _compare_layers(reference: Model, candidate: Model, tolerance: Tolerance, pool: Any, owner: Hashable,
                     on_wait: Any) -> Comparison:
-    from .trace import trace
-
     matching = match(reference.spec, candidate.spec, reference.signature, candidate.signature)
     rsub = reference.spec.graph.subgraphs[matching.reference_subgraph]  # type: ignore[union-attr]
     csub = candidate.spec.graph.subgraphs[matching.candidate_subgraph]  # type: ignore[union-attr]
@@ -1032,9 +1115,8 @@ def _compare_layers(reference: Model, candidate: Model, tolerance: Tolerance, po
     passes = 0
     workers = _Workers(pool, owner, on_wait, [reference.spec.sha256, candidate.spec.sha256])
 
-    def traced(model: Model, fetch: list[int]) -> Callable[[Any], Any]:
-        return lambda runner: trace(model.model_bytes, model.spec, model.feed, model.signature, pool=runner, owner=owner,
-                                    fetch=fetch, reference_kernels=model.kernels == "reference")
+    def traced(model: Model, sub_index: int, fetch: list[int]) -> Callable[[Any], _Fetched]:
+        return lambda runner: _fetch(model, runner, owner, sub_index, fetch)
 
     def op_of(sub, t: int) -> str:
         p = sub.tensors[t].producer
@@ -1050,8 +1132,8 @@ def _compare_layers(reference: Model, candidate: Model, tolerance: Tolerance, po
         queue: list[list[Match]] = list(groups) or [[]]
         while queue:
             group = queue.pop(0)
-            got = workers.both([traced(reference, [p.reference for p in group]),
-                                traced(candidate, [p.candidate for p in group])])
+            got = workers.both([traced(reference, matching.reference_subgraph, [p.reference for p in group]),
+                                traced(candidate, matching.candidate_subgraph, [p.candidate for p in group])])
             passes += 1
             rt, ct = got
             if runs[0] is None or not runs[0].ok:
@@ -1212,8 +1294,8 @@ def _outlier_hint(prev: TensorComparison | None, rsub) -> str:
     one scale then gives the other channels few levels, and the loss shows where they are mixed."""
     if prev is None or prev.metrics is None or prev.metrics.spread < OUTLIER_RATIO:
         return ""
-    return (f"The reference's {prev.reference!r} has an outlier channel: its largest channel spans "
-            f"{prev.metrics.spread:.0f}× the median channel's range. Quantized with one scale for the whole tensor, the "
+    return (f"The reference's {prev.reference!r} has an outlier channel: its largest channel's values are "
+            f"{prev.metrics.spread:.0f}× the median channel's (RMS). Quantized with one scale for the whole tensor, the "
             "other channels keep only a few integer levels each; the loss shows once an op mixes them (per-channel "
             "activation ranges, cross-layer equalization or a float layer there would avoid it).")
 

