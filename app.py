@@ -32,6 +32,7 @@ page = st.navigation(
         st.Page(PAGES["diagnose"], title="Diagnose and fix", icon=":material/healing:"),
         st.Page(PAGES["run"], title="Run and outputs", icon=":material/play_arrow:"),
         st.Page(PAGES["layers"], title="Layers", icon=":material/layers:"),
+        st.Page(PAGES["compare"], title="Compare", icon=":material/compare_arrows:"),
         st.Page(PAGES["explain"], title="Explain an error", icon=":material/help:"),
         st.Page(PAGES["export"], title="Export", icon=":material/download:"),
     ]

@@ -36,6 +36,7 @@ TARGETS = {
     "first-plot": "≤ 1.50× first (metrics ≤ 1.20×), ≤ 1.30× repeated; busy ≤ 2.00× / ≤ 1.50×",
     "trace": "≤ 3.00×",
     "trace-memory": "within the worker's memory limit",
+    "compare": "≤ 3.00×",
 }
 
 

@@ -1078,3 +1078,7 @@ FIGURES: dict[str, Callable[[int, bool], list[Row]]] = {
 from .trace import trace_memory, trace_speed  # noqa: E402
 
 FIGURES.update({"trace": trace_speed, "trace-memory": trace_memory})
+
+from .compare import compare_speed  # noqa: E402
+
+FIGURES["compare"] = compare_speed

@@ -42,6 +42,11 @@ RECIPES: dict[str, dict[str, Any]] = {
     # 100,001 tensors: x [1, 4], then 50,000 ADDs of a constant [4] each. Written with the
     # flatbuffer schema's object API (no converter: it takes minutes over a graph this long).
     "chain_100k": {"kind": "chain", "ops": 50_000, "width": 4},
+    # 33 residual blocks (3×3 conv + ReLU, 1×1 conv, add + ReLU) of 16 channels on 32×32, a mean
+    # and a dense head: 101 ops in float; the same weights converted to int8 (float in and out,
+    # a representative dataset): 103 ops. The pair the comparison's figure compares layer by layer.
+    "deep_100": {"kind": "deep", "size": 32, "channels": 16, "blocks": 33, "seed": 8},
+    "deep_100_int8": {"kind": "deep", "size": 32, "channels": 16, "blocks": 33, "seed": 8, "quantize": True},
 }
 
 
@@ -176,9 +181,30 @@ def _build(name: str, recipe: dict[str, Any]) -> bytes:
             h = tf.nn.max_pool2d(h, 2, 2, "VALID")
             return tf.nn.softmax(tf.matmul(tf.reshape(h, [1, -1]), w2) + b2)
 
+    elif kind == "deep":
+        size, ch = recipe["size"], recipe["channels"]
+        stem = (const((3, 3, 3, ch), 0.3), const((ch,), 0.01))
+        blocks = [(const((3, 3, ch, ch), 0.3 / ch**0.5), const((ch,), 0.01), const((1, 1, ch, ch), 0.5 / ch**0.5),
+                   const((ch,), 0.01)) for _ in range(recipe["blocks"])]
+        head = const((ch, 10), 0.2)
+
+        @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32, name="x")])
+        def fn(x):
+            h = tf.nn.relu(tf.nn.conv2d(x, stem[0], 1, "SAME") + stem[1])
+            for w1, b1, w2, b2 in blocks:
+                y = tf.nn.relu(tf.nn.conv2d(h, w1, 1, "SAME") + b1)
+                h = tf.nn.relu(h + (tf.nn.conv2d(y, w2, 1, "SAME") + b2))  # the bias folds into the conv
+            return tf.matmul(tf.reduce_mean(h, axis=[1, 2]), head)
+
     else:
         raise ValueError(f"Unknown recipe kind {kind!r} for {name}.")
     converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
+    if recipe.get("quantize"):
+        size = recipe["size"]
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: (
+            [rng.uniform(-1, 1, (1, size, size, 3)).astype(np.float32)] for _ in range(16))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     return converter.convert()
 
 

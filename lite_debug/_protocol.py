@@ -34,9 +34,10 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Callable
 
 __all__ = [
-    "Array", "Batch", "BatchDone", "Exit", "Failed", "Load", "Loaded", "More", "Output", "OutputSize",
-    "Progress", "ProtocolError", "Request", "Run", "RunDone", "STAT_COLUMNS", "Stop", "TooLarge", "Trace",
-    "Traced", "decode_reply", "encode_reply", "footprint", "reply",
+    "Array", "Batch", "BatchDone", "Exit", "Failed", "Load", "LoadReference", "Loaded", "More", "Output",
+    "OutputSize", "Progress", "ProtocolError", "ReferenceLoaded", "ReferenceTensor", "Request", "Run", "RunDone",
+    "RunReference", "STAT_COLUMNS", "Stop", "TooLarge", "Trace", "Traced", "decode_reply", "encode_reply",
+    "footprint", "reply",
 ]
 
 
@@ -89,6 +90,7 @@ class Run(Request):
     keep_state: bool = False
     output_cap: int | None = None
     region: tuple | None = None
+    reference_kernels: bool = False  # the reference kernels (BUILTIN_REF), no delegate
 
 
 @dataclass
@@ -145,6 +147,31 @@ class Trace(Request):
     quantized: dict = field(default_factory=dict)
     weights: dict = field(default_factory=dict)
     fetch: list = field(default_factory=list)
+    output_cap: int | None = None
+    region: tuple | None = None
+    reference_kernels: bool = False  # both runs with the reference kernels (BUILTIN_REF), no delegate
+
+
+@dataclass
+class LoadReference(Request):
+    """For ``lite_debug._tf_worker`` only: load a Keras (``kind="keras"``: a ``.keras`` zip;
+    ``"h5"``: a legacy HDF5 file) or SavedModel (``"saved_model"``: its folder, zipped) model with
+    TensorFlow, Keras in safe mode. ``signature``: the SavedModel signature to run (default
+    ``serving_default``). Reply: ``ReferenceLoaded`` or ``Failed``."""
+
+    model: bytes | None = None
+    path: str | None = None
+    kind: str = "keras"
+    signature: str | None = None
+
+
+@dataclass
+class RunReference(Request):
+    """Call the loaded reference once. ``arrays``: (input name, array) for each of its inputs.
+    Reply: ``RunDone`` (outputs numbered in the order ``ReferenceLoaded`` lists them), ``TooLarge``
+    or ``Failed``."""
+
+    arrays: list = field(default_factory=list)
     output_cap: int | None = None
     region: tuple | None = None
 
@@ -248,6 +275,29 @@ class TooLarge:
     total: int
     cap: int
     invoke_ms: float = 0.0
+
+
+@reply
+@dataclass(frozen=True)
+class ReferenceTensor:
+    """An input or output of a reference model: its name, shape (-1 where any size goes) and dtype."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+
+@reply
+@dataclass(frozen=True)
+class ReferenceLoaded:
+    """A Keras or SavedModel reference loaded: its inputs and outputs in calling order, what
+    TensorFlow and Keras versions loaded it, and how long loading took (TensorFlow's import included)."""
+
+    inputs: tuple[ReferenceTensor, ...]
+    outputs: tuple[ReferenceTensor, ...]
+    versions: str = ""
+    load_ms: float = 0.0
+    signature: str = ""
 
 
 # The columns of ``Traced.stats``, one row per traced tensor. Min, max, mean and std are of the

@@ -97,6 +97,16 @@ def _interpreter_module():
     return module
 
 
+def _resolver(lite: Any, no_default_delegates: bool, reference_kernels: bool) -> Any:
+    """The op resolver an interpreter is built with: the reference kernels (BUILTIN_REF, which
+    never take a delegate), the builtin kernels without the default delegate, or the default (None)."""
+    if reference_kernels:
+        return lite.OpResolverType.BUILTIN_REF
+    if no_default_delegates:
+        return lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    return None
+
+
 def _message(exc: BaseException) -> str:
     text = str(exc)
     return text if len(text) <= MESSAGE_LIMIT else text[:MESSAGE_LIMIT] + " […]"
@@ -252,10 +262,11 @@ class _Session:
         # whose outputs its interpreter still holds: a trace of the same data compares with it.
         self.last_plain: tuple[Any, float] | None = None
 
-    def build(self, no_default_delegates: bool = False) -> Any:
+    def build(self, no_default_delegates: bool = False, reference_kernels: bool = False) -> Any:
         kwargs: dict[str, Any] = {"model_content": self.model_bytes}
-        if no_default_delegates:
-            kwargs["experimental_op_resolver_type"] = self.lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        resolver = _resolver(self.lite, no_default_delegates, reference_kernels)
+        if resolver is not None:
+            kwargs["experimental_op_resolver_type"] = resolver
         return self.lite.Interpreter(**kwargs)
 
     def ensure(self) -> Any:
@@ -275,8 +286,8 @@ class _Session:
 
     def run(self, request: P.Run) -> tuple[list, float]:
         """Invoke once; (output slots, invoke ms)."""
-        if request.no_default_delegates:
-            interpreter = self.build(no_default_delegates=True)
+        if request.no_default_delegates or request.reference_kernels:
+            interpreter = self.build(no_default_delegates=True, reference_kernels=request.reference_kernels)
             shapes = {d["index"]: tuple(int(x) for x in d["shape"]) for d in interpreter.get_input_details()}
             slots, invoke_ms, _ = _invoke(interpreter, request, shapes, dict(shapes), allocated=False)
             return slots, invoke_ms
@@ -676,17 +687,23 @@ def mark_outputs(model: bytes | memoryview, subgraph: int, tensors: Any) -> byte
     return bytes(out)
 
 
+def _tracer_key(request: P.Trace) -> tuple:
+    """What a kept traced interpreter was built for: another key needs another one."""
+    return (request.subgraph, tuple(request.mark), bool(request.no_default_delegates), bool(request.reference_kernels))
+
+
 class _Tracer:
     """The marked copy of a session's model and its interpreter, kept for the next trace of the
     same subgraph and tensors."""
 
     def __init__(self, session: "_Session", request: P.Trace) -> None:
         t0 = time.perf_counter()
-        self.key = (request.subgraph, tuple(request.mark), bool(request.no_default_delegates))
+        self.key = _tracer_key(request)
         data = mark_outputs(session.model_bytes, request.subgraph, request.mark)
         kwargs: dict[str, Any] = {"model_content": data}
-        if request.no_default_delegates:
-            kwargs["experimental_op_resolver_type"] = session.lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        resolver = _resolver(session.lite, request.no_default_delegates, request.reference_kernels)
+        if resolver is not None:
+            kwargs["experimental_op_resolver_type"] = resolver
         self.interpreter = session.lite.Interpreter(**kwargs)
         del data  # the interpreter holds the bytes it needs
         self.shapes = {d["index"]: tuple(int(x) for x in d["shape"]) for d in self.interpreter.get_input_details()}
@@ -935,7 +952,7 @@ def _trace(state: "_State", request: P.Trace) -> Any:
     session = state.session
     assert session is not None
     run = P.Run(arrays=request.arrays, signature=request.signature, resize=request.resize,
-                no_default_delegates=request.no_default_delegates)
+                no_default_delegates=request.no_default_delegates, reference_kernels=request.reference_kernels)
     reused = _same_as_last_run(session, request)
     if reused is not None:
         # The worker's last plain run had these very inputs, and its interpreter still holds
@@ -949,7 +966,7 @@ def _trace(state: "_State", request: P.Trace) -> Any:
         outputs, notes, invoke_ms = list(plain.outputs), list(plain.notes), plain.invoke_ms
     # The traced interpreter is kept with the session: built on the first trace, reused after.
     tracer = session.tracer
-    key = (request.subgraph, tuple(request.mark), bool(request.no_default_delegates))
+    key = _tracer_key(request)
     build_ms = 0.0
     if tracer is None or tracer.key != key or (tracer.dirty and session.stateful):
         session.tracer = None
@@ -1064,7 +1081,7 @@ def _same_as_last_run(session: "_Session", request: P.Trace) -> float | None:
     last = session.last_plain
     interpreter = session.interpreter
     if (last is None or last[0] is not interpreter or request.signature is not None or request.no_default_delegates
-            or len(request.arrays) != len(session.original)):
+            or request.reference_kernels or len(request.arrays) != len(session.original)):
         return None
     for index, value in request.arrays:
         if not isinstance(index, int):

@@ -67,6 +67,7 @@ __all__ = [
     "ErrorText",
     "archive_format",
     "read_archive",
+    "read_files",
     "same_error",
 ]
 
@@ -343,6 +344,28 @@ def read_archive(name: str, data: bytes | memoryview, *, limits: ArchiveLimits =
     return sorter.archive()
 
 
+def read_files(name: str, data: bytes | memoryview, *, limits: ArchiveLimits = ArchiveLimits()) -> tuple[ArchiveFile, ...]:
+    """Every regular file of a zip or tar archive, with its path and bytes (a SavedModel's
+    folder, zipped), read in memory with the same checks as ``read_archive``: no ``..``, no
+    absolute path, no link or device, no more members or bytes than ``limits``. Folders and the
+    files operating systems add (``__MACOSX/``, ``.DS_Store``) are left out. Raises
+    ``BundleError`` with a sentence for anything ``read_archive`` refuses."""
+    kind = archive_format(data)
+    view = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+    if kind not in ("zip", "tar", "gzip", "bzip2", "xz"):
+        raise BundleError(f"{name} is not a zip or tar archive; pack the folder as a .zip.")
+    keeper = _Keeper(name, limits)
+    if kind == "zip":
+        keeper.format = "zip"
+        _read_zip(keeper, view)
+    elif kind == "tar":
+        keeper.format = "tar"
+        _read_tar(keeper, _Stream(_plain_chunks(view), keeper))
+    else:
+        _read_compressed(keeper, view, kind)
+    return tuple(keeper.models)
+
+
 class _Sorter:
     """Sorts members as they stream past, and keeps the running counts the limits apply to."""
 
@@ -518,6 +541,19 @@ class _Sorter:
             member_count=self.members,
             read_bytes=self.total,
         )
+
+
+class _Keeper(_Sorter):
+    """Keeps every regular file whole (in ``models``), sorting nothing: ``read_files``."""
+
+    def add(self, path: str, declared: int, fh: BinaryIO) -> None:
+        self.member_read = 0
+        if not path:
+            raise self.refuse(path, "a name with no file in it", "re-pack the files with plain names")
+        if _ignored(path):
+            self.ignored.append(path)
+            return
+        self.models.append(ArchiveFile(path, self.read(path, fh)))
 
 
 _CHUNK = 1 << 20

@@ -784,6 +784,265 @@ def _trace_text(s: _Check, t, written: str | None, args: argparse.Namespace) -> 
     return "\n".join(out)
 
 
+COMPARE_ROWS = 200  # layers printed as text; --json gives them all
+
+
+def _is_tflite(path: str) -> bool:
+    """Whether the file holds a TFLite flatbuffer (bytes 4-8 'TFL3'), whatever its name."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return False
+    return head[4:8] == b"TFL3"
+
+
+def _fixed_feed(args: argparse.Namespace, spec: ModelSpec, feed: Feed, signature: str | None, picks: dict[str, str],
+                model: bytes, batch: bool) -> tuple[Feed, tuple[Fix, ...], list[Mismatch]]:
+    """``feed`` diagnosed for ``spec`` and, with --fix, fixed as check --fix fixes it (a batch:
+    every sample as its first); (the feed, the fixes applied, the mismatches left)."""
+    from .choices import choices as find_choices, pending_fixes
+    from .diagnosis import diagnose, fix_all
+
+    found = find_choices(spec, feed, signature, picks, model_bytes=model)
+    remaining = diagnose(spec, feed, signature, choices=found)
+    if not args.fix:
+        return feed, (), list(remaining)
+    if batch:
+        from .batch import fix_batch
+
+        try:
+            outcome = fix_batch(spec, feed, signature, choices=found)
+        except ValueError as exc:
+            raise UsageError(f"{str(exc)[:-1]}; the data is {_shapes(feed)}.") from None
+    else:
+        outcome = fix_all(spec, feed, signature, choices=found, extra=pending_fixes(found, ()))
+    return outcome.feed, tuple(outcome.applied), list(outcome.remaining)
+
+
+def _samples(spec: ModelSpec, feed: Feed, signature: str | None) -> list[Feed]:
+    from .batch import batch_plan, sample
+
+    plan = batch_plan(spec, feed, signature)
+    if plan is None:
+        raise UsageError(
+            f"--batch needs data whose first axis holds samples the model takes one (or its batch size) at a time; "
+            f"the data is {_shapes(feed)}."
+        )
+    n, chunk = plan
+    return [sample(feed, i, chunk) for i in range(0, n, chunk)]
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """``lite-debug compare``: a candidate .tflite against a reference (another .tflite, its own
+    reference kernels, expected outputs, or its Keras/SavedModel source), on the same data;
+    0 when every output is within the tolerance, 1 otherwise."""
+    from .compare import Expected, Model, Tolerance, compare, compare_samples
+    from .inspection import inspect_model
+    from .reference import open_reference, reference_kind
+    from .running import WorkerPool
+
+    try:
+        tolerance = Tolerance(atol=args.atol, rtol=args.rtol, min_snr=args.min_snr, min_cosine=args.min_cosine)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    files = list(args.files)
+    candidate_path = files.pop(0) if files and _is_tflite(files[0]) else None
+    raw = _read(args.reference, "reference")
+    keras = None
+    if raw[4:8] != b"TFL3":
+        if reference_kind(raw) is None:
+            raise UsageError(
+                f"The reference {args.reference!r} is neither a TFLite model, a Keras model (.keras, .h5) nor a zipped "
+                "SavedModel folder; its content matches none of them."
+            )
+        if candidate_path is None:
+            raise UsageError(
+                "A Keras or SavedModel reference needs the .tflite model to compare with it: "
+                "lite-debug compare MODEL.keras MODEL.tflite [DATA ...]."
+            )
+        keras = open_reference(Path(args.reference).name, raw, args.reference_signature)
+    if args.expected and candidate_path is not None:
+        raise UsageError("--expected compares one model with the outputs in the file: give one .tflite model, not two.")
+    if args.expected and keras is not None:
+        raise UsageError("--expected takes a .tflite model, not a Keras or SavedModel one.")
+    two_models = keras is None and candidate_path is not None
+    # The data is loaded and bound for the model that is run on it as the candidate.
+    model_path = candidate_path or args.reference
+    ns = argparse.Namespace(**{**vars(args), "model": model_path, "data": files})
+    state = _prepare(ns)
+    picks = {**(state.reopened.preferences if state.reopened is not None else {}), **_picks(args, state)}
+    cand_feed, state.applied, state.remaining = _fixed_feed(args, state.spec, state.feed, state.signature, picks,
+                                                             state.model, args.batch)
+    candidate = Model(name=state.model_name, model_bytes=state.model, spec=state.spec, feed=cand_feed,
+                      signature=state.signature)
+    reference: Any
+    ref_feeds: list[Feed] | None = None
+    ref_fixes: tuple[Fix, ...] = ()
+    if keras is not None:
+        reference = keras
+    elif args.expected:
+        from .loading import load_data
+
+        loaded = load_data(Path(args.expected).name, _read(args.expected, "expected outputs"))
+        reference = Expected(name=Path(args.expected).name, arrays=loaded)
+    elif two_models:
+        ref_spec = inspect_model(raw, name=f"the model file {Path(args.reference).name!r}")
+        ref_signature = state.signature if state.signature in {s.key for s in ref_spec.signatures} else None
+        from .binding import bind
+
+        inputs, _ = state.spec.io(state.signature)
+        arrays = [state.feed.arrays[t.name] for t in inputs if t.name in state.feed.arrays]
+        try:
+            ref_data = bind(ref_spec, arrays, ref_signature)
+        except (ValueError, KeyError) as exc:
+            raise UsageError(f"The data cannot be bound to the reference's inputs: {exc}") from None
+        ref_data, ref_fixes, ref_left = _fixed_feed(args, ref_spec, ref_data, ref_signature, picks, raw, args.batch)
+        state.remaining += [m for m in ref_left if m.severity == "error"]
+        reference = Model(name=Path(args.reference).name, model_bytes=raw, spec=ref_spec, feed=ref_data,
+                          signature=ref_signature)
+        if args.batch:
+            ref_feeds = _samples(ref_spec, ref_data, ref_signature)
+    else:
+        from dataclasses import replace as _replace
+
+        reference = _replace(candidate, kernels="reference")
+    pool = WorkerPool(size=2, limits=_limits(args))
+    try:
+        if args.batch:
+            feeds = _samples(state.spec, cand_feed, state.signature)
+            pairs = [(f, ref_feeds[i] if ref_feeds is not None and i < len(ref_feeds) else None) for i, f in enumerate(feeds)]
+            result = compare_samples(reference, candidate, pairs, tolerance=tolerance, pool=pool, layers=not args.outputs_only,
+                                     progress=_progress_bar if not args.json and sys.stderr.isatty() else None)
+        else:
+            result = compare(reference, candidate, tolerance=tolerance, pool=pool, layers=not args.outputs_only)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        pool.close()
+    written = _write_model_explorer(args, result, reference, candidate)
+    errors_left = [m for m in state.remaining if m.severity == "error"]
+    code = EXIT_OK if result.ok and not errors_left else EXIT_PROBLEMS
+    if args.json:
+        from .report import fixes_to_list, mismatches_to_list
+
+        out = {
+            **result.to_dict(),
+            "signature": state.signature,
+            "generated": state.generated,
+            "mismatches": mismatches_to_list(state.remaining),
+            "fixes_applied": fixes_to_list(state.applied + ref_fixes),
+            "model_explorer": written,
+        }
+        print(json.dumps(_json_safe(out), indent=2, allow_nan=False, default=str))
+    else:
+        print(_compare_text(state, result, written, args))
+    return code
+
+
+def _write_model_explorer(args: argparse.Namespace, result, reference, candidate) -> list[str]:
+    """--model-explorer OUT.json: the reference's file, and OUT.candidate.json keyed by the
+    candidate's names when the reference is a .tflite too; nothing when no layer was compared."""
+    if not args.model_explorer or not result.tensors:
+        return []
+    from .compare import Model
+    from .model_explorer import comparison_node_data, dumps
+
+    out = Path(args.model_explorer)
+    targets = [(out, reference.spec, "reference")]
+    if isinstance(reference, Model):
+        second = out.with_name(out.stem + ".candidate" + (out.suffix or ".json"))
+        targets.append((second, candidate.spec, "candidate"))
+    written = []
+    for path, spec, side in targets:
+        try:
+            path.write_text(dumps(comparison_node_data(result, spec, side, args.model_explorer_metric)), encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"Cannot write {str(path)!r}: {exc.strerror or exc}.") from None
+        written.append(str(path))
+    return written
+
+
+def _compare_text(s: _Check, c, written: list[str], args: argparse.Namespace) -> str:
+    from .report import format_table
+
+    def num(v: float | None, fmt: str = ".4g") -> str:
+        if v is None:
+            return "—"
+        if isinstance(v, float) and not np.isfinite(v):
+            return "inf" if v > 0 else ("-inf" if v < 0 else "nan")
+        return format(v, fmt)
+
+    given = [Path(p).name for p in args.files if not _is_tflite(p)]
+    where = (f"generated ({s.generated})" if s.generated else f"from {s.data_source}" if s.data_source
+             else "from " + ", ".join(given) if given else "as the bundle recorded it")
+    out = [printable(f"Reference: {c.reference.description}."), printable(f"Candidate: {c.candidate.description}."),
+           printable(f"Data {where}" + (f", signature {s.signature!r}" if s.signature else "") + "."),
+           printable(f"Tolerance: {c.tolerance.describe()}.")]
+    if s.applied:
+        out.append(printable("Fixes applied: " + "; ".join(f.label for f in s.applied)))
+    errors = [m for m in s.remaining if m.severity == "error"]
+    for m in errors:
+        out.append(printable(f"  [error] {m.kind}: {m.message}"))
+    if errors and not args.fix:
+        out.append("  (lite-debug compare --fix applies the suggested fixes first, as check --fix does.)")
+    for label, side in (("Reference", c.reference), ("Candidate", c.candidate)):
+        r = side.run
+        if r is not None and not r.ok:
+            out.append(printable(f"{label} run: {r.status} — {r.error_type + ': ' if r.error_type else ''}"
+                                 f"{_first_line(r.error_message or r.detail or '')}"))
+            if r.explanation is not None:
+                out += [printable(f"  Cause: {r.explanation.cause}"), printable(f"  Fix:   {r.explanation.fix}")]
+    if not c.ran:
+        out.append("Nothing was compared" + (", so no Model Explorer file was written." if args.model_explorer else "."))
+        return "\n".join(out)
+
+    def rows_of(items, depth: bool) -> list[dict[str, Any]]:
+        rows = []
+        for t in items:
+            m = t.metrics
+            row = {"#": t.position} if depth else {}
+            row.update({
+                "reference": _cut(t.reference), **({"candidate": _cut(t.candidate)} if t.candidate != t.reference else {"candidate": "(same name)"}),
+                **({"op": t.op} if depth else {}), "by": t.matched_by,
+                "snr_db": num(m.snr_db, ".1f") if m else "", "cosine": num(m.cosine, ".5f") if m else "",
+                "max_abs": num(m.max_abs) if m else "", "mean_abs": num(m.mean_abs) if m else "",
+                "max_rel": num(m.max_rel) if m else "",
+                "atol_needed": num(m.atol_needed) if m else "", "rtol_needed": num(m.rtol_needed) if m else "",
+                "within": "yes" if t.within else ("no" if t.within is False else _cut(t.note, 30)),
+            })
+            rows.append(row)
+        return rows
+
+    out += ["", "Outputs:", format_table(rows_of(c.outputs, False))]
+    if c.first_divergent is not None:
+        out += ["", printable("First divergent layer: " + c.first_divergent.message)]
+    elif c.layers:
+        out += ["", "No layer leaves the tolerance."]
+    if c.layers:
+        out += ["", f"Layers, in the reference's execution order ({len(c.tensors)} matched):",
+                format_table(rows_of(c.tensors[:COMPARE_ROWS], True))]
+        if len(c.tensors) > COMPARE_ROWS:
+            out.append(f"  … and {len(c.tensors) - COMPARE_ROWS:,} more (--json lists them all).")
+        if c.unmatched:
+            out.append(f"Not matched ({len(c.unmatched)}):")
+            out += [printable(f"  {u.model} {u.name!r} ({u.op}): {u.why}") for u in c.unmatched[:20]]
+            if len(c.unmatched) > 20:
+                out.append(f"  … and {len(c.unmatched) - 20} more (--json lists them all).")
+    if c.samples is not None:
+        out += ["", f"Samples: {sum(c.samples.within)} of {len(c.samples.within)} within the tolerance."]
+        for o in c.samples.outputs:
+            d = c.samples.distribution(o, "snr_db")
+            out.append(printable(f"  {o!r} SNR dB: min {num(d['min'], '.1f')}, p5 {num(d['p05'], '.1f')}, median "
+                                 f"{num(d['median'], '.1f')}, max {num(d['max'], '.1f')}"))
+    out += [printable(n) for n in c.notes]
+    for path in written:
+        out.append(printable(f"Model Explorer node data written to {path!r}: open the matching model in Model Explorer and add it "
+                             "as node data."))
+    out += ["", "Result: every output is within the tolerance." if c.ok else "Result: the candidate's outputs leave the tolerance."]
+    return "\n".join(out)
+
+
 def _cut(text: str, width: int = 40) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -876,11 +1135,45 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     tr.add_argument("--memory-limit", type=float, default=None, metavar="GB",
                     help="address space the worker may use (default: LITE_DEBUG_MEMORY_GB or 4; 0 for none)")
     tr.set_defaults(func=_trace)
+    cmp = sub.add_parser("compare", help="compare a model against a reference (another model, the reference kernels, "
+                                         "expected outputs, a Keras/SavedModel model), output by output and layer by layer")
+    cmp.add_argument("reference", help="the reference: a .tflite model, a Keras model (.keras, .h5) or a zipped SavedModel "
+                                       "folder; a .tflite given alone is compared with its own reference kernels")
+    cmp.add_argument("files", nargs="*", metavar="[CANDIDATE] DATA",
+                     help="a second .tflite (told apart by its content) is the candidate; the rest are data files, as for check")
+    cmp.add_argument("--expected", metavar="FILE", help="expected outputs (.npy, .npz) to compare the one model given with")
+    cmp.add_argument("--atol", type=float, default=None, help="also require |candidate - reference| <= atol + rtol*|reference| everywhere")
+    cmp.add_argument("--rtol", type=float, default=None, help="see --atol")
+    cmp.add_argument("--min-snr", type=float, default=20.0, metavar="DB", help="the smallest SNR within tolerance (default 20 dB)")
+    cmp.add_argument("--min-cosine", type=float, default=0.99, help="the smallest cosine similarity within tolerance (default 0.99)")
+    cmp.add_argument("--outputs-only", action="store_true", help="compare the outputs only, not every layer")
+    cmp.add_argument("--batch", action="store_true",
+                     help="the data's first axis holds samples: compare every one (layers on the first), with each sample's figures")
+    cmp.add_argument("--json", action="store_true", help="print one JSON object: outputs, tensors, the first divergent layer")
+    cmp.add_argument("--model-explorer", metavar="OUT.json",
+                     help="write each layer's error as Model Explorer node data (and OUT.candidate.json for a second .tflite)")
+    cmp.add_argument("--model-explorer-metric", default="snr_db", choices=("snr_db", "cosine", "max_abs", "mean_abs", "max_rel"),
+                     help="what colours each node in the Model Explorer file (default: SNR)")
+    cmp.add_argument("--input", action="append", default=[], metavar="NAME=FILE", help="data for one input by name")
+    cmp.add_argument("--signature", help="run this signature of the candidate (and of the reference, when it has it)")
+    cmp.add_argument("--reference-signature", metavar="KEY", help="the SavedModel signature to run (default serving_default)")
+    cmp.add_argument("--member", metavar="PATH", help="which model to open, when the candidate is an archive that holds several")
+    cmp.add_argument("--fix", action="store_true", help="apply the suggested fixes first, for each model, as check --fix does")
+    cmp.add_argument("--generate", choices=("zeros", "random"), default="random", help="data to make up when none is given (default random)")
+    cmp.add_argument("--range", metavar="LOW,HIGH", help="the value range to scale image pixels to (e.g. 0,1 or -1,1)")
+    cmp.add_argument("--resize-method", choices=("tf", "pillow", "opencv"), help="the resize filter (default: tf.image.resize's)")
+    cmp.add_argument("--resize-mode", choices=("stretch", "crop", "pad"), help="how a resize fits the aspect ratio (default: stretch)")
+    cmp.add_argument("--channel-order", choices=("rgb", "bgr"), help="the channel order the model takes (default: rgb)")
+    cmp.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                     help="limit on loading and on each run (default: LITE_DEBUG_RUN_SECONDS or 30; 0 for none)")
+    cmp.add_argument("--memory-limit", type=float, default=None, metavar="GB",
+                     help="address space each worker may use (default: LITE_DEBUG_MEMORY_GB or 4; 0 for none)")
+    cmp.set_defaults(func=_compare)
     exp = sub.add_parser("explain", help="explain an interpreter error message or a pasted traceback")
     exp.add_argument("text", nargs="?", help="the message, or '-' to read it from standard input")
     exp.add_argument("--json", action="store_true", help="print one JSON object")
     exp.set_defaults(func=_explain)
-    return parser, {"check": check, "trace": tr, "explain": exp}
+    return parser, {"check": check, "trace": tr, "compare": cmp, "explain": exp}
 
 
 def _fail(message: str, kind: str, as_json: bool) -> int:

@@ -21,6 +21,9 @@ TFLite flatbuffer adapter and its web app apply them:
   largest), each with a ``#rrggbb`` colour; 0 and 1 are always given.
 
 ``node_data(trace, spec)`` builds the mapping, ``dumps`` writes it as strict JSON.
+``comparison_node_data(comparison, spec, side)`` does the same for a comparison
+(``lite_debug.compare``): each matched tensor's error (SNR by default) keyed by the reference's
+or the candidate's tensor names, coloured from red (far from the reference) to green.
 """
 
 from __future__ import annotations
@@ -33,7 +36,10 @@ from typing import Any, Callable, Mapping
 from .records import ModelSpec
 from .trace import TensorStats, TraceResult, TracedTensor
 
-__all__ = ["GRADIENT", "NONFINITE_COLOR", "STATISTICS", "dumps", "graph_id", "node_data"]
+__all__ = [
+    "COMPARE_METRICS", "ERROR_GRADIENT", "GRADIENT", "NONFINITE_COLOR", "SNR_CAP_DB", "STATISTICS",
+    "comparison_node_data", "dumps", "graph_id", "node_data",
+]
 
 # Viridis, from dark blue (the smallest value) to yellow (the largest): readable in both themes.
 GRADIENT = (
@@ -123,6 +129,68 @@ def _result(t: TracedTensor, read: Callable[[TensorStats], float | None]) -> dic
     if bad:
         entry["bgColor"] = NONFINITE_COLOR
     return entry
+
+
+# Red (far from the reference) through yellow to green (close to it), for metrics where a larger
+# value is better (SNR, cosine); ``ERROR_GRADIENT[::-1]`` stops for those where smaller is.
+ERROR_GRADIENT = (
+    {"stop": 0.0, "bgColor": "#d62728"},
+    {"stop": 0.5, "bgColor": "#f2c14e"},
+    {"stop": 1.0, "bgColor": "#2ca02c"},
+)
+# What a comparison's nodes can be coloured by, and whether a larger value is closer to the reference.
+COMPARE_METRICS: Mapping[str, bool] = {"snr_db": True, "cosine": True, "max_abs": False, "mean_abs": False, "max_rel": False}
+SNR_CAP_DB = 100.0  # an SNR shown on the graph is cut to ±this: equal values have an infinite SNR, JSON none
+
+
+def _unique_keys(sub, tensors: Any) -> dict[int, str]:
+    """tensor index -> its result key: its name when unique in the subgraph, else its op's node
+    id when no tensor is named that (see the module's rules)."""
+    names = Counter(t.name for t in sub.tensors)
+    keys: dict[int, str] = {}
+    for index in tensors:
+        t = sub.tensors[index]
+        if t.name and names[t.name] == 1:
+            keys[index] = t.name
+        elif t.producer is not None and names[str(t.producer)] == 0:
+            keys[index] = str(t.producer)
+    return keys
+
+
+def comparison_node_data(comparison: Any, spec: ModelSpec, side: str = "reference", metric: str = "snr_db") -> dict[str, Any]:
+    """A comparison (``compare.Comparison`` of two ``.tflite`` models) as Model Explorer node
+    data for the ``side`` model (``"reference"`` or ``"candidate"``, whose ``spec`` this is):
+    each compared tensor's ``metric`` (one of ``COMPARE_METRICS``), keyed by that model's
+    tensor names. SNRs are cut to ±``SNR_CAP_DB``; a tensor with values finite on one side only
+    is red. Raises ``ValueError`` for an unknown metric or side, or a comparison with no layers.
+    """
+    if metric not in COMPARE_METRICS:
+        raise ValueError(f"Model Explorer can colour a comparison by one of {', '.join(COMPARE_METRICS)}, not {metric!r}.")
+    if side not in ("reference", "candidate"):
+        raise ValueError(f"A comparison has a reference and a candidate side, not {side!r}.")
+    if not comparison.tensors or spec.graph is None:
+        raise ValueError("The comparison holds no layers (the runs failed, or only outputs were compared), so there is "
+                         "nothing to colour the graph with.")
+    sub_index = comparison.reference_subgraph if side == "reference" else comparison.candidate_subgraph
+    sub = spec.graph.subgraphs[sub_index]
+    index_of = (lambda t: t.reference_index) if side == "reference" else (lambda t: t.candidate_index)
+    rows = [(index_of(t), t) for t in comparison.tensors if index_of(t) is not None and t.metrics is not None]
+    keys = _unique_keys(sub, [i for i, _ in rows])
+    results: dict[str, dict[str, Any]] = {}
+    for index, t in rows:
+        key = keys.get(index)
+        if key is None:
+            continue
+        value = float(getattr(t.metrics, metric))
+        if metric == "snr_db":
+            value = max(-SNR_CAP_DB, min(SNR_CAP_DB, value))
+        entry: dict[str, Any] = {"value": value if math.isfinite(value) else 0.0}
+        if t.metrics.nonfinite or not math.isfinite(value):
+            entry["bgColor"] = NONFINITE_COLOR
+        results[key] = entry
+    stops = ERROR_GRADIENT if COMPARE_METRICS[metric] else tuple(
+        {"stop": g["stop"], "bgColor": c["bgColor"]} for g, c in zip(ERROR_GRADIENT, ERROR_GRADIENT[::-1]))
+    return {graph_id(spec, sub_index): {"results": results, "gradient": [dict(g) for g in stops]}}
 
 
 def dumps(data: Mapping[str, Any], indent: int | None = 2) -> str:

@@ -48,7 +48,7 @@ from .inspection import inspect_model
 from .quantization import dequantize
 from .records import Feed, ModelCheck, ModelSpec, OutputTensor, Quantization, RunResult
 
-__all__ = ["CheckJob", "Limits", "QueueStatus", "Worker", "WorkerPool", "default_pool", "run"]
+__all__ = ["CheckJob", "Limits", "QueueStatus", "TensorFlowWorker", "Worker", "WorkerPool", "default_pool", "run"]
 
 
 @dataclass(frozen=True)
@@ -197,6 +197,8 @@ class Worker:
     Not thread-safe by itself: the pool hands a worker to one caller at a time.
     """
 
+    module = "lite_debug._worker"  # what the process runs (``python -m``)
+
     def __init__(self, limits: Limits = Limits()) -> None:
         self.limits = limits
         self._proc: Any = None
@@ -223,7 +225,7 @@ class Worker:
         # A fresh interpreter started by path, like multiprocessing's "spawn", but without
         # re-importing the caller's __main__: scripts and notebooks with no main guard work.
         parent_sock, child_sock = socket.socketpair()
-        args = [sys.executable, "-m", "lite_debug._worker", str(child_sock.fileno())]
+        args = [sys.executable, "-m", self.module, str(child_sock.fileno())]
         if self.limits.memory_bytes:
             args += ["--memory", str(self.limits.memory_bytes)]
         if self.limits.cpu_seconds:
@@ -525,11 +527,13 @@ class Worker:
         weights: Mapping[int, int] | None = None,
         fetch: Sequence[int] = (),
         no_default_delegates: bool = False,
+        reference_kernels: bool = False,
     ) -> tuple[RunResult, P.Traced | None]:
         """Run ``feed`` once plainly and once with every tensor of ``mark`` made an output of
         ``subgraph``; reduce each tensor of ``tensors`` to statistics in the worker (those in
         ``weights`` read from the constant they dequantize) and send back the values of those in
-        ``fetch`` (see ``_protocol.Trace``). Loads the model first as ``run`` does.
+        ``fetch`` (see ``_protocol.Trace``). ``reference_kernels``: both runs with the reference
+        kernels (``BUILTIN_REF``), no delegate. Loads the model first as ``run`` does.
 
         Returns (the plain run's result, the worker's ``Traced`` reply), or (a failure, None):
         a run that fails, crashes or times out, a trace refused by the memory limit (it holds
@@ -548,7 +552,7 @@ class Worker:
             subgraph=int(subgraph), tensors=[int(t) for t in tensors], mark=[int(t) for t in mark],
             quantized={int(k): v for k, v in (quantized or {}).items()},
             weights={int(k): int(v) for k, v in (weights or {}).items()}, fetch=[int(t) for t in fetch],
-            output_cap=self.limits.output_bytes,
+            output_cap=self.limits.output_bytes, reference_kernels=reference_kernels,
         )
         self._share(request)  # type: ignore[arg-type]
         # Building the traced copy is a load, and the trace runs the model twice.
@@ -759,6 +763,72 @@ class Worker:
                     ),
                 )
         return failed
+
+
+# TensorFlow's import in a fresh process takes 5-20 s on a shared machine: not counted against the
+# load limit of the model itself.
+TENSORFLOW_IMPORT_SECONDS = 60.0
+
+
+class TensorFlowWorker(Worker):
+    """A worker process that runs a Keras or SavedModel model with TensorFlow
+    (``lite_debug._tf_worker``), under the same limits as every worker: TensorFlow is imported
+    there and never in this process. One model per process; not pooled: start one, load, run,
+    close.
+    """
+
+    module = "lite_debug._tf_worker"
+
+    def load_reference(self, data: bytes, kind: str, signature: str | None = None) -> tuple[RunResult | None, Any]:
+        """Load the model (``kind``: ``"keras"``, ``"h5"`` or ``"saved_model"``, a zip of its folder).
+        Returns (None, ``ReferenceLoaded``) or (a failure, None)."""
+        t0 = time.perf_counter()
+        path = None
+        if len(data) > _FILE_TRANSFER:
+            fd, path = tempfile.mkstemp(prefix="lite-debug-reference-")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+        try:
+            request = P.LoadReference(model=None if path else bytes(data), path=path, kind=kind, signature=signature)
+            seconds = self.limits.load_seconds + TENSORFLOW_IMPORT_SECONDS
+            outcome, reply = self._request(request, seconds, accept=(P.ReferenceLoaded, P.Failed))
+        finally:
+            if path:
+                os.unlink(path)
+        failed = _failure(outcome, reply, seconds, stage="loading the reference model with TensorFlow")
+        if failed is not None:
+            return self._finish(failed, t0), None
+        if isinstance(reply, P.Failed):
+            return RunResult(
+                status="error", error_type=reply.error_type, error_message=reply.message,
+                total_ms=(time.perf_counter() - t0) * 1000.0,
+                detail=f"TensorFlow could not load the reference model ({reply.error_type}): {reply.message}",
+            ), None
+        self._loaded = True
+        return None, reply
+
+    def run_reference(self, arrays: Sequence[tuple[str, np.ndarray]], names: Sequence[str]) -> RunResult:
+        """Call the loaded reference on ``arrays`` (input name, array); its outputs come back
+        named ``names`` (in the order ``ReferenceLoaded.outputs`` lists them) and numbered by position."""
+        t0 = time.perf_counter()
+        request = P.RunReference(arrays=[(str(k), np.asarray(v)) for k, v in arrays], output_cap=self.limits.output_bytes)
+        outcome, reply = self._request(request, self.limits.run_seconds, accept=(P.RunDone, P.TooLarge, P.Failed))
+        failed = _failure(outcome, reply, self.limits.run_seconds, stage="running the reference model with TensorFlow")
+        if failed is not None:
+            return self._finish(failed, t0)
+        if isinstance(reply, P.TooLarge):
+            return _too_large(reply, t0)
+        if isinstance(reply, P.Failed):
+            return RunResult(
+                status="error", error_type=reply.error_type, error_message=reply.message,
+                total_ms=(time.perf_counter() - t0) * 1000.0,
+                detail=f"The reference model raised {reply.error_type} in TensorFlow: {reply.message}",
+            )
+        by_position = {i: n for i, n in enumerate(names)}
+        return RunResult(
+            status="ok", outputs=tuple(_output(o, by_position) for o in reply.outputs), invoke_ms=reply.invoke_ms,
+            total_ms=(time.perf_counter() - t0) * 1000.0, detail=" ".join(reply.notes),
+        )
 
 
 def message_region(message: Any) -> bool:

@@ -259,13 +259,15 @@ def trace(
     fetch: Sequence[int | str] = (),
     saturation: float = SATURATION,
     on_wait: Any = None,
+    reference_kernels: bool = False,
 ) -> TraceResult:
     """Run ``feed`` (already bound to the model, as ``diagnose`` binds it) once plainly and once
     with every op's output captured, in a worker of ``pool`` (the default pool) for ``owner``.
 
     ``fetch``: tensors (indices or names) whose full values come back in ``values``.
     ``no_default_delegates``: both runs without the default XNNPACK delegate (the builtin
-    kernels alone). ``saturation``: the share of a quantized tensor's values at an end of its
+    kernels alone); ``reference_kernels``: both runs with the reference kernels (``BUILTIN_REF``,
+    naive and slow, the runtime's definition of each op). ``saturation``: the share of a quantized tensor's values at an end of its
     range past which it counts as saturated. A run that fails comes back as the result's
     ``run`` with nothing traced. Raises ``KeyError`` for a fetched name the subgraph lacks,
     ``ValueError`` when the model's graph cannot be read, ``WorkerError`` when no worker can start.
@@ -281,7 +283,7 @@ def trace(
     result, reply = (pool or default_pool()).trace(
         model_bytes, spec, feed, signature, owner=owner, on_wait=on_wait, subgraph=sub_index, tensors=plan.numeric,
         mark=plan.mark, quantized=plan.quantized, weights=plan.weights, fetch=wanted,
-        no_default_delegates=no_default_delegates,
+        no_default_delegates=no_default_delegates, **({"reference_kernels": True} if reference_kernels else {}),
     )
     notes = _notes(graph, sub_index)
     if reply is None:

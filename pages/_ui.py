@@ -23,6 +23,7 @@ PAGES = {
     "diagnose": "pages/diagnose.py",
     "run": "pages/run.py",
     "layers": "pages/layers.py",
+    "compare": "pages/compare.py",
     "explain": "pages/explain.py",
     "export": "pages/export.py",
 }
