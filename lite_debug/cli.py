@@ -1160,10 +1160,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     cmp.add_argument("--member", metavar="PATH", help="which model to open, when the candidate is an archive that holds several")
     cmp.add_argument("--fix", action="store_true", help="apply the suggested fixes first, for each model, as check --fix does")
     cmp.add_argument("--generate", choices=("zeros", "random"), default="random", help="data to make up when none is given (default random)")
-    cmp.add_argument("--range", metavar="LOW,HIGH", help="the value range to scale image pixels to (e.g. 0,1 or -1,1)")
-    cmp.add_argument("--resize-method", choices=("tf", "pillow", "opencv"), help="the resize filter (default: tf.image.resize's)")
-    cmp.add_argument("--resize-mode", choices=("stretch", "crop", "pad"), help="how a resize fits the aspect ratio (default: stretch)")
-    cmp.add_argument("--channel-order", choices=("rgb", "bgr"), help="the channel order the model takes (default: rgb)")
+    _pick_options(cmp)
     cmp.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                      help="limit on loading and on each run (default: LITE_DEBUG_RUN_SECONDS or 30; 0 for none)")
     cmp.add_argument("--memory-limit", type=float, default=None, metavar="GB",

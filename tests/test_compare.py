@@ -271,8 +271,9 @@ def test_the_outlier_channel_layer_is_the_first_divergent_and_its_figures_are_ri
     q = trace(cand.model_bytes, cand.spec, cand.feed, pool=pool, fetch=[mix.candidate_index]).values[mix.candidate_index]
     assert q.raw.dtype == np.int8  # dequantized for the comparison
     snr, cosine = hand_snr_cosine(r.values, q.values)
-    assert first.value == pytest.approx(snr, rel=1e-9) and mix.metrics.snr_db == pytest.approx(snr, rel=1e-9)
-    assert mix.metrics.cosine == pytest.approx(cosine, rel=1e-9)
+    # The comparison sums in float32 (a chunk at a time); float64 by hand agrees to float32's precision.
+    assert first.value == pytest.approx(snr, rel=1e-6) and mix.metrics.snr_db == pytest.approx(snr, rel=1e-6)
+    assert mix.metrics.cosine == pytest.approx(cosine, rel=1e-6)
     assert snr < 20 and outlier.metrics.snr_db > 25
     # The output diverges too: the comparison is not ok.
     (out,) = c.outputs
