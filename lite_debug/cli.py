@@ -994,6 +994,7 @@ def _compare_text(s: _Check, c, written: list[str], args: argparse.Namespace) ->
             if r.explanation is not None:
                 out += [printable(f"  Cause: {r.explanation.cause}"), printable(f"  Fix:   {r.explanation.fix}")]
     if not c.ran:
+        out += [printable(n) for n in c.notes]
         out.append("Nothing was compared" + (", so no Model Explorer file was written." if args.model_explorer else "."))
         return "\n".join(out)
 

@@ -785,10 +785,10 @@ def compare(
     pool = pool or default_pool()
     if isinstance(reference, Model):
         if layers:
-            return _compare_layers(reference, candidate, tolerance, pool, owner, on_wait)
+            return _kernels_note(reference, _compare_layers(reference, candidate, tolerance, pool, owner, on_wait))
         runs = _parallel_runs(pool, owner, on_wait, [reference, candidate])
-        return _outputs_only(_side(reference, runs[0]), _side(candidate, runs[1]), runs[0], runs[1],
-                             _model_outputs(reference), _model_outputs(candidate), tolerance)
+        return _kernels_note(reference, _outputs_only(_side(reference, runs[0]), _side(candidate, runs[1]), runs[0], runs[1],
+                                                      _model_outputs(reference), _model_outputs(candidate), tolerance))
     if isinstance(reference, Expected):
         run = pool.run(candidate.model_bytes, candidate.spec, candidate.feed, candidate.signature, owner=owner,
                        on_wait=on_wait)
@@ -799,6 +799,20 @@ def compare(
         return run_reference(reference, candidate, tolerance=tolerance, pool=pool, owner=owner, on_wait=on_wait,
                              limits=limits)
     raise TypeError(f"A reference is a Model, Expected outputs or a KerasModel, not {type(reference).__name__}.")
+
+
+def _kernels_note(reference: Model, result: Comparison) -> Comparison:
+    """When the reference kernels cannot run a model that the default ones can (a custom op only
+    the default delegate provides, as in MediaPipe's models), say what to compare with instead."""
+    r = result.reference.run
+    if reference.kernels != "reference" or r is None or r.ok or not result.candidate.ok:
+        return result
+    if "unresolved custom op" not in (r.error_message or "").lower():
+        return result
+    note = ("The reference kernels cannot run this model: it uses a custom op that only the runtime's default delegate "
+            "provides, so this mode cannot tell whether the delegate changes the outputs. Compare it with another "
+            "reference instead: the float .tflite it was converted from, expected outputs, or its Keras model.")
+    return replace(result, notes=(note,) + tuple(result.notes))
 
 
 def _side(model: Model, run: RunResult | None) -> Side:

@@ -174,6 +174,8 @@ for label, side in (("reference", result.reference), ("candidate", result.candid
         elif r.detail:
             st.caption(md(r.detail))
 if not result.ran:
+    for note in result.notes:
+        st.info(md(note), icon=":material/info:")
     st.stop()
 
 within = sum(1 for o in result.outputs if o.within)

@@ -554,6 +554,19 @@ def test_cli_the_reference_kernels_on_a_real_photo(face):
     assert len(d["tensors"]) == 91 and [o["reference"] for o in d["outputs"]] == ["regressors", "classificators"]
 
 
+def test_reference_kernels_that_cannot_run_a_mediapipe_model_say_what_to_compare_with(face):
+    """The selfie segmenter's Convolution2DTransposeBias comes only with the default delegate:
+    the reference kernels fail to prepare it, and the command says to pick another reference."""
+    selfie = REAL / "selfie_segmentation.tflite"
+    code, out, _ = cli(selfie, PHOTO, "--fix", "--outputs-only")
+    assert code == 1
+    assert "unresolved custom op: Convolution2DTransposeBias" in out
+    assert "The reference kernels cannot run this model" in out and "Nothing was compared." in out
+    code, out, _ = cli(selfie, PHOTO, "--fix", "--outputs-only", "--json")
+    d = json.loads(out)
+    assert d["within_tolerance"] is False and any("reference kernels cannot run" in n for n in d["notes"])
+
+
 def test_cli_expected_outputs(models, pool, tmp_path):
     cand = model(models, "float.tflite")
     y = pool.run(cand.model_bytes, cand.spec, cand.feed).outputs[0].values
