@@ -123,7 +123,7 @@ def output_figures(name: str, reference: np.ndarray, candidate: np.ndarray, *, c
             out.append((tab, fig))
         diff = cp - rp
         span = float(np.nanmax(np.abs(diff[np.isfinite(diff)]))) if np.isfinite(diff).any() else 0.0
-        fig = heatmap(diff, title=f"Candidate − reference (largest {span:.3g})", colorscale="RdBu")
+        fig = heatmap(diff, title=f"Difference (max {span:.3g})", colorscale="RdBu")
         fig.update_traces(zmin=-span or -1.0, zmax=span or 1.0, reversescale=True)
         out.append(("Difference", fig))
         h, w = rp.shape

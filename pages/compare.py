@@ -163,6 +163,11 @@ if result is None:
 # -- the outcome -------------------------------------------------------------------------------------
 
 st.markdown(f"**Reference:** {md(result.reference.description)}  \n**Candidate:** {md(result.candidate.description)}")
+# When the reference kernels cannot run the model at all, what to do instead comes first, and the
+# interpreter's generic fix (use the default resolver) is left out: here it is not the user's choice.
+instead = next((n for n in result.notes if n.startswith("The reference kernels cannot run")), None)
+if instead is not None:
+    st.warning(md(instead), icon=":material/alt_route:")
 for label, side in (("reference", result.reference), ("candidate", result.candidate)):
     r = side.run
     if r is not None and not r.ok:
@@ -170,12 +175,11 @@ for label, side in (("reference", result.reference), ("candidate", result.candid
         st.error(f"**The {label} did not run ({r.status}).** " + md(e.title if e else (r.error_message or r.detail or "")),
                  icon=":material/error:")
         if e is not None:
-            st.markdown(f"**Cause.** {md(e.cause)}\n\n**Fix.** {md(e.fix)}")
+            skip_fix = instead is not None and label == "reference"
+            st.markdown(f"**Cause.** {md(e.cause)}" + ("" if skip_fix else f"\n\n**Fix.** {md(e.fix)}"))
         elif r.detail:
             st.caption(md(r.detail))
 if not result.ran:
-    for note in result.notes:
-        st.info(md(note), icon=":material/info:")
     st.stop()
 
 within = sum(1 for o in result.outputs if o.within)

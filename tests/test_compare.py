@@ -687,6 +687,27 @@ def test_page_reference_kernels_and_expected_outputs(models, page_frame, tmp_pat
     assert {m.label: m.value for m in at.main.metric}["Outputs within tolerance"] == "0 of 1"
 
 
+def test_page_says_what_to_compare_with_when_the_reference_kernels_cannot_run_the_model(face, page_frame):
+    """The selfie segmenter on a real photo: its MediaPipe custom op comes only with the default
+    delegate, so the reference kernels fail; the page says what to do instead, and leaves out the
+    interpreter's generic fix (choose the default resolver), which is not the user's to make here."""
+    from lite_debug.session import Workspace
+    from ui_helpers import app, texts
+
+    ws = Workspace.open("selfie_segmentation.tflite", (REAL / "selfie_segmentation.tflite").read_bytes())
+    ws.load_files([("grace_hopper.jpg", PHOTO.read_bytes())])
+    ws.apply_all()
+    assert not [m for m in ws.mismatches if m.severity == "error"]
+    at = app(ws, page="compare", timeout=180)
+    at.button(key="compare-run").click().run()
+    assert not at.exception
+    assert "The reference kernels cannot run this model" in texts(at.main.warning)
+    assert "Convolution2DTransposeBias" in texts(at.main.error)
+    shown = texts(at.main.markdown)
+    assert "Cause." in shown and "BUILTIN_WITHOUT_DEFAULT_DELEGATES" not in shown
+    assert not at.main.metric  # nothing compared, no figures
+
+
 @pytest.mark.browser
 def test_page_in_chromium(models, browser, server):  # noqa: F811  (test_browser's fixtures)
     """The page in a real browser: upload the int8 model and data, compare it with the float
