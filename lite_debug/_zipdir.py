@@ -87,7 +87,7 @@ def find_directory(data: bytes | memoryview) -> Directory | None:
             if rec >= 0:
                 fields = _EOCD64_STRUCT.unpack_from(view, rec)
                 if fields[0] == _EOCD64:
-                    declared, cd_size, cd_offset, zip64 = max(fields[6], fields[7]), fields[8], fields[9], True
+                    declared, cd_size, zip64 = max(fields[6], fields[7]), fields[8], True
     # zipfile reads the directory from just before the end records, whatever offset they give
     # (a zip may sit behind other bytes, such as a flatbuffer that packs it).
     start = end - cd_size - ((_EOCD64_STRUCT.size + _LOCATOR_STRUCT.size) if zip64 else 0)

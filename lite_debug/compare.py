@@ -49,7 +49,7 @@ from typing import Any, Callable, Hashable, Literal, Mapping, Sequence
 
 import numpy as np
 
-from .records import Feed, ModelSpec, OutputTensor, RunResult
+from .records import Feed, ModelSpec, RunResult
 
 __all__ = [
     "ACTIVATIONS",

@@ -19,7 +19,6 @@ import soundfile as sf
 
 import crafted
 from lite_debug.audio_diagnosis import audio_input, audio_view, window_starts
-from lite_debug.batch import batch_plan, run_batch
 from lite_debug.choices import choices as find_choices
 from lite_debug.diagnosis import diagnose, fix_all
 from lite_debug.figures import spectrogram, waveform, window_figures, window_scores
@@ -28,7 +27,7 @@ from lite_debug.gallery import EXAMPLES_DIR, example
 from lite_debug.inspection import inspect_model
 from lite_debug.loading import load_file
 from lite_debug.records import AudioInfo, Feed
-from lite_debug.running import Limits, WorkerPool, run
+from lite_debug.running import Limits, WorkerPool
 from lite_debug.session import Workspace
 from specs import model, tensor
 from test_metadata import model_metadata, subgraph

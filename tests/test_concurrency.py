@@ -209,6 +209,9 @@ def kill_when_running(model_sha: str, handed: dict, within: float = 30.0) -> thr
 
 def test_eight_sessions_share_the_pool_through_a_crash_and_a_timeout(frame_and_runtime, dashboard_pool):
     t_start = time.monotonic()
+    # Workers of other pools in this test process (the default pool of an earlier test) are not
+    # the dashboard's: the bound below is on the processes this test's sessions make.
+    others = worker_pids()
     workspaces = {ex_id: fixed(ex_id) for ex_id in GALLERY}
     # What each gallery run gives outside the dashboard, in a pool of its own.
     direct = WorkerPool(size=2)
@@ -249,7 +252,7 @@ def test_eight_sessions_share_the_pool_through_a_crash_and_a_timeout(frame_and_r
 
     def watch() -> None:
         while not watching.is_set():
-            pids = worker_pids()
+            pids = worker_pids() - others
             if len(pids) > most[0]:
                 most[0] = len(pids)
                 seen[:] = [process_state(p) for p in sorted(pids)]
@@ -320,7 +323,7 @@ def test_eight_sessions_share_the_pool_through_a_crash_and_a_timeout(frame_and_r
     r = at.session_state["ws"].result
     assert r.ok and np.array_equal(r.outputs[0].values, x + 1)
     assert "Last run: **ok**" in texts(at.sidebar.markdown)
-    assert len(worker_pids()) <= WORKERS
+    assert len(worker_pids() - others) <= WORKERS
     assert time.monotonic() - t_start < 60
 
 
