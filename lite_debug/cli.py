@@ -719,21 +719,34 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _data_where(s: _Check, given: list[str]) -> str:
+    """Where the data of a trace or a comparison came from, for its first lines."""
+    if s.generated:
+        return f"generated ({s.generated})"
+    if s.data_source:
+        return f"from {s.data_source}"
+    return "from " + ", ".join(given) if given else "as the bundle recorded it"
+
+
+def _fix_lines(s: _Check, args: argparse.Namespace, command: str) -> list[str]:
+    """The fixes applied and the errors left, as trace and compare print them."""
+    out = []
+    if s.applied:
+        out.append(printable("Fixes applied: " + "; ".join(f.label for f in s.applied)))
+    errors = [m for m in s.remaining if m.severity == "error"]
+    out += [printable(f"  [error] {m.kind}: {m.message}") for m in errors]
+    if errors and not args.fix:
+        out.append(f"  (lite-debug {command} --fix applies the suggested fixes first, as check --fix does.)")
+    return out
+
+
 def _trace_text(s: _Check, t, written: str | None, args: argparse.Namespace) -> str:
     from .report import format_table
 
     head = f"Model {s.model_name!r}" + (f" (from {s.bundle_name!r})" if s.bundle_name else "")
     given = [Path(p).name for p in args.data] + [item.partition("=")[2] and Path(item.partition("=")[2]).name for item in args.input]
-    where = (f"generated ({s.generated})" if s.generated else f"from {s.data_source}" if s.data_source
-             else "from " + ", ".join(given) if given else "as the bundle recorded it")
-    out = [printable(head + (f", signature {s.signature!r}" if s.signature else "") + f"; data {where}.")]
-    if s.applied:
-        out.append(printable("Fixes applied: " + "; ".join(f.label for f in s.applied)))
-    errors = [m for m in s.remaining if m.severity == "error"]
-    for m in errors:
-        out.append(printable(f"  [error] {m.kind}: {m.message}"))
-    if errors and not args.fix:
-        out.append("  (lite-debug trace --fix applies the suggested fixes first, as check --fix does.)")
+    out = [printable(head + (f", signature {s.signature!r}" if s.signature else "") + f"; data {_data_where(s, given)}.")]
+    out += _fix_lines(s, args, "trace")
     r = t.run
     if not t.ok:
         if r.status == "error":
@@ -974,18 +987,10 @@ def _compare_text(s: _Check, c, written: list[str], args: argparse.Namespace) ->
         return format(v, fmt)
 
     given = [Path(p).name for p in args.files if not _is_tflite(p)]
-    where = (f"generated ({s.generated})" if s.generated else f"from {s.data_source}" if s.data_source
-             else "from " + ", ".join(given) if given else "as the bundle recorded it")
     out = [printable(f"Reference: {c.reference.description}."), printable(f"Candidate: {c.candidate.description}."),
-           printable(f"Data {where}" + (f", signature {s.signature!r}" if s.signature else "") + "."),
+           printable(f"Data {_data_where(s, given)}" + (f", signature {s.signature!r}" if s.signature else "") + "."),
            printable(f"Tolerance: {c.tolerance.describe()}.")]
-    if s.applied:
-        out.append(printable("Fixes applied: " + "; ".join(f.label for f in s.applied)))
-    errors = [m for m in s.remaining if m.severity == "error"]
-    for m in errors:
-        out.append(printable(f"  [error] {m.kind}: {m.message}"))
-    if errors and not args.fix:
-        out.append("  (lite-debug compare --fix applies the suggested fixes first, as check --fix does.)")
+    out += _fix_lines(s, args, "compare")
     for label, side in (("Reference", c.reference), ("Candidate", c.candidate)):
         r = side.run
         if r is not None and not r.ok:
