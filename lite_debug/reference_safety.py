@@ -88,7 +88,7 @@ _RESTORE = {"Restore", "RestoreV2", "RestoreSlice"}
 _TABLE_FROM_FILE = {"InitializeTableFromTextFile", "InitializeTableFromTextFileV2"}
 _PRINT_STREAMS = {"stderr", "stdout", "log(info)", "log(warning)", "log(error)"}
 _ASSETS_COLLECTION = "saved_model_assets"  # TF1's asset collection (AssetFileDef in an Any)
-_PASS_THROUGH = {"Identity", "IdentityN", "Snapshot", "StopGradient"}
+_PASS_THROUGH = {"Identity", "Snapshot", "StopGradient"}  # one input, passed on as it is
 _NAME_CAP = 200
 
 
@@ -116,6 +116,11 @@ def _shown(name: str) -> str:
 def _tensor_node(name: str) -> str:
     """The node a graph input or a tensor name refers to (``^a`` and ``a:0`` are node ``a``)."""
     return name.lstrip("^").split(":", 1)[0]
+
+
+def _tensor(name: str) -> str:
+    """A top-level tensor's full name (``a`` is ``a:0``): which output matters when the loader feeds one."""
+    return name if ":" in name else name + ":0"
 
 
 def _refuse(what: str, cause: str) -> RefusedReference:
@@ -231,7 +236,7 @@ def _check_meta_graph(meta: Any, tf2: bool) -> None:
     saver = meta.saver_def if meta.HasField("saver_def") else None
     save_target = _tensor_node(saver.save_tensor_name) if saver is not None and saver.save_tensor_name else ""
     restore_target = _tensor_node(saver.restore_op_name) if saver is not None and saver.restore_op_name else ""
-    filename_node = _tensor_node(saver.filename_tensor_name) if saver is not None and saver.filename_tensor_name else ""
+    filename = _tensor(saver.filename_tensor_name) if saver is not None and saver.filename_tensor_name else ""
     for_save = _closure([save_target] if save_target in nodes else [], inputs)
     for_restore = _closure([restore_target] if restore_target in nodes else [], inputs)
     others = [n for n in nodes if n not in for_save and n not in for_restore]
@@ -260,23 +265,23 @@ def _check_meta_graph(meta: Any, tf2: bool) -> None:
     assets = _asset_tensors(meta)
 
     def top_from_asset(name: str, seen: frozenset = frozenset()) -> bool:
-        """Whether a top-level tensor can only hold an asset's path: the fed Placeholder, through
-        identities, or a variable that is only ever assigned such a value."""
-        node = nodes.get(name)
-        if node is None or name in seen:
+        """Whether a top-level tensor can only hold an asset's path: the Placeholder the loader feeds,
+        through identities, or a variable that nothing but such a value is ever assigned to."""
+        node = nodes.get(_tensor_node(name))
+        if node is None or node.name in seen or _tensor(name) != node.name + ":0":
             return False
-        seen = seen | {name}
-        if name in assets:
+        seen = seen | {node.name}
+        if node.name in assets:
             return node.op == "Placeholder"
         if node.op in _PASS_THROUGH and node.input:
-            return top_from_asset(_tensor_node(node.input[0]), seen)
+            return top_from_asset(node.input[0], seen)
         if node.op == "ReadVariableOp" and node.input:
-            var = _tensor_node(node.input[0])
-            writes = [n for n in nodes.values() if n.input and _tensor_node(n.input[0]) == var
-                      and n.op not in ("ReadVariableOp", "VarIsInitializedOp") and not n.input[0].startswith("^")]
-            return bool(writes) and all(
-                w.op == "AssignVariableOp" and len(w.input) > 1 and top_from_asset(_tensor_node(w.input[1]), seen)
-                for w in writes)
+            var = node.input[0]
+            users = [n for n in nodes.values() if any(_tensor(i) == _tensor(var) for i in n.input)]
+            writes = [n for n in users if n.op not in ("ReadVariableOp", "VarIsInitializedOp")]
+            return bool(writes) and all(  # a handle passed anywhere else could be assigned anything
+                w.op == "AssignVariableOp" and len(w.input) > 1 and _tensor(w.input[0]) == _tensor(var)
+                and top_from_asset(w.input[1], seen) for w in writes)
         return False
 
     for node in graph.node:
@@ -285,10 +290,9 @@ def _check_meta_graph(meta: Any, tf2: bool) -> None:
             continue
         if node.op in _SAVE and node.name in saver_only and node.name not in for_restore:
             continue  # the saver's save: the loader never runs it
-        if (node.op in _RESTORE and node.name in saver_only and node.input
-                and _tensor_node(node.input[0]) == filename_node):
+        if node.op in _RESTORE and node.name in saver_only and node.input and _tensor(node.input[0]) == filename:
             continue  # the loader runs the restore with the model's own variables/ fed as the file name
-        if node.op in _TABLE_FROM_FILE and len(node.input) > 1 and top_from_asset(_tensor_node(node.input[1])):
+        if node.op in _TABLE_FROM_FILE and len(node.input) > 1 and top_from_asset(node.input[1]):
             continue
         raise _refuse(f"the node {_shown(node.name)} of its top-level graph", why)
 
@@ -382,7 +386,7 @@ def _function_asset_path(f: Any, node: Any, bound: list[int] | None, meta: Any, 
     # Top-level calls (kept by tf.saved_model.save for TF1 users; the TF2 loader does not run them).
     for top in top_nodes.values():
         if f.signature.name in _callees(top.attr.values(), top.op, {f.signature.name: f}):
-            if len(top.input) <= k or not top_from_asset(_tensor_node(top.input[k])):
+            if len(top.input) <= k or not top_from_asset(top.input[k]):
                 return False
     return True
 

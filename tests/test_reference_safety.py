@@ -9,7 +9,8 @@ loader runs the saver's restore) and hostile ones (a signature that returns ``tf
 one that ``tf.io.write_file``s, the read hidden in a ``tf.cond`` branch and in a
 ``tf.while_loop`` body, a ``tf.print`` to a file, a signature edited to call the saver's own save
 function with a path of its choosing, a table whose asset is an absolute path and one whose
-initialiser reads a constant path, a TF1 graph that reads a file). The file they read is a FIFO:
+initialiser reads a constant path, a TF1 graph that reads a file, a TF1 restore of a constant path,
+an object graph naming the saver's save function). The file they read is a FIFO:
 a thread waits to write into it, so a model that opened it would be seen doing so. The Keras
 files are the session's ``base.keras`` and ``base.h5`` with their config edited here.
 """
@@ -217,8 +218,28 @@ RECIPES = textwrap.dedent(
                 s.run(tf.compat.v1.global_variables_initializer())
                 tf.compat.v1.saved_model.simple_save(s, str(out / name), {"x": x}, outputs)
 
+
+
+    def restore_elsewhere(meta):
+        """The TF1 restore reads a checkpoint named by a constant, not the file name the loader feeds."""
+        next(n for n in meta.graph_def.node if n.op == "RestoreV2").input[0] = "save/filename/input"
+
+
+    def saver_in_object_graph(meta):
+        """The object graph names the saver's save function, so the loader could call it."""
+        graph_objects = meta.object_graph_def
+        save = next(f.signature.name for f in meta.graph_def.library.function if "traced_save" in f.signature.name)
+        graph_objects.concrete_functions[save].CopyFrom(next(iter(graph_objects.concrete_functions.values())))
+
+
+    for source, name, change in (("tf1", "tf1_restores_elsewhere", restore_elsewhere),
+                                 ("scale", "saver_in_object_graph", saver_in_object_graph)):
+        shutil.copytree(out / source, out / name)
+        edit(name, change)
+
     for name in ("scale", "table", "table_absolute_asset", "table_const_path", "reads", "writes", "incond", "inloop",
-                 "printstofile", "calls_the_saver", "tf1", "tf1_reads"):
+                 "printstofile", "calls_the_saver", "tf1", "tf1_reads", "tf1_restores_elsewhere",
+                 "saver_in_object_graph"):
         zipped(name)
 
     # Keras: the files the test edits (config.json, the .h5's model_config).
@@ -308,6 +329,8 @@ def cli(*args) -> tuple[int, str, str]:
     ("table_absolute_asset", ["names the asset file", "leaves the model's assets/ folder"]),
     ("table_const_path", ["runs the op 'InitializeTableFromTextFileV2', which reads files"]),
     ("tf1_reads", ["of its top-level graph runs the op 'ReadFile'"]),
+    ("tf1_restores_elsewhere", ["the node 'save/RestoreV2' of its top-level graph runs the op 'RestoreV2'"]),
+    ("saver_in_object_graph", ["runs the op 'SaveV2'", "a saver function, but the object graph calls it too"]),
 ])
 def test_hostile_saved_models_are_refused_before_any_op_runs(built, worker, name, says):
     with watched(built / "secret") as opened:
