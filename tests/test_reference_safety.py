@@ -359,6 +359,26 @@ def test_cli_a_saved_model_that_reads_a_file_exits_2_with_a_sentence(built):
     assert not opened and not opened_too and not list(built.glob("written*"))
 
 
+def test_the_compare_page_shows_the_refusal_as_a_sentence(built, monkeypatch):
+    from lite_debug.records import Feed
+    from lite_debug.session import Workspace
+    from ui_helpers import app, keep_the_frame, reset_pool, texts, upload
+
+    keep_the_frame(monkeypatch)
+    ws = Workspace.open("scale.tflite", (built / "scale.tflite").read_bytes())
+    ws.set_feed(Feed({ws.inputs[0].name: np.ones((1, 4), np.float32)}), source="test")
+    try:
+        at = app(ws, page="compare", timeout=180)
+        at.radio(key="compare-kind").set_value("keras").run()
+        at.file_uploader(key="compare-keras").set_value(upload("reads.zip", (built / "reads.zip").read_bytes())).run()
+        with watched(built / "secret") as opened:
+            at.button(key="compare-run").click().run()
+    finally:
+        reset_pool()
+    assert not at.exception and not opened
+    assert "The SavedModel was not loaded: the node 'ReadFile' of its function" in texts(at.main.error)
+
+
 def test_benign_saved_models_still_load_and_compare(built, worker):
     """A variable, a cond and a loop (the saver's functions in the file); a table from the model's own
     asset file (printing to stderr); a TF1 model (the loader runs its restore with variables/)."""
