@@ -5,12 +5,17 @@ limits as every worker (address space, CPU time; the parent keeps the clock). It
 loop of ``_worker`` with two more requests: ``LoadReference`` and ``RunReference``. TensorFlow
 is imported here, on the first load, and in no other process of lite-debug's serving side.
 
-A Keras model loads with ``keras.models.load_model(path, safe_mode=True, compile=False)``: safe
-mode refuses a ``Lambda`` layer's pickled bytecode, the one way a Keras file carries arbitrary
-code. A SavedModel arrives as a zip of its folder: it is read in memory with
+A Keras model loads with ``keras.models.load_model(path, safe_mode=True, compile=False)``, after
+``reference_safety.check_keras_file`` has read its config and HDF5 parts: safe mode refuses a
+``Lambda`` layer's bytecode, and the check refuses what safe mode has let through before (a
+Lambda naming a function, functions from outside Keras's maths, TFSMLayer, links and external
+datasets in the weights). A SavedModel arrives as a zip of its folder: it is read in memory with
 ``archive.read_files`` (no ``..``, no links, size caps), written to a private temporary folder
-of this process only (mode 0700), loaded with ``tf.saved_model.load``, and the folder removed
-when the process ends. Its signature (``serving_default`` unless one is named) is what runs.
+of this process only (mode 0700), its ``saved_model.pb`` checked by
+``reference_safety.check_saved_model_bytes`` (no op that reads or writes files or reaches the
+network can run), loaded with ``tf.saved_model.load``, and the folder removed when the process
+ends. Its signature (``serving_default`` unless one is named) is what runs. A refusal comes back
+as ``Failed`` with ``error_type="RefusedReference"``, before any of the model's ops ran.
 """
 
 from __future__ import annotations
@@ -93,6 +98,10 @@ def _load_reference(state: W._State, request: P.LoadReference) -> Any:
         if request.path is not None:
             with open(request.path, "rb") as fh:
                 data = fh.read()
+        from .reference_safety import check_keras_file, check_saved_model_bytes
+
+        if request.kind != "saved_model":
+            check_keras_file(data or b"", request.kind)  # before Keras reads a byte of it
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
         import tensorflow as tf
@@ -100,7 +109,10 @@ def _load_reference(state: W._State, request: P.LoadReference) -> Any:
         versions = f"TensorFlow {tf.__version__}"
         signature = ""
         if request.kind == "saved_model":
-            loaded = tf.saved_model.load(_saved_model_dir(data or b""))
+            folder = _saved_model_dir(data or b"")
+            with open(os.path.join(folder, "saved_model.pb"), "rb") as fh:
+                check_saved_model_bytes(fh.read())  # tf.saved_model.load reads this file, and the .pb first
+            loaded = tf.saved_model.load(folder)
             keys = list(loaded.signatures.keys())
             signature = request.signature or ("serving_default" if "serving_default" in keys else (keys[0] if keys else ""))
             if signature not in keys:

@@ -8,6 +8,10 @@ limits of every worker) on the candidate's data, while the candidate runs in the
 compares their outputs (``compare.Comparison``; outputs only: a Keras graph's intermediate
 tensors do not map onto the converted model's ops).
 
+A reference the worker refuses before loading it (``reference_safety``: a SavedModel whose graph
+could read or write files or reach the network, a Keras config that names code) raises
+``ModelLoadError`` with the worker's sentence: the file is unusable, not a failed run.
+
 The reference gets the values the candidate computes with: the candidate's inputs,
 dequantized when they are quantized integers, cast to the reference's input types. Inputs pair
 by name (as ``bind`` compares names), else in order; outputs likewise.
@@ -26,6 +30,7 @@ from .records import Feed, RunResult
 __all__ = ["KerasModel", "ReferenceKind", "open_reference", "reference_kind", "run_reference"]
 
 ReferenceKind = Literal["keras", "h5", "saved_model"]
+REFUSED = "RefusedReference"  # the worker's error type for a model reference_safety refuses
 _HDF5 = b"\x89HDF\r\n\x1a\n"
 
 
@@ -146,7 +151,8 @@ def run_reference(
     """Run ``reference`` with TensorFlow in a worker of its own and ``candidate`` (a
     ``compare.Model``) in the pool, on the candidate's data (or each feed of ``samples``), and
     compare their outputs. Returns a ``compare.Comparison`` (with ``samples`` filled for several
-    feeds). A reference that fails to load or run is the reference side's ``run``.
+    feeds). A reference that fails to load or run is the reference side's ``run``; one the worker
+    refuses to load (``reference_safety``) raises ``ModelLoadError`` with its sentence.
     """
     import threading
     from dataclasses import replace
@@ -161,11 +167,14 @@ def run_reference(
     side_kind = "saved_model" if reference.kind == "saved_model" else "keras"
     ref_runs: list[RunResult] = []
     loaded_box: list[Any] = [None]
+    refused = threading.Event()
 
     def reference_side() -> None:
         failed, loaded = worker.load_reference(reference.data, reference.kind, reference.signature)
         if failed is not None:
             ref_runs.append(failed)
+            if failed.error_type == REFUSED:
+                refused.set()
             return
         loaded_box[0] = loaded
         names = [t.name for t in loaded.outputs]
@@ -182,6 +191,8 @@ def run_reference(
         thread.start()
         cand_runs = []
         for k, feed in enumerate(feeds):
+            if refused.is_set():
+                break
             cand_runs.append(pool.run(candidate.model_bytes, candidate.spec, feed, candidate.signature, owner=owner,
                                       on_wait=on_wait))
             if progress is not None and k + 1 < len(feeds):
@@ -189,6 +200,8 @@ def run_reference(
         thread.join()
     finally:
         worker.close()
+    if refused.is_set():
+        raise ModelLoadError(ref_runs[0].error_message or f"{reference.name} was refused.")
     if progress is not None:
         progress(len(feeds), len(feeds))
     loaded = loaded_box[0]

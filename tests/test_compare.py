@@ -423,8 +423,10 @@ def test_tensorflow_is_imported_in_the_worker_only(models):
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"ok": True, "tf": False, "keras": False}
 
 
-def test_a_keras_model_that_refuses_safe_mode_is_a_failed_reference(models, pool, tmp_path):
-    """A Lambda layer holds pickled bytecode: safe mode refuses to load it, and says so."""
+def test_a_keras_model_with_a_lambda_layer_is_refused_before_keras_loads_it(models, pool, tmp_path):
+    """A Lambda layer holds bytecode (or names a function): the worker refuses the file before
+    load_model reads it (reference_safety), and compare raises ModelLoadError with the sentence."""
+    from lite_debug.errors import ModelLoadError
     from lite_debug.reference import open_reference
 
     script = textwrap.dedent(f'''
@@ -437,8 +439,8 @@ def test_a_keras_model_that_refuses_safe_mode_is_a_failed_reference(models, pool
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert done.returncode == 0, done.stderr[-2000:]
     ref = open_reference("lambda.keras", (tmp_path / "lambda.keras").read_bytes())
-    c = compare(ref, model(models, "float.tflite"), pool=pool)
-    assert not c.ran and c.reference.run.status == "error" and "safe_mode" in c.reference.run.error_message
+    with pytest.raises(ModelLoadError, match=r"^The Keras model was not loaded: its config holds a Lambda layer"):
+        compare(ref, model(models, "float.tflite"), pool=pool)
 
 
 def test_reference_files_are_told_by_content(models):
