@@ -69,8 +69,9 @@ elif kind == "keras":
                               key="compare-keras")
     signature_key = st.text_input("SavedModel signature", value="", placeholder="serving_default",
                                   key="compare-keras-signature").strip() or None
-    st.caption("Run with TensorFlow in a worker process of its own (Keras in safe mode, the limits of every worker); "
-               "the first run imports TensorFlow there, which takes a few seconds.")
+    st.caption("Run with TensorFlow in a worker process of its own, under the limits of every worker. A SavedModel whose "
+               "graph could touch files or the network, or a Keras file whose configuration names code, is refused before "
+               "it loads; the first run imports TensorFlow there, which takes a few seconds.")
 else:
     st.caption("The reference kernels (the runtime's BUILTIN_REF op resolver) are naive and slow, and take no delegate: "
                "they are the runtime's own definition of each op.")
