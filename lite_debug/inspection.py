@@ -267,9 +267,6 @@ def _inspect(data: bytes | memoryview) -> ModelSpec:
         seen.charge(len(key))
         signatures.append(SignatureSpec(key=key, subgraph_index=sub_index, inputs=side(_SD_INPUTS), outputs=side(_SD_OUTPUTS)))
 
-    def details() -> ModelDetails:
-        return _details(data)
-
     return ModelSpec(
         size=len(data),
         schema_version=flat.u32(root, _M_VERSION),
@@ -279,8 +276,30 @@ def _inspect(data: bytes | memoryview) -> ModelSpec:
         signatures=tuple(signatures),
         subgraph_count=n_sub,
         tensor_count=tensors[1],
-        details=details,
+        details=_LazyDetails(data),
     )
+
+
+class _LazyDetails:
+    """A spec's details, read on first use: called, everything that takes a pass over the model;
+    ``sha256()`` and ``metadata()`` alone, for what needs only one of them (a diagnosis reads the
+    metadata, a run the hash; neither should pay for the other or for the graph)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes | memoryview) -> None:
+        self.data = data
+
+    def __call__(self) -> ModelDetails:
+        return _details(self.data)
+
+    def sha256(self) -> str:
+        return model_sha256(self.data)
+
+    def metadata(self) -> "ModelMetadata | None":
+        from .metadata import read_metadata
+
+        return read_metadata(self.data)
 
 
 def _details(data: bytes | memoryview) -> ModelDetails:
@@ -292,7 +311,6 @@ def _details(data: bytes | memoryview) -> ModelDetails:
     from .graph import _read
     from .metadata import read_metadata
 
-    sha256 = model_sha256(data)
     problem = ""
     graph = None
     try:
@@ -313,7 +331,6 @@ def _details(data: bytes | memoryview) -> ModelDetails:
         packed_files=_packed_files(data),
         metadata_names=names,
         activation_bytes=graph.activation_bytes() if graph else 0,
-        sha256=sha256,
         problem=problem,
         graph=graph,
         metadata=read_metadata(data),

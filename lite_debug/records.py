@@ -242,9 +242,10 @@ class ModelSpec:
     def activation_bytes(self) -> int:
         return self._details.activation_bytes
 
-    @property
+    @cached_property
     def sha256(self) -> str:
-        return self._details.sha256
+        part = getattr(self.details, "sha256", None)
+        return part() if callable(part) else self._details.sha256
 
     @property
     def problem(self) -> str:
@@ -255,9 +256,13 @@ class ModelSpec:
         """Operators and tensors of every subgraph (read on first use); None when unreadable."""
         return self._details.graph
 
-    @property
+    @cached_property
     def metadata(self) -> ModelMetadata | None:
         """The model's TFLite Support metadata (read on first use); None when it has none."""
+        if "_details" not in self.__dict__:
+            part = getattr(self.details, "metadata", None)
+            if callable(part):
+                return part()
         return self._details.metadata
 
     @property

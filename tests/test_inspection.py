@@ -236,3 +236,21 @@ def test_records_of_a_10000_tensor_graph_cost_a_few_calls_each_and_match_the_int
         assert (o.name, list(o.inputs), list(o.outputs)) == (d["op_name"], d["inputs"].tolist(), d["outputs"].tolist())
     last = sub.tensors[sub.outputs[0]]
     assert last.producer == 4999 and last.consumers == () and sub.tensors[0].consumers == (0,)
+
+
+def test_a_diagnosis_reads_the_metadata_alone_not_the_hash_or_the_graph():
+    """Inspecting and diagnosing must not take a pass over the whole model: the face detector's
+    metadata (its normalisation) is read by itself; the SHA-256 and the graph wait for a run."""
+    from lite_debug.diagnosis import diagnose
+    from lite_debug.generate import generate_feed
+
+    path = Path(__file__).parent / "real_models" / "face_detection_short_range.tflite"
+    if not path.exists():
+        pytest.skip("real models not fetched (scripts/fetch_real_models.py)")
+    spec = inspect_model(path.read_bytes())
+    diagnose(spec, generate_feed(spec))
+    assert spec.metadata is not None and spec.metadata.main is not None  # the diagnosis did need it
+    assert "_details" not in spec.__dict__ and "sha256" not in spec.__dict__
+    # And asked for, the parts agree with the whole.
+    assert spec.sha256 == spec._details.sha256 or spec._details.sha256 == ""
+    assert len(spec.sha256) == 64 and spec.graph is not None
