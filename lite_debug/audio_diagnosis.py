@@ -105,13 +105,15 @@ def audio_input(spec: ModelSpec, t: TensorSpec, expected: Sequence[int] | None =
     ``recording`` says the data is a recording, which lets a shorter or resizable axis count
     as time. Never raises.
     """
-    props = _metadata_audio(spec, t)
     shape = tuple(int(d) for d in (expected if expected is not None else t.shape))
     sig = t.shape_signature if len(t.shape_signature) == len(shape) else shape
     if not 1 <= len(shape) <= 3 or t.numpy_dtype is None:
         return None
     dynamic = [a for a in range(len(shape)) if sig[a] == -1 and (a > 0 or len(shape) == 1)]
     longest = max(range(len(shape)), key=lambda a: shape[a])
+    if shape[longest] < min(_MIN_WINDOW_RECORDING, _MIN_WINDOW_SHAPE) and not dynamic:
+        return None  # no axis long enough for audio, whatever the metadata says: not read
+    props = _metadata_audio(spec, t)
     least = _MIN_WINDOW_RECORDING if (recording or props is not None) else _MIN_WINDOW_SHAPE
     if shape[longest] >= least and sig[longest] != -1:
         time, window = longest, shape[longest]
