@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -27,13 +28,16 @@ __all__ = ["CaseKeeper"]
 
 log = logging.getLogger(__name__)
 _RECENT = 12  # how many case ids a browser remembers
+SAVE_AFTER = 1.5  # seconds: a case is saved this long after it is kept (at once when asked for)
 
 
 class CaseKeeper:
     """Saves and loads workspaces as cases of one store; shared by every session of a server."""
 
-    def __init__(self, store: CaseStore) -> None:
+    def __init__(self, store: CaseStore, save_after: float = SAVE_AFTER) -> None:
         self.store = store
+        self.save_after = save_after
+        self._hurry = threading.Event()  # set: pending saves go now (someone waits for one)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lite-debug-case")
         self._pending: dict[str, Future] = {}
         self._failed: dict[str, str] = {}  # case id -> why its background save failed
@@ -63,12 +67,17 @@ class CaseKeeper:
         snapshot = copy.copy(ws)
         snapshot.steps, snapshot.clicks = list(ws.steps), list(ws.clicks)
         snapshot.preferences, snapshot._cache = dict(ws.preferences), {}
+        due = time.monotonic() + self.save_after
         with self._lock:
-            self._pending[case_id] = self._pool.submit(self._save, case_id, parent, title, snapshot)
+            self._pending[case_id] = self._pool.submit(self._save, case_id, parent, title, snapshot, due)
         ws.case_id, ws._kept = case_id, state
         return case_id
 
-    def _save(self, case_id: str, parent: str | None, title: str, ws: "Workspace") -> None:
+    def _save(self, case_id: str, parent: str | None, title: str, ws: "Workspace", due: float = 0.0) -> None:
+        # Not while the page that kept it is drawn: on two cores a save (hashing and writing
+        # the model, data and outputs) beside the server's script, the worker and the browser
+        # held a run's numbers and figures back by a third. Someone waiting for it hurries it.
+        self._hurry.wait(max(0.0, due - time.monotonic()))
         try:
             manifest, members = dump_workspace(ws)
             record = {"title": title, "case": manifest}
@@ -90,6 +99,8 @@ class CaseKeeper:
         finally:
             with self._lock:
                 self._pending.pop(case_id, None)
+                if not self._pending:
+                    self._hurry.clear()
 
     def _put(self, members: dict, *, skip_known: bool) -> None:
         for address, data in members.items():
@@ -105,7 +116,13 @@ class CaseKeeper:
         with self._lock:
             future = self._pending.get(case_id)
         if future is not None:
-            future.result(timeout)
+            self._hurry.set()
+            try:
+                future.result(timeout)
+            finally:
+                with self._lock:
+                    if not self._pending:
+                        self._hurry.clear()
         with self._lock:
             failed = self._failed.get(case_id)
         if failed is not None:
@@ -144,6 +161,7 @@ class CaseKeeper:
         return ([c for c in ids if c != case_id and is_case_id(c)] + [case_id])[-_RECENT:]
 
     def close(self) -> None:
+        self._hurry.set()
         self._pool.shutdown(wait=True)
 
 

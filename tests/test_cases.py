@@ -79,3 +79,24 @@ def test_a_save_that_failed_in_the_background_is_said_when_its_case_is_opened(ke
     case = keeper.keep(ws)
     with pytest.raises(StoreError, match="could not be saved.*disk is full"):
         keeper.load(case)
+
+
+def test_a_case_is_saved_after_the_page_is_drawn_and_at_once_when_asked_for(tmp_path):
+    """The save waits (a click's page draws first, on two cores); opening the case hurries it."""
+    import time
+
+    keeper = CaseKeeper(LocalStore(tmp_path / "cases"), save_after=30.0)
+    try:
+        ws = Workspace.from_example("image-size")
+        case_id = keeper.keep(ws)
+        time.sleep(0.3)
+        with pytest.raises(StoreError):
+            keeper.store.load_case(case_id)  # not yet: it waits for its turn
+        t0 = time.monotonic()
+        loaded = keeper.load(case_id)  # a reload asks for it: saved now, not in 30 s
+        assert time.monotonic() - t0 < 10 and loaded.model_name == ws.model_name
+        assert keeper.store.load_case(case_id) is not None
+    finally:
+        t0 = time.monotonic()
+        keeper.close()  # pending saves go at once too
+        assert time.monotonic() - t0 < 10
