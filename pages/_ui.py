@@ -101,6 +101,19 @@ def keeper() -> CaseKeeper:
 
 
 _COOKIE = "lite_debug_cases"
+# A case id's shape (lite_debug.store.is_case_id), checked here without importing the engine:
+# this runs on every browser's first page, and the engine's first import (numpy, the explainer)
+# costs a third of a second there. tests/test_cases.py checks that the two agree.
+_CASE_ID = re.compile(r"[A-Za-z0-9_-]{24}")
+_RECENT = 12  # as lite_debug.cases
+
+
+def _parse_cookie(value: object) -> list[str]:
+    """Case ids from the browser's cookie (dot-separated); anything else is dropped (as
+    lite_debug.cases.parse_cookie)."""
+    if not isinstance(value, str):
+        return []
+    return [c for c in value.split(".") if _CASE_ID.fullmatch(c)][-_RECENT:]
 
 
 def keep_case() -> None:
@@ -142,17 +155,16 @@ def open_case_from_address() -> None:
     if st.session_state.get("_case_tried"):
         return
     st.session_state["_case_tried"] = True
-    from lite_debug.cases import parse_cookie
-    from lite_debug.errors import LiteDebugError
-
     try:
         cookie = st.context.cookies.get(_COOKIE)
     except Exception:  # noqa: BLE001 - no browser behind this session (AppTest)
         cookie = None
-    st.session_state.setdefault("recent-cases", parse_cookie(cookie))
+    st.session_state.setdefault("recent-cases", _parse_cookie(cookie))
     case_id = st.query_params.get("case")
     if not case_id or workspace() is not None:
         return
+    from lite_debug.errors import LiteDebugError
+
     try:
         ws = keeper().load(case_id)
     except LiteDebugError as exc:

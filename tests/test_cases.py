@@ -100,3 +100,19 @@ def test_a_case_is_saved_after_the_page_is_drawn_and_at_once_when_asked_for(tmp_
         t0 = time.monotonic()
         keeper.close()  # pending saves go at once too
         assert time.monotonic() - t0 < 10
+
+
+def test_the_dashboards_cookie_reader_agrees_with_the_engines():
+    """pages/_ui.py reads the cookie without importing the engine (start-up time): same ids kept."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent.parent))
+    from pages._ui import _parse_cookie
+
+    from lite_debug.store import new_case_id
+
+    ids = [new_case_id() for _ in range(14)]
+    for value in (".".join(ids), ".".join(ids[:3] + ["../etc", "", "x" * 24 + "!", "<b>" * 8]), None, 42, "a.b"):
+        assert _parse_cookie(value) == parse_cookie(value)
+    assert _parse_cookie(".".join(ids)) == ids[-12:]
