@@ -333,15 +333,20 @@ def read_archive(name: str, data: bytes | memoryview, *, limits: ArchiveLimits =
             f"{name} is {what} archive, which lite-debug cannot read; pack the files as a .zip or .tar.gz instead."
         )
     sorter = _Sorter(name, limits)
-    if kind == "zip":
-        sorter.format = "zip"
-        _read_zip(sorter, view)
-    elif kind == "tar":
-        sorter.format = "tar"
-        _read_tar(sorter, _Stream(_plain_chunks(view), sorter))
-    else:
-        _read_compressed(sorter, view, kind)
+    _read_members(sorter, view, kind)
     return sorter.archive()
+
+
+def _read_members(sink: Any, view: bytes | memoryview, kind: str) -> None:
+    """Stream every member of an archive of ``kind`` (zip, tar, or a compressed tar) into ``sink``."""
+    if kind == "zip":
+        sink.format = "zip"
+        _read_zip(sink, view)
+    elif kind == "tar":
+        sink.format = "tar"
+        _read_tar(sink, _Stream(_plain_chunks(view), sink))
+    else:
+        _read_compressed(sink, view, kind)
 
 
 def read_files(name: str, data: bytes | memoryview, *, limits: ArchiveLimits = ArchiveLimits()) -> tuple[ArchiveFile, ...]:
@@ -355,14 +360,7 @@ def read_files(name: str, data: bytes | memoryview, *, limits: ArchiveLimits = A
     if kind not in ("zip", "tar", "gzip", "bzip2", "xz"):
         raise BundleError(f"{name} is not a zip or tar archive; pack the folder as a .zip.")
     keeper = _Keeper(name, limits)
-    if kind == "zip":
-        keeper.format = "zip"
-        _read_zip(keeper, view)
-    elif kind == "tar":
-        keeper.format = "tar"
-        _read_tar(keeper, _Stream(_plain_chunks(view), keeper))
-    else:
-        _read_compressed(keeper, view, kind)
+    _read_members(keeper, view, kind)
     return tuple(keeper.models)
 
 
