@@ -91,6 +91,14 @@ def require_workspace() -> Workspace:
     return ws
 
 
+def require_data(ws: Workspace) -> None:
+    """A pointer to the Start page when ``ws`` has no data to run (and the page stops there)."""
+    if not ws.has_data:
+        st.warning("There is no data to run. Generate an input or upload data on the Start page.")
+        st.page_link(PAGES["start"], label="Go to Start", icon=":material/home:")
+        st.stop()
+
+
 @st.cache_resource
 def keeper() -> CaseKeeper:
     """The case store of this server (LITE_DEBUG_DATA_DIR) and what saves workspaces into it."""

@@ -20,7 +20,7 @@ import pandas as pd
 import streamlit as st
 
 from lite_debug.errors import LiteDebugError
-from pages._ui import PAGES, frame, md, owner, pool, require_workspace
+from pages._ui import PAGES, frame, md, owner, pool, require_data, require_workspace
 
 frame("compare")
 
@@ -42,10 +42,7 @@ st.caption(
     "graph, with the first layer that leaves the tolerance."
 )
 
-if not ws.has_data:
-    st.warning("There is no data to run. Generate an input or upload data on the Start page.")
-    st.page_link(PAGES["start"], label="Go to Start", icon=":material/home:")
-    st.stop()
+require_data(ws)
 if ws.errors and not ws.only_the_batch_left:
     st.warning(
         f"{len(ws.errors)} error(s) remain in the diagnosis, so the interpreter will probably refuse the data; fix them "

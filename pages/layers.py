@@ -18,7 +18,7 @@ import streamlit as st
 from lite_debug.errors import LiteDebugError
 from lite_debug.layer_figures import channels, ranges_by_depth, shares_by_depth, tensor_figures
 from lite_debug.trace import TraceResult, feed_key, trace
-from pages._ui import PAGES, frame, md, owner, pool, require_workspace
+from pages._ui import PAGES, frame, md, owner, pool, require_data, require_workspace
 
 frame("layers")
 
@@ -37,10 +37,7 @@ st.caption(
     "per tensor. Pick a row to see that tensor's values and its place in the graph."
 )
 
-if not ws.has_data:
-    st.warning("There is no data to run. Generate an input or upload data on the Start page.")
-    st.page_link(PAGES["start"], label="Go to Start", icon=":material/home:")
-    st.stop()
+require_data(ws)
 if ws.only_the_batch_left:
     n, chunk = ws.batch
     st.info(

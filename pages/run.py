@@ -9,7 +9,7 @@ import streamlit as st
 
 from lite_debug.errors import LiteDebugError
 from lite_debug.figures import window_figures
-from pages._ui import PAGES, frame, md, owner, pool, require_workspace
+from pages._ui import PAGES, frame, md, owner, pool, require_data, require_workspace
 
 frame("run")
 
@@ -17,10 +17,7 @@ frame("run")
 ws = require_workspace()
 st.title("Run and outputs")
 
-if not ws.has_data:
-    st.warning("There is no data to run. Generate an input or upload data on the Start page.")
-    st.page_link(PAGES["start"], label="Go to Start", icon=":material/home:")
-    st.stop()
+require_data(ws)
 # A batch the model can take sample by sample has one "error" left, its number of samples:
 # that is no reason to warn before running every sample.
 only_the_batch = ws.only_the_batch_left
