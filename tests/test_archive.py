@@ -24,7 +24,7 @@ from lite_debug.gallery import EXAMPLES_DIR, example, examples
 from lite_debug.inspection import inspect_model
 from lite_debug.loading import load_data
 from lite_debug.records import Feed
-from zipbombs import central_directory_bomb, gzip_bomb, many_member_tar
+from zipbombs import central_directory_bomb, count_directory_parses, gzip_bomb, many_member_tar
 
 REAL = Path(__file__).parent / "real_models"
 
@@ -481,22 +481,10 @@ def test_too_many_zip_members_are_refused_with_the_limit():
         read_archive("many.zip", data)
 
 
-def _never_parse_the_directory(monkeypatch):
-    parsed = []
-    original = zipfile.ZipFile._RealGetContents
-
-    def counting(self):
-        parsed.append(self)
-        return original(self)
-
-    monkeypatch.setattr(zipfile.ZipFile, "_RealGetContents", counting)
-    return parsed
-
-
 @pytest.mark.parametrize("zip64", [False, True])
 def test_a_central_directory_declaring_millions_of_entries_is_refused_before_zipfile_reads_it(monkeypatch, zip64):
     bomb = central_directory_bomb(3, declared=4_000_000 if zip64 else 65_000, zip64=zip64)
-    parsed = _never_parse_the_directory(monkeypatch)
+    parsed = count_directory_parses(monkeypatch)
     started = time.perf_counter()
     with pytest.raises(BundleError, match=r"declares (4,000,000|65,000) members, more than the 256 lite-debug reads; refused before reading its directory"):
         read_archive("bomb.zip", bomb)
@@ -509,7 +497,7 @@ def test_a_directory_that_lies_about_its_count_is_counted_and_stopped_at_the_lim
     # directory's byte size, so the walk must count the records themselves.
     bomb = central_directory_bomb(200_000, declared=3)
     assert len(bomb) < 10_000_000
-    parsed = _never_parse_the_directory(monkeypatch)
+    parsed = count_directory_parses(monkeypatch)
     started = time.perf_counter()
     with pytest.raises(BundleError, match=r"holds more than 256 members, more than the 256 lite-debug reads"):
         read_archive("liar.zip", bomb)

@@ -23,7 +23,7 @@ from lite_debug.records import Feed
 from lite_debug.running import Limits, WorkerPool
 from lite_debug.session import Workspace
 from test_inspection import REAL, need_real_models
-from zipbombs import central_directory_bomb
+from zipbombs import central_directory_bomb, count_directory_parses
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -119,18 +119,6 @@ def test_pickled_input_in_a_bundle_is_refused():
         read_bundle(data)
 
 
-def _count_directory_parses(monkeypatch):
-    parsed = []
-    original = zipfile.ZipFile._RealGetContents
-
-    def counting(self):
-        parsed.append(self)
-        return original(self)
-
-    monkeypatch.setattr(zipfile.ZipFile, "_RealGetContents", counting)
-    return parsed
-
-
 @pytest.mark.parametrize(
     "bomb, words",
     [
@@ -143,7 +131,7 @@ def _count_directory_parses(monkeypatch):
     ids=["zip64", "classic", "lying-end-record"],
 )
 def test_a_central_directory_bomb_is_refused_before_zipfile_parses_it(monkeypatch, bomb, words):
-    parsed = _count_directory_parses(monkeypatch)
+    parsed = count_directory_parses(monkeypatch)
     with pytest.raises(BundleError, match=words):
         read_bundle(bomb)
     assert not is_bundle(bomb)

@@ -15,7 +15,7 @@ import pytest
 from lite_debug._zipdir import DamagedDirectory, TooManyEntries, check_directory, find_directory
 from lite_debug.gallery import EXAMPLES_DIR
 from lite_debug.inspection import inspect_model, packed_file
-from zipbombs import central_directory_bomb
+from zipbombs import central_directory_bomb, count_directory_parses
 
 PACKED = (EXAMPLES_DIR / "image_classifier.tflite").read_bytes()  # packs labels.txt as TFLite Support does
 
@@ -71,24 +71,12 @@ def test_counts_refuse_in_proportion_to_the_limit_not_the_directory():
         check_directory(cut[:40] + cut[60:], 256)
 
 
-def _count_directory_parses(monkeypatch):
-    parsed = []
-    original = zipfile.ZipFile._RealGetContents
-
-    def counting(self):
-        parsed.append(self)
-        return original(self)
-
-    monkeypatch.setattr(zipfile.ZipFile, "_RealGetContents", counting)
-    return parsed
-
-
 @pytest.mark.parametrize("declared", [None, 3], ids=["declared", "lying-end-record"])
 def test_a_model_packing_a_directory_bomb_is_described_without_parsing_it(monkeypatch, declared):
     # 100,000 directory records (the had 3 million) behind a real model; the end
     # record declares them all, or lies and says 3.
     model = central_directory_bomb(100_000, declared=declared, prefix=PACKED)
-    parsed = _count_directory_parses(monkeypatch)
+    parsed = count_directory_parses(monkeypatch)
     spec = inspect_model(model)
     assert spec.packed_files == ()  # treated as no packed zip, like a damaged one
     assert spec.ops and spec.problem == ""  # the rest of the model is still described

@@ -7,6 +7,8 @@ same tiny local file, as the real bombs do.
 
 from __future__ import annotations
 
+import zipfile
+
 import io
 import struct
 import tarfile
@@ -74,3 +76,17 @@ def gzip_bomb(size: int, *, members: int = 1) -> bytes:
         left -= n
     out.write(d.flush())
     return out.getvalue() * members
+
+
+def count_directory_parses(monkeypatch) -> list:
+    """The zipfile objects that parse a central directory from now on (for tests that a bomb is
+    refused before zipfile reads its directory: the list stays empty)."""
+    parsed = []
+    original = zipfile.ZipFile._RealGetContents
+
+    def counting(self):
+        parsed.append(self)
+        return original(self)
+
+    monkeypatch.setattr(zipfile.ZipFile, "_RealGetContents", counting)
+    return parsed
