@@ -234,6 +234,10 @@ class Worker:
         root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # numpy's OpenBLAS starts a thread per core that spins for tens of ms after each call
+        # (60 ms of CPU after a worker's first runs, measured): one thread, since a worker's BLAS
+        # calls are small and a trace splits its statistics over its own helper thread.
+        env.setdefault("OPENBLAS_NUM_THREADS", "1")
         # The runtime logs to stderr ("Created TensorFlow Lite XNNPACK delegate…"); keep that out
         # of the user's terminal, but keep it, since an abort explains itself there.
         self._close_stderr()
