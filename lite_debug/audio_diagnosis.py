@@ -98,13 +98,9 @@ def _metadata_audio(spec: ModelSpec, t: TensorSpec):
     return content.audio
 
 
-def audio_input(spec: ModelSpec, t: TensorSpec, expected: Sequence[int] | None = None, *, recording: bool = False) -> AudioInput | None:
-    """How input ``t`` takes audio, or None when it does not look like an audio input.
-
-    ``expected`` is the shape the interpreter is allocated for (``t.shape`` by default);
-    ``recording`` says the data is a recording, which lets a shorter or resizable axis count
-    as time. Never raises.
-    """
+def _audio_shape(t: TensorSpec, expected: Sequence[int] | None) -> tuple[tuple[int, ...], tuple[int, ...], list[int], int] | None:
+    """What ``audio_input`` reads from the shape alone: (shape, signature, resizable axes, the
+    longest axis); None when the shape rules audio out, whatever the metadata says."""
     shape = tuple(int(d) for d in (expected if expected is not None else t.shape))
     sig = t.shape_signature if len(t.shape_signature) == len(shape) else shape
     if not 1 <= len(shape) <= 3 or t.numpy_dtype is None:
@@ -112,7 +108,21 @@ def audio_input(spec: ModelSpec, t: TensorSpec, expected: Sequence[int] | None =
     dynamic = [a for a in range(len(shape)) if sig[a] == -1 and (a > 0 or len(shape) == 1)]
     longest = max(range(len(shape)), key=lambda a: shape[a])
     if shape[longest] < min(_MIN_WINDOW_RECORDING, _MIN_WINDOW_SHAPE) and not dynamic:
-        return None  # no axis long enough for audio, whatever the metadata says: not read
+        return None  # no axis long enough for audio
+    return shape, tuple(sig), dynamic, longest
+
+
+def audio_input(spec: ModelSpec, t: TensorSpec, expected: Sequence[int] | None = None, *, recording: bool = False) -> AudioInput | None:
+    """How input ``t`` takes audio, or None when it does not look like an audio input.
+
+    ``expected`` is the shape the interpreter is allocated for (``t.shape`` by default);
+    ``recording`` says the data is a recording, which lets a shorter or resizable axis count
+    as time. Never raises.
+    """
+    shaped = _audio_shape(t, expected)
+    if shaped is None:
+        return None
+    shape, sig, dynamic, longest = shaped
     props = _metadata_audio(spec, t)
     least = _MIN_WINDOW_RECORDING if (recording or props is not None) else _MIN_WINDOW_SHAPE
     if shape[longest] >= least and sig[longest] != -1:
@@ -280,11 +290,19 @@ def check_audio(checker: _Checker, spec: ModelSpec, info: AudioInfo | None) -> f
     input; empty for an input that is not audio. Never raises for odd data.
     """
     t, x = checker.t, checker.x
-    layout = audio_input(spec, t, checker.expected, recording=info is not None)
+    if info is None:
+        # Data that is not a recording: only int16 samples, or floats of whole numbers past 2,
+        # for a float input are worth a word. The shape is looked at first, then the data, and
+        # only then the model's metadata (is it audio?), each far cheaper than the next.
+        if _audio_shape(t, checker.expected) is None:
+            return frozenset()
+        kind = _raw_kind(t, x)
+        if kind is None or audio_input(spec, t, checker.expected) is None:
+            return frozenset()
+        return _raw_values(checker, kind)
+    layout = audio_input(spec, t, checker.expected, recording=True)
     if layout is None:
         return frozenset()
-    if info is None:
-        return _raw_values(checker, layout)
     axes = _data_axes(x, info)
     if axes is None:
         return frozenset()
@@ -481,14 +499,40 @@ def _projected_shape(
     return True
 
 
-def _raw_values(checker: _Checker, layout: AudioInput) -> frozenset[str]:
-    """Data that is not a recording file, for an audio input: int16 samples as raw integers."""
-    t, x = checker.t, checker.x
+def _raw_kind(t: TensorSpec, x: np.ndarray) -> tuple[str, float] | None:
+    """For a float input given data that is not a recording: ("int16", 0) for int16 samples,
+    ("whole", peak) for floats that are whole numbers of magnitude 2 to 32768 (16-bit PCM cast
+    without scaling); None for anything else."""
     want = t.numpy_dtype
     if want is None or want.kind != "f" or not x.size:
-        return frozenset()
-    name = f"Input {checker.pos} ({t.name!r})"
+        return None
     if x.dtype == np.int16:
+        return "int16", 0.0
+    if x.dtype.kind != "f":
+        return None
+    lo, hi = float(x.min()), float(x.max())
+    if not (math.isfinite(lo) and math.isfinite(hi)):  # NaN or Inf among them: the finite ones decide
+        finite = x[np.isfinite(x)]
+        if not finite.size:
+            return None
+        lo, hi = float(finite.min()), float(finite.max())
+    else:
+        finite = x
+    peak = max(-lo, hi)
+    if 2.0 < peak <= 32768.0 and np.all(finite == np.round(finite)):
+        return "whole", peak
+    return None
+
+
+def _raw_values(checker: _Checker, kind: tuple[str, float]) -> frozenset[str]:
+    """Data that is not a recording, for an audio input: int16 samples as raw integers, or
+    floats that look like them (see ``_raw_kind``)."""
+    t = checker.t
+    want = t.numpy_dtype
+    assert want is not None
+    name = f"Input {checker.pos} ({t.name!r})"
+    what, peak = kind
+    if what == "int16":
         checker.add(
             "audio_range", "error", f"{want.name} audio in [-1, 1]", "int16 samples (-32768…32767)",
             f"{name} takes {want.name} audio, but the data is int16: 16-bit PCM samples as raw integers. Audio models "
@@ -496,18 +540,13 @@ def _raw_values(checker: _Checker, layout: AudioInput) -> frozenset[str]:
             [checker.fix("pcm_to_float"), checker.fix("cast", dtype=want.name)],
         )
         return frozenset({"values"})
-    if x.dtype.kind == "f":
-        finite = x[np.isfinite(x)] if x.dtype.kind == "f" else x
-        if finite.size:
-            peak = float(np.abs(finite).max())
-            if 2.0 < peak <= 32768.0 and np.all(finite == np.round(finite)):
-                checker.add(
-                    "audio_range", "warning", "[-1, 1]", f"whole numbers up to {peak:g}",
-                    f"{name}: the samples are whole numbers up to {peak:g}, like 16-bit PCM cast to float without "
-                    "scaling; audio models usually take [-1, 1] (divide by 32768), unless the model was trained on "
-                    "unscaled samples.",
-                    [checker.fix("pcm_to_float")],
-                )
+    checker.add(
+        "audio_range", "warning", "[-1, 1]", f"whole numbers up to {peak:g}",
+        f"{name}: the samples are whole numbers up to {peak:g}, like 16-bit PCM cast to float without "
+        "scaling; audio models usually take [-1, 1] (divide by 32768), unless the model was trained on "
+        "unscaled samples.",
+        [checker.fix("pcm_to_float")],
+    )
     return frozenset()
 
 

@@ -264,6 +264,22 @@ def test_int16_samples_given_as_raw_integers_to_a_float_model():
     assert w.kind == "audio_range" and w.severity == "warning" and "whole numbers up to 19999" in w.message
 
 
+def test_ordinary_data_for_a_long_input_is_diagnosed_without_reading_the_metadata(monkeypatch):
+    # Every diagnosis of a [1, 16000] input used to read the model's metadata (a pass over its
+    # flatbuffer, 30 µs) to ask whether the input takes audio, though only raw PCM values need
+    # the answer.
+    import lite_debug.audio_diagnosis as audio_diagnosis
+
+    asked = []
+    real = audio_diagnosis._metadata_audio
+    monkeypatch.setattr(audio_diagnosis, "_metadata_audio", lambda spec, t: asked.append(t.name) or real(spec, t))
+    spec = inspect_model(MODEL)
+    wave = (np.sin(np.arange(16000, dtype=np.float32) / 3) * 0.5)[None]
+    assert diagnose(spec, [wave]) == [] and asked == []
+    (m,) = diagnose(spec, [(wave * 40000).astype(np.int16)])
+    assert m.kind == "audio_range" and asked == [NAME]
+
+
 def test_clipped_audio_is_a_warning_without_a_pretend_fix():
     ws = workspace("loud.wav", recording(16_000, 1.0, amplitude=1.6))
     (m,) = [m for m in ws.mismatches if m.kind == "audio_range"]
