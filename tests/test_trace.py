@@ -10,6 +10,7 @@ saturates and no other does.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -412,6 +413,13 @@ def test_real_model_every_op_output_is_present_and_outputs_equal_the_plain_run(f
     s = r.tensor(sub.inputs[0]).stats
     assert (s.min, s.max) == (pytest.approx(float(x.min())), pytest.approx(float(x.max())))
     assert r.findings == ()
+    # The records are built without their __init__ (for speed): each holds every field, and
+    # equals, hashes and prints as one built the usual way.
+    for t in r.tensors:
+        usual = type(t)(**{f.name: getattr(t, f.name) for f in dataclasses.fields(t)})
+        assert usual == t and hash(usual) == hash(t) and repr(usual) == repr(t)
+        st = type(t.stats)(**{f.name: getattr(t.stats, f.name) for f in dataclasses.fields(t.stats)})
+        assert st == t.stats and st.to_dict() == t.stats.to_dict()
 
 
 def test_real_model_intermediates_equal_the_builtin_kernels(face, pool):
