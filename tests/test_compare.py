@@ -197,6 +197,26 @@ def test_zeros_nan_and_infinities():
         metrics(np.zeros(4), np.zeros(3))
 
 
+def test_relative_error_after_a_relu_skips_the_zeros_both_share(recwarn):
+    # Half a ReLU's output is 0: where the candidate is 0 too there is no relative error, and
+    # where it is not, no relative tolerance can pass. No warning of a division by zero.
+    rng = np.random.default_rng(5)
+    r = np.maximum(rng.standard_normal(70_000), 0.0).astype(np.float32)  # two chunks
+    c = (r * (1 + rng.uniform(-0.02, 0.02, r.size))).astype(np.float32)
+    nz = r != 0
+    m = metrics(r, c)
+    expected = float(np.max(np.abs(c[nz] - r[nz]) / np.abs(r[nz])))
+    assert m.max_rel == pytest.approx(expected, rel=1e-6) and m.rtol_needed == m.max_rel
+    assert m.outside == int(np.count_nonzero(c != r))
+    assert m.mean_abs == pytest.approx(float(np.abs(c.astype(np.float64) - r).mean()), rel=1e-5)
+    with_atol = metrics(r, c, Tolerance(atol=1e-4))
+    over = np.abs(c - r) > 1e-4
+    assert with_atol.rtol_needed == pytest.approx(float(np.max((np.abs(c - r)[over] - 1e-4) / np.abs(r[over]))), rel=1e-5)
+    c[np.flatnonzero(~nz)[0]] = 0.5  # a difference where the reference is 0
+    assert metrics(r, c).max_rel == math.inf and metrics(r, c, Tolerance(atol=1e-4)).rtol_needed == math.inf
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
 def test_large_arrays_are_compared_in_chunks_exactly():
     rng = np.random.default_rng(0)
     r = rng.standard_normal(2_500_000).astype(np.float32)
