@@ -16,7 +16,7 @@ import math
 from typing import Any
 
 import numpy as np
-import plotly.graph_objects as go
+from ._plotly import go
 
 from .figures import _display, _figure, heatmap, line
 

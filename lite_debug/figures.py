@@ -34,7 +34,7 @@ import re
 from typing import Sequence
 
 import numpy as np
-import plotly.graph_objects as go
+from ._plotly import go
 from PIL import Image
 
 from .records import OutputTensor

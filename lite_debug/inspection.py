@@ -17,11 +17,15 @@ import hashlib
 import struct
 import zipfile
 import zlib
+from typing import TYPE_CHECKING
 
 from ._flat import Budget, Flat, Reader, unpacker
 from ._schema import NUMPY_NAMES, tensor_type_names
 from .errors import ModelLoadError
 from .records import ModelDetails, ModelSpec, PackedFile, Quantization, SignatureSpec, TensorSpec
+
+if TYPE_CHECKING:
+    from .metadata import ModelMetadata
 
 __all__ = ["as_buffer", "inspect_model", "model_sha256", "packed_file"]
 
@@ -296,7 +300,7 @@ class _LazyDetails:
     def sha256(self) -> str:
         return model_sha256(self.data)
 
-    def metadata(self) -> "ModelMetadata | None":
+    def metadata(self) -> ModelMetadata | None:
         from .metadata import read_metadata
 
         return read_metadata(self.data)

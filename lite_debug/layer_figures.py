@@ -15,7 +15,7 @@ import html
 from typing import Sequence
 
 import numpy as np
-import plotly.graph_objects as go
+from ._plotly import go
 
 from .figures import _channel_mean, _figure, heatmap, histogram, line
 from .trace import TracedTensor

@@ -204,11 +204,6 @@ def warm_up() -> None:
     _warmed.set()
 
     def load() -> None:
-        # pandas first: when a page is importing it at this moment, this waits for the import
-        # to finish, where plotly would find the half-made module and fail (it looks for
-        # pandas without importing it).
-        import pandas  # noqa: F401
-
         import lite_debug.session  # noqa: F401  (numpy, the engine, the worker pool's module)
         from lite_debug.figures import warm  # plotly and its template, ~1 s: or the first plot waits for it
 

@@ -220,7 +220,9 @@ def test_memory_that_shows_only_at_run_time_hits_the_address_space_limit():
     data, spec = model("tile_by_input.tflite")
     w = Worker(Limits(memory_bytes=450 << 20))
     try:
-        big = Feed({"x": np.ones((1, 4), np.float32), "multiples": np.array([20_000_000, 1], np.int32)})
+        # A 40,000,000 × 4 float32 output: 640 MB, past the limit whatever the worker holds
+        # already (20,000,000 rows fitted once numpy's BLAS stopped reserving a thread's buffers).
+        big = Feed({"x": np.ones((1, 4), np.float32), "multiples": np.array([40_000_000, 1], np.int32)})
         r = w.run(data, spec, big)
         assert r.status in ("error", "crashed") and r.limit == "memory"
         assert "450 MiB memory limit" in r.detail
