@@ -104,7 +104,13 @@ with st.sidebar:
         if checking:
             _await_check()
         elif ws.check is not None and not ws.check.ok:
-            st.caption(":material/block: The model does not load in this runtime: see the diagnosis.")
+            said = next((m for m in ws.mismatches if m.input_index < 0 and m.kind in ("unsupported_op", "delegate", "prepare", "load")), None)
+            if said is not None and said.severity == "warning":
+                # Only the declared shape of a resizable input fails to allocate: no "does not load".
+                st.caption(":material/warning: allocate_tensors() fails at the model's declared input shape, a "
+                           "placeholder: see the diagnosis.")
+            else:
+                st.caption(":material/block: The model does not load in this runtime: see the diagnosis.")
         if ws.result is not None:
             st.markdown(f"Last run: **{ws.result.status}**" + (" (data changed since)" if ws.result_stale else ""))
         row = st.container(horizontal=True)

@@ -255,7 +255,7 @@ def _check(args: argparse.Namespace) -> int:
         # is an error of the diagnosis, before any run says so.
         from .diagnosis import check_mismatches
 
-        found = check_mismatches(pool.check_model(state.model, state.spec))
+        found = check_mismatches(pool.check_model(state.model, state.spec), state.spec)
         state.mismatches = found + state.mismatches
         state.remaining = found + list(state.remaining)
         if args.sweep:
@@ -661,7 +661,7 @@ def _trace(args: argparse.Namespace) -> int:
         state.remaining = diagnose(state.spec, feed, state.signature, choices=state.choices)
     pool = WorkerPool(size=1, limits=limits)
     try:
-        found = check_mismatches(pool.check_model(state.model, state.spec))
+        found = check_mismatches(pool.check_model(state.model, state.spec), state.spec)
         state.remaining = found + list(state.remaining)
         try:
             traced = trace(state.model, state.spec, feed, state.signature, pool=pool,

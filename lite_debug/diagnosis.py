@@ -682,27 +682,50 @@ _PREPARE = {
 }
 
 
-def check_mismatches(check: ModelCheck | None) -> list[Mismatch]:
+# What fails at allocate_tensors() because of the input shapes: a placeholder shape can cause it.
+_AT_ALLOCATION = _PREPARE | {"xnnpack_delegate_failed", "default_delegate_failed"}
+
+
+def check_mismatches(check: ModelCheck | None, spec: ModelSpec | None = None) -> list[Mismatch]:
     """A failed model check as an error-level mismatch of its own kind (``unsupported_op``,
     ``delegate``, ``prepare`` or ``load``), with the explanation; [] when the model loads or
-    has not been checked. It concerns the model, not an input (``input_index`` -1, no fixes)."""
+    has not been checked. It concerns the model, not an input (``input_index`` -1, no fixes).
+
+    With ``spec``: a graph or delegate that fails to prepare at the declared shape of a
+    resizable input is a warning, since that shape is a placeholder (a model that takes any
+    number of audio samples declares [1, 1], too short for its first convolution) and the
+    data's shape may well allocate."""
     if check is None or check.ok:
         return []
     e = check.explanation
+    severity = "error"
     if check.status == "error" and e is not None:
         kind = "unsupported_op" if e.kind in _UNSUPPORTED else "delegate" if e.kind in _DELEGATE else (
             "prepare" if e.kind in _PREPARE else "load"
         )
         said = (check.message or e.title).strip()[:2000]
-        message = f"The model does not load in this runtime, so every run will fail: {e.cause} {e.fix}"
-        if check.kernel_message:
-            message += f" Without the default XNNPACK delegate the kernel says: {check.kernel_message.strip()}"
+        resizable = [t for t in spec.inputs if -1 in t.shape_signature] if spec is not None else []
+        if resizable and e.kind in _AT_ALLOCATION:
+            severity = "warning"
+            declared = ", ".join(f"{t.shape_text()} for {t.name!r} (shape signature {t.shape_text(signature=True)})"
+                                 for t in resizable[:4])
+            reason = (check.kernel_message or check.message or e.title).strip()
+            message = (
+                f"allocate_tensors() fails at the shape the model declares, {declared}: a placeholder, since the input "
+                f"takes any size where its signature has ?. The runtime says: {reason} Resize the input to the shape "
+                "of your data with resize_tensor_input() before allocate_tensors(); only a run at that shape tells "
+                "whether the model works there."
+            )
+        else:
+            message = f"The model does not load in this runtime, so every run will fail: {e.cause} {e.fix}"
+            if check.kernel_message:
+                message += f" Without the default XNNPACK delegate the kernel says: {check.kernel_message.strip()}"
     else:
         kind, said = "load", check.status
         message = f"The model could not be loaded in a worker ({check.status}): {check.detail or 'no reason given'}"
     return [
         Mismatch(
-            input_index=-1, input_name="", kind=kind, severity="error",  # type: ignore[arg-type]
+            input_index=-1, input_name="", kind=kind, severity=severity,  # type: ignore[arg-type]
             expected="a model this runtime can load and allocate", got=said, message=message.strip(),
         )
     ]

@@ -1558,6 +1558,8 @@ def _agree(explanation: Explanation, diagnosis: Sequence[Mismatch]) -> Explanati
     gives; without one, by the message's input number, which is a tensor index: in converted
     models it is the input's position, the number a mismatch carries.
     """
+    if explanation.kind in _PLACEHOLDER_FAILURES:
+        return _at_placeholder(explanation, diagnosis)
     if explanation.kind not in _PER_INPUT_KINDS:
         return explanation
     facts = explanation.facts
@@ -1602,6 +1604,45 @@ def _agree(explanation: Explanation, diagnosis: Sequence[Mismatch]) -> Explanati
     if first is not None:
         agreed["diagnosis_fix"] = first.code or first.label
     return replace(explanation, cause=cause, fix=fix, facts=agreed)
+
+
+# A graph that fails to prepare, or a delegate that fails to set up, at allocate_tensors():
+# with a resizable input left at its declared shape, that shape is a placeholder ([1, 1] for
+# "any number of samples"), and allocating at it can fail where the data's shape would not.
+_PLACEHOLDER_FAILURES = frozenset({"node_failed_to_prepare", "xnnpack_delegate_failed", "default_delegate_failed"})
+
+
+def _at_placeholder(explanation: Explanation, diagnosis: Sequence[Mismatch]) -> Explanation:
+    """The explanation of a failed prepare when the diagnosis says a resizable input was left at
+    its declared shape (a ``dynamic`` error): resize it first; as it was, unless there is one."""
+    left = next((m for m in diagnosis if m.kind == "dynamic" and m.severity == "error"), None)
+    if left is None:
+        # No data to resize to (the command line's generated data is of the declared shape):
+        # the model check's warning says the same of the placeholder, and what to do.
+        placeholder = next((m for m in diagnosis if m.input_index < 0 and m.severity == "warning"
+                            and m.kind in ("prepare", "delegate")), None)
+        if placeholder is None:
+            return explanation
+        return replace(
+            explanation,
+            cause=placeholder.message,
+            fix="Run data of the size the model is made for (a recording, an image): resize the input to its shape "
+                "with resize_tensor_input() before allocate_tensors().",
+            facts={**dict(explanation.facts), "diagnosis_kind": placeholder.kind, "diagnosis_message": placeholder.message},
+        )
+    first = left.fixes[0] if left.fixes else None
+    cause = (
+        f"The diagnosis of the data finds: {left.message} The interpreter was allocated at the shape the model "
+        f"declares, a placeholder, and {explanation.title[:1].lower() + explanation.title[1:]} there; that says "
+        "nothing yet about the shape of the data."
+    )
+    fix = (f"Apply the diagnosis' fix: {first.label.rstrip('.')}" + (f" (`{first.code}`)." if first.code else ".")
+           if first is not None else "Resize the input to the shape of the data before allocate_tensors().")
+    facts = {**dict(explanation.facts), "diagnosis_kind": left.kind, "diagnosis_input": left.input_index,
+             "diagnosis_message": left.message}
+    if first is not None:
+        facts["diagnosis_fix"] = first.code or first.label
+    return replace(explanation, cause=cause, fix=fix, facts=facts)
 
 
 # What explain() reads of a text: the end, where the exception is. The reporter cuts each

@@ -234,7 +234,7 @@ class Workspace:
 
         def compute() -> list[Mismatch]:
             # A model that does not load is an error whatever the data (first, before the inputs').
-            found = check_mismatches(self.check)
+            found = check_mismatches(self.check, self.spec)
             if not self.has_data:
                 return found
             found += diagnose(self.spec, self.feed, self.signature, choices=self.choices)

@@ -418,3 +418,36 @@ def test_a_real_audio_model_takes_a_44_1_khz_stereo_recording_after_its_fixes(po
     (out,) = result.outputs
     assert out.shape[0] == 1 and out.shape[-1] == 32 and out.shape[2] > 90  # ~97 frames of 32 mel bands
     assert np.isfinite(out.values).all()
+
+
+def test_a_model_that_fails_only_at_its_placeholder_shape_is_not_said_to_fail_every_run(pool):
+    """openWakeWord's melspectrogram declares [1, 1] for "any number of samples", and its first
+    convolution cannot prepare at one sample: allocate_tensors() fails there. That is a warning
+    about the placeholder, not "the model does not load, so every run will fail": at the
+    recording's shape it loads and runs."""
+    from test_inspection import REAL, need_real_models
+
+    from lite_debug.diagnosis import check_mismatches, explain_result
+
+    need_real_models()
+    path = REAL / "melspectrogram.tflite"
+    if not path.exists():
+        pytest.skip("melspectrogram.tflite is not fetched (scripts/fetch_real_models.py)")
+    data = path.read_bytes()
+    spec = inspect_model(data)
+    check = pool.check_model(data, spec)
+    assert not check.ok  # the runtime does refuse the declared shape
+    (m,) = check_mismatches(check, spec)
+    assert m.severity == "warning" and m.kind in ("prepare", "delegate")
+    assert "[1, 1] for 'serving_default_input:0' (shape signature [?, ?]): a placeholder" in m.message
+    assert "every run will fail" not in m.message and "CONV_2D" in m.message
+    ws = workspace("clip.wav", recording(16_000, 1.0), data)
+    ws.check = check
+    assert [x.kind for x in ws.mismatches if x.input_index < 0] == [m.kind] and ws.errors
+    # Run as it is (at the placeholder): the failure is explained by the resize it lacks.
+    failed = explain_result(ws.run(pool), ws.mismatches)
+    assert not failed.ok and "placeholder" in failed.explanation.cause
+    assert "resize_tensor_input(0, [1, 16000])" in failed.explanation.fix
+    ws.apply_all()
+    assert not ws.errors and [x.severity for x in ws.mismatches] == ["warning"]
+    assert ws.run(pool).ok
