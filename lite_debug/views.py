@@ -155,6 +155,7 @@ class _Context:
     input_image: np.ndarray | None  # HxWx3 uint8 for drawing over
     batch: int | None
     has_detection_op: bool
+    spec_given: bool = False  # the model's inputs are known (so image_hw None means: no image input)
     roles: dict[int, tuple[str, dict[str, Any]]] = field(default_factory=dict)  # group roles
 
 
@@ -289,6 +290,7 @@ def interpret(
         input_image=image,
         batch=batch if batch and batch > 1 else None,
         has_detection_op=has_op,
+        spec_given=spec is not None,
     )
     _find_detections(ctx)
     _find_anchors(ctx)
@@ -502,6 +504,10 @@ def _guess(o: _Out, ctx: _Context, kinds: list[str]) -> tuple[str, str]:
         pts = _points(o, ctx)
         if pts is not None:
             return "keypoints", pts[1]
+    if ctx.image_hw is None and ctx.spec_given and ("mask" in kinds or "class_map" in kinds):
+        # A map from a model that takes no image (frames × mel bands from audio, a sensor
+        # grid): no pixels to lay it over, so not read as a mask; shown as values.
+        return "array", ""
     if "mask" in kinds:
         h, w = core[:2] if len(core) == 2 else _hwc_shape(core)[:2]
         return "mask", f"it is a {h}×{w} map with one value per pixel"

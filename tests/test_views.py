@@ -218,6 +218,22 @@ def test_a_logit_mask_gets_a_sigmoid_and_says_so():
     assert float(view.data["mask"].max()) == pytest.approx(1 / (1 + np.exp(3.0)))
 
 
+def test_a_map_from_a_model_without_an_image_input_is_values_not_a_mask():
+    # openWakeWord's melspectrogram: raw samples in, [1, 1, 97, 32] frames × mel bands out. It
+    # was shown as a "mask over the input" with a sigmoid, "one value per pixel", all but black.
+    from specs import model, tensor
+
+    spec = model(tensor("input", (1, 16000), sig=(-1, -1)))
+    bands = np.random.default_rng(0).normal(-2, 3, (1, 1, 97, 32)).astype(np.float32)
+    (view,) = interpret([output(bands, "PartitionedCall:0")], spec)
+    assert view.kind == "array" and "pixel" not in view.assumption
+    assert "mask" in view.alternatives  # still a reading the user can pick
+    # The same map from an image model stays a mask over the picture.
+    image_model = model(tensor("image", (1, 97, 32, 3)))
+    (seg,) = interpret([output(bands, "PartitionedCall:0")], image_model)
+    assert seg.kind == "mask"
+
+
 # -- choosing another view, and metadata ------------------------------------------------------------
 
 
