@@ -1549,6 +1549,11 @@ _MISMATCH_CAUSES: dict[str, frozenset[str]] = {
 _PER_INPUT_KINDS = frozenset().union(*_MISMATCH_CAUSES.values())
 
 
+def _apply_fix(fix: Any) -> str:
+    """The sentence that points to a diagnosis' fix, with its line of Python."""
+    return f"Apply the diagnosis' fix: {fix.label.rstrip('.')}" + (f" (`{fix.code}`)." if fix.code else ".")
+
+
 def _agree(explanation: Explanation, diagnosis: Sequence[Mismatch]) -> Explanation:
     """The explanation made to say what the diagnosis says about the input the message names.
 
@@ -1591,7 +1596,7 @@ def _agree(explanation: Explanation, diagnosis: Sequence[Mismatch]) -> Explanati
             "reports first."
         )
     if first is not None:
-        fix = f"Apply the diagnosis' fix: {first.label.rstrip('.')}" + (f" (`{first.code}`)." if first.code else ".")
+        fix = _apply_fix(first)
     else:
         where = f"input {chosen.input_index} ({chosen.input_name!r})"
         fix = f"Fix what the diagnosis reports for {where}. {explanation.fix}"
@@ -1636,8 +1641,7 @@ def _at_placeholder(explanation: Explanation, diagnosis: Sequence[Mismatch]) -> 
         f"declares, a placeholder, and {explanation.title[:1].lower() + explanation.title[1:]} there; that says "
         "nothing yet about the shape of the data."
     )
-    fix = (f"Apply the diagnosis' fix: {first.label.rstrip('.')}" + (f" (`{first.code}`)." if first.code else ".")
-           if first is not None else "Resize the input to the shape of the data before allocate_tensors().")
+    fix = _apply_fix(first) if first is not None else "Resize the input to the shape of the data before allocate_tensors()."
     facts = {**dict(explanation.facts), "diagnosis_kind": left.kind, "diagnosis_input": left.input_index,
              "diagnosis_message": left.message}
     if first is not None:
