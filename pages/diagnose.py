@@ -130,7 +130,11 @@ if st.session_state.get("fix-error"):
     st.error(md(st.session_state.pop("fix-error")))
 
 if not errors:
-    if warnings:
+    if any(m.input_index < 0 and m.kind in ("prepare", "delegate") for m in warnings):
+        # The model check failed only at the declared shape of a resizable input (a placeholder).
+        st.info("The data fits the model's inputs; whether the model prepares at the data's shape shows when it runs "
+                "(see the warning below).", icon=":material/info:")
+    elif warnings:
         st.info("The interpreter will accept the data, but look at the warnings below first.", icon=":material/info:")
     else:
         st.success("The data fits the model's inputs: the interpreter will accept it as it is.", icon=":material/check_circle:")

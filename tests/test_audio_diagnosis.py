@@ -12,6 +12,7 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -451,3 +452,25 @@ def test_a_model_that_fails_only_at_its_placeholder_shape_is_not_said_to_fail_ev
     ws.apply_all()
     assert not ws.errors and [x.severity for x in ws.mismatches] == ["warning"]
     assert ws.run(pool).ok
+
+
+def test_the_diagnose_page_does_not_promise_a_model_that_fails_at_its_placeholder_will_prepare(pool):
+    from streamlit.testing.v1 import AppTest
+    from test_inspection import REAL, need_real_models
+
+    need_real_models()
+    path = REAL / "melspectrogram.tflite"
+    if not path.exists():
+        pytest.skip("melspectrogram.tflite is not fetched (scripts/fetch_real_models.py)")
+    data = path.read_bytes()
+    ws = workspace("clip.wav", recording(16_000, 1.0), data)
+    ws.check = pool.check_model(data, ws.spec)
+    ws.apply_all()
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=60)
+    at.session_state["ws"] = ws
+    at.switch_page("pages/diagnose.py")
+    at.run()
+    assert not at.exception
+    said = " ".join(i.value for i in at.info)
+    assert "whether the model prepares at the data's shape shows when it runs" in said
+    assert "will accept" not in said and "a placeholder" in " ".join(w.value for w in at.warning)
