@@ -396,15 +396,20 @@ def test_the_diagnose_page_shows_the_recording(monkeypatch):
 # -- a real audio model --------------------------------------------------------------------------------
 
 
-def test_a_real_audio_model_takes_a_44_1_khz_stereo_recording_after_its_fixes(pool):
-    """openWakeWord's melspectrogram (from its 0.5.1 wheel): raw samples of any length, [?, ?]."""
+def melspectrogram() -> bytes:
+    """openWakeWord's melspectrogram.tflite from the real-model set; skips when it is not fetched."""
     from test_inspection import REAL, need_real_models
 
     need_real_models()
     path = REAL / "melspectrogram.tflite"
     if not path.exists():
         pytest.skip("melspectrogram.tflite is not fetched (scripts/fetch_real_models.py)")
-    data = path.read_bytes()
+    return path.read_bytes()
+
+
+def test_a_real_audio_model_takes_a_44_1_khz_stereo_recording_after_its_fixes(pool):
+    """openWakeWord's melspectrogram (from its 0.5.1 wheel): raw samples of any length, [?, ?]."""
+    data = melspectrogram()
     ws = workspace("clip.wav", recording(44_100, 1.0, 2), data)
     name = ws.inputs[0].name
     (rate,) = [c for c in ws.choices if c.topic == "sample rate"]
@@ -426,15 +431,9 @@ def test_a_model_that_fails_only_at_its_placeholder_shape_is_not_said_to_fail_ev
     convolution cannot prepare at one sample: allocate_tensors() fails there. That is a warning
     about the placeholder, not "the model does not load, so every run will fail": at the
     recording's shape it loads and runs."""
-    from test_inspection import REAL, need_real_models
-
     from lite_debug.diagnosis import check_mismatches, explain_result
 
-    need_real_models()
-    path = REAL / "melspectrogram.tflite"
-    if not path.exists():
-        pytest.skip("melspectrogram.tflite is not fetched (scripts/fetch_real_models.py)")
-    data = path.read_bytes()
+    data = melspectrogram()
     spec = inspect_model(data)
     check = pool.check_model(data, spec)
     assert not check.ok  # the runtime does refuse the declared shape
@@ -456,13 +455,8 @@ def test_a_model_that_fails_only_at_its_placeholder_shape_is_not_said_to_fail_ev
 
 def test_the_diagnose_page_does_not_promise_a_model_that_fails_at_its_placeholder_will_prepare(pool):
     from streamlit.testing.v1 import AppTest
-    from test_inspection import REAL, need_real_models
 
-    need_real_models()
-    path = REAL / "melspectrogram.tflite"
-    if not path.exists():
-        pytest.skip("melspectrogram.tflite is not fetched (scripts/fetch_real_models.py)")
-    data = path.read_bytes()
+    data = melspectrogram()
     ws = workspace("clip.wav", recording(16_000, 1.0), data)
     ws.check = pool.check_model(data, ws.spec)
     ws.apply_all()
