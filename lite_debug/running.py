@@ -190,6 +190,34 @@ def _signal_name(exitcode: int | None) -> str:
     return f"exit code {exitcode}"
 
 
+def worker_environment(base: Mapping[str, str]) -> dict[str, str]:
+    """The environment a worker process starts with: ``base`` (the server's), with this package
+    on the path and the settings below, each unless ``base`` sets it."""
+    env = dict(base)
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # numpy's OpenBLAS starts a thread per core that spins for tens of ms after each call
+    # (60 ms of CPU after a worker's first runs, measured): one thread, since a worker's BLAS
+    # calls are small.
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    # glibc gives memory freed at the top of the heap back to the system, and serves blocks
+    # of 128 KB or more by mmap: each run's arrays then fault their pages in anew, and a
+    # page fault is dear in a VM (a trace's 6.5 MB of copies took 6 ms, 0.8 ms without
+    # trimming). Keep up to 256 MB freed, and take blocks under 32 MB from the heap. The
+    # memory limit counts the same address space either way.
+    env.setdefault("MALLOC_TRIM_THRESHOLD_", str(256 << 20))
+    env.setdefault("MALLOC_MMAP_THRESHOLD_", str(32 << 20))
+    # And ask for transparent huge pages for that memory (the kernel's default "madvise"
+    # mode gives them only on request): a model's arena faulted in 4 KB at a time is most of
+    # a first invoke here. The marked copy a trace runs keeps every op output, 10 MB for the
+    # face detector: its first invoke took 10 ms in 4 KB pages, 3.5 ms in 2 MB ones.
+    tunables = env.get("GLIBC_TUNABLES", "")
+    if "glibc.malloc.hugetlb" not in tunables:
+        env["GLIBC_TUNABLES"] = f"{tunables}:glibc.malloc.hugetlb=1" if tunables else "glibc.malloc.hugetlb=1"
+    return env
+
+
 class Worker:
     """One worker process holding one model for one owner; restarted after it crashes, times out
     or breaks the protocol, and replaced by a fresh one for another model or another owner.
@@ -230,21 +258,7 @@ class Worker:
             args += ["--memory", str(self.limits.memory_bytes)]
         if self.limits.cpu_seconds:
             args += ["--cpu", str(self.limits.cpu_seconds)]
-        env = dict(os.environ)
-        root = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        # numpy's OpenBLAS starts a thread per core that spins for tens of ms after each call
-        # (60 ms of CPU after a worker's first runs, measured): one thread, since a worker's BLAS
-        # calls are small and a trace splits its statistics over its own helper thread.
-        env.setdefault("OPENBLAS_NUM_THREADS", "1")
-        # glibc gives memory freed at the top of the heap back to the system, and serves blocks
-        # of 128 KB or more by mmap: each run's arrays then fault their pages in anew, and a
-        # page fault is dear in a VM (a trace's 6.5 MB of copies took 6 ms, 0.8 ms without
-        # trimming). Keep up to 256 MB freed, and take blocks under 32 MB from the heap. The
-        # memory limit counts the same address space either way.
-        env.setdefault("MALLOC_TRIM_THRESHOLD_", str(256 << 20))
-        env.setdefault("MALLOC_MMAP_THRESHOLD_", str(32 << 20))
+        env = worker_environment(os.environ)
         # The runtime logs to stderr ("Created TensorFlow Lite XNNPACK delegate…"); keep that out
         # of the user's terminal, but keep it, since an abort explains itself there.
         self._close_stderr()
