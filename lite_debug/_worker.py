@@ -725,9 +725,9 @@ class _Tracer:
         """Reads one numeric tensor of ``subgraph`` after the invoke: a view for the main
         graph's (copy before the next invoke), a copy otherwise; ``ValueError`` when it has no
         data. Never for strings: ``tensor()`` reads a string tensor's offsets as numbers."""
-        interpreter = self.interpreter
         if subgraph == 0:
-            return self._or_empty(lambda i: interpreter.tensor(i)(), subgraph)
+            wrapper = self.interpreter._interpreter  # what Interpreter.tensor(i)() calls, one frame less
+            return self._or_empty(lambda i: wrapper.tensor(wrapper, i), subgraph)
         return self.copier(subgraph)
 
     def copier(self, subgraph: int) -> Callable[[int], Any]:
@@ -806,15 +806,47 @@ def _mean_std(f: Any) -> tuple[float, float]:
     return mean, math.sqrt(max(var, 0.0))
 
 
+_ONE_PASS: list[Any] = []
+
+
+def _one_pass() -> Any:
+    """The compiled one-pass statistics (``lite_debug/_fast.c``: five or more numpy passes over
+    each tensor in one), or None where the optional module is not built. Imported on first use,
+    as numpy is (see the top of this module)."""
+    if not _ONE_PASS:
+        try:
+            from . import _fast
+        except ImportError:
+            _fast = None  # type: ignore[assignment]
+        _ONE_PASS.append(_fast)
+    return _ONE_PASS[0]
+
+
 def _float32_row(f: Any) -> list[float] | None:
     """``tensor_stats`` of a 1-D float32 array whose values are all finite (the usual tensor),
-    with as few numpy calls as will do; None when it holds NaN or Inf (min or max says so)."""
+    in one pass where ``_fast`` is built, else with as few numpy calls as will do; None when it
+    holds NaN or Inf (the sum, or min and max, say so)."""
     import numpy as np
 
+    fast = _one_pass()
+    n = f.size
+    if fast is not None:
+        try:
+            lo, hi, total, square, zeros = fast.f32(f)
+        except (TypeError, BufferError, ValueError):
+            pass  # not a plain C-contiguous float32 buffer: numpy below
+        else:
+            if not (math.isfinite(total) and math.isfinite(square)):
+                return None  # a NaN or an infinity among the values
+            mean = total / n
+            var = square / n - mean * mean
+            if var >= 0.1 * square / n:
+                return [float(n), lo, hi, mean, math.sqrt(var), 0.0, 0.0, float(zeros), 0.0, 0.0]
+            mean, std = _mean_std(f)  # the mean dwarfs the spread: from the deviations
+            return [float(n), lo, hi, mean, std, 0.0, 0.0, float(zeros), 0.0, 0.0]
     lo, hi = float(f.min()), float(f.max())
     if not (-math.inf < lo and hi < math.inf):  # NaN fails both comparisons
         return None
-    n = f.size
     # count_nonzero of the comparison: on float32 it is 4× faster than counting the non-zeros.
     zeros = float(np.count_nonzero(f == 0)) if lo <= 0.0 <= hi else 0.0
     if n <= _CHUNK:
@@ -827,6 +859,32 @@ def _float32_row(f: Any) -> list[float] | None:
             return [float(n), lo, hi, mean, math.sqrt(var), 0.0, 0.0, zeros, 0.0, 0.0]
     mean, std = _mean_std(f)
     return [float(n), lo, hi, mean, std, 0.0, 0.0, zeros, 0.0, 0.0]
+
+
+def _int8_row(a: Any, quant: tuple | None, row: list[float]) -> list[float] | None:
+    """``tensor_stats`` of a 1-D int8 or uint8 array (raw, or quantized with one scale) in one
+    pass, filling ``row``; None where ``_fast`` is not built or refuses it."""
+    fast = _one_pass()
+    if fast is None:
+        return None
+    quantized = quant is not None and len(quant[0]) == 1
+    z = int(quant[1][0]) if quantized and quant[1] else 0  # type: ignore[index]
+    try:
+        lo, hi, total, square, at_min, at_max, at_zero = fast.i8(a, z)
+    except (TypeError, BufferError, ValueError, OverflowError):
+        return None
+    n = a.size
+    mean = total / n
+    std = math.sqrt(max(n * square - total * total, 0) / (n * n))  # exact in integers
+    row[7] = float(at_zero)
+    if not quantized:
+        row[1:5] = [float(lo), float(hi), mean, std]
+        return row
+    s = float(quant[0][0])  # type: ignore[index]
+    row[8], row[9] = float(at_min), float(at_max)
+    ends = sorted((s * (lo - z), s * (hi - z)))
+    row[1:5] = [ends[0], ends[1], s * (mean - z), abs(s) * std]
+    return row
 
 
 def tensor_stats(a: Any, quant: tuple | None = None) -> list[float]:
@@ -850,6 +908,10 @@ def tensor_stats(a: Any, quant: tuple | None = None) -> list[float]:
     if kind == "b":
         a, kind = a.view(np.uint8), "u"
     if kind in "iu":
+        if a.itemsize == 1 and (quant is None or len(quant[0]) <= 1):
+            done = _int8_row(a, quant, row)
+            if done is not None:
+                return done
         lo, hi = a.min(), a.max()
         if quant is not None and quant[0]:
             scales, zero_points, axis = quant
@@ -981,15 +1043,17 @@ def _trace(state: "_State", request: P.Trace) -> Any:
         value = get(source)
         return (value.astype(np.float32) if value.dtype.kind == "f" else value), quantized.get(source)
 
-    stats = np.full((len(tensors), len(P.STAT_COLUMNS)), np.nan)
-    status = np.zeros(len(tensors), np.int8)
-    ranks = np.full(len(tensors), -1, np.int32)
+    nan_row = [math.nan] * len(P.STAT_COLUMNS)
+    rows: list[list[float]] = []
+    status = [0] * len(tensors)
+    ranks = [-1] * len(tensors)
     dims: list[int] = []
     constants = tracer.constants
     for row, t in enumerate(tensors):
         known = constants.get(t) if t in weights else None
         if known is not None:
-            stats[row], shape = known
+            values, shape = known
+            rows.append(values)
             ranks[row] = len(shape)
             dims.extend(shape)
             continue
@@ -997,19 +1061,24 @@ def _trace(state: "_State", request: P.Trace) -> Any:
             value, quant = values_of(t)
         except ValueError:
             status[row] = 2
+            rows.append(nan_row)
             continue
         ranks[row] = value.ndim
         dims.extend(value.shape)
         # One thread: split over two, the statistics took 1.6x as long on two free cores (the
         # threads trade the GIL on every small tensor's numpy calls), and no less on one.
         try:
-            stats[row] = tensor_stats(value, quant)
+            values = tensor_stats(value, quant)
         except TypeError:
             status[row] = 1
+            values = nan_row
         else:
             if t in weights:
-                constants[t] = (stats[row].tolist(), tuple(int(d) for d in value.shape))
+                constants[t] = (values, tuple(int(d) for d in value.shape))
+        rows.append(values)
     value = None  # no view may outlive the request
+    stats = np.array(rows, np.float64).reshape(len(tensors), len(P.STAT_COLUMNS))
+    status, ranks = np.array(status, np.int8), np.array(ranks, np.int32)
     stats_ms = (time.perf_counter() - t0) * 1000.0
     fetched = []
     for t in request.fetch:

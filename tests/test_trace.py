@@ -126,6 +126,39 @@ def op_named(spec, name: str) -> int:
 # -- the statistics, against numpy ------------------------------------------------------------------
 
 
+def _compiled():
+    try:
+        from lite_debug import _fast
+    except ImportError:
+        return None
+    return _fast
+
+
+@pytest.fixture(params=["one-pass", "numpy"])
+def stats_path(request, monkeypatch):
+    """Each statistics test twice: through the compiled one-pass loops (``lite_debug/_fast.c``)
+    and through numpy, which the worker uses where that optional module is not built."""
+    from lite_debug import _worker
+
+    module = _compiled() if request.param == "one-pass" else None
+    if request.param == "one-pass" and module is None:
+        pytest.skip("lite_debug._fast is not built here (no C compiler at install)")
+    monkeypatch.setattr(_worker, "_ONE_PASS", [module])
+    return request.param
+
+
+def test_the_one_pass_module_is_built_where_a_compiler_is():
+    """The module is optional for an install without a compiler; with one, a failed build
+    would silently make every trace several times slower."""
+    import shutil
+    import sysconfig
+
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
+        pytest.skip(f"no C compiler ({compiler}) here: the worker uses numpy")
+    assert _compiled() is not None, "pip install -e . did not build lite_debug/_fast.c"
+
+
 def reference(a: np.ndarray) -> dict:
     f = a.astype(np.float64).ravel()
     finite = f[np.isfinite(f)]
@@ -140,8 +173,12 @@ def reference(a: np.ndarray) -> dict:
     lambda r: r.standard_normal((3, 7)).astype(np.float16),
     lambda r: r.integers(-5, 5, (10, 10)).astype(np.int32),
     lambda r: r.random(50) > 0.5,
-], ids=["conv", "relu-large", "offset", "float16", "int32", "bool"])
-def test_statistics_match_numpy(make):
+    lambda r: r.integers(-128, 128, 10_001).astype(np.int8),  # past a 4096-value block, and a tail
+    lambda r: r.integers(0, 256, (3, 5)).astype(np.uint8),
+    lambda r: np.maximum(r.standard_normal(8195).astype(np.float32), 0)[::2],  # not contiguous
+    lambda r: np.float32([7.5]),
+], ids=["conv", "relu-large", "offset", "float16", "int32", "bool", "int8", "uint8", "strided", "one"])
+def test_statistics_match_numpy(make, stats_path):
     a = make(np.random.default_rng(1))
     row = dict(zip(P.STAT_COLUMNS, tensor_stats(a)))
     ref = reference(a)
@@ -152,23 +189,43 @@ def test_statistics_match_numpy(make):
     assert (row["nan"], row["inf"], row["zeros"]) == (ref["nan"], ref["inf"], ref["zeros"])
 
 
-def test_statistics_count_nan_inf_and_negative_zero():
+def test_statistics_count_nan_inf_and_negative_zero(stats_path):
     a = np.array([1.0, np.nan, -np.inf, 0.0, -0.0, np.inf, 3.0, np.nan], np.float32)
     row = dict(zip(P.STAT_COLUMNS, tensor_stats(a)))
     assert (row["nan"], row["inf"], row["zeros"]) == (2, 2, 2)
     assert (row["min"], row["max"], row["mean"]) == (0.0, 3.0, pytest.approx(1.0))
+    # One NaN or infinity among many finite values, in the vector lanes, in the tail, and where a
+    # lane's min or max would lose it (a NaN first, then smaller values).
+    for at in (0, 5, 4095, 4096, 9999):
+        for bad in (np.nan, np.inf, -np.inf):
+            b = np.linspace(-1, 1, 10_000, dtype=np.float32)
+            b[at] = bad
+            row = dict(zip(P.STAT_COLUMNS, tensor_stats(b)))
+            assert (row["nan"], row["inf"]) == ((1, 0) if bad != bad else (0, 1)), (at, bad)
+            assert (row["min"], row["max"]) == (-1.0, 1.0) or at in (0, 9999), (at, bad)
+    # -0.0 counts as a zero and is no smaller than 0.0.
+    row = dict(zip(P.STAT_COLUMNS, tensor_stats(np.float32([-0.0] * 9 + [0.0, 2.0]))))
+    assert (row["zeros"], row["min"], row["max"]) == (10, 0.0, 2.0)
     empty = dict(zip(P.STAT_COLUMNS, tensor_stats(np.full(3, np.nan, np.float32))))
     assert empty["nan"] == 3 and np.isnan(empty["min"])
     assert tensor_stats(np.zeros((2, 0), np.float32))[0] == 0
 
 
-def test_quantized_statistics_are_in_real_units_and_count_the_range_ends():
+def test_quantized_statistics_are_in_real_units_and_count_the_range_ends(stats_path):
     raw = np.array([-128, -128, -3, 0, 5, 127, 127, 127], np.int8)
     row = dict(zip(P.STAT_COLUMNS, tensor_stats(raw, ((0.5,), (-3,), 0))))
     real = 0.5 * (raw.astype(np.float64) + 3)
     assert (row["min"], row["max"]) == (real.min(), real.max())
     assert row["mean"] == pytest.approx(real.mean()) and row["std"] == pytest.approx(real.std())
     assert (row["at_qmin"], row["at_qmax"], row["zeros"]) == (2, 3, 1)
+    # uint8 with its zero point mid-range, and one beyond its range (a crafted model): the same
+    # numbers as numpy gives.
+    for raw, zp in ((np.array([0, 0, 128, 128, 128, 255, 7], np.uint8), 128), (np.array([1, 2, 3], np.uint8), 300)):
+        row = dict(zip(P.STAT_COLUMNS, tensor_stats(raw, ((0.25,), (zp,), 0))))
+        real = 0.25 * (raw.astype(np.float64) - zp)
+        assert (row["min"], row["max"]) == (real.min(), real.max())
+        assert row["mean"] == pytest.approx(real.mean()) and row["std"] == pytest.approx(real.std())
+        assert (row["at_qmin"], row["at_qmax"], row["zeros"]) == ((raw == 0).sum(), (raw == 255).sum(), (raw == zp).sum())
     # Per channel along axis 1: each column its own scale.
     raw2 = np.array([[10, -10], [20, -20]], np.int8)
     row2 = dict(zip(P.STAT_COLUMNS, tensor_stats(raw2, ((0.1, 1.0), (0, 0), 1))))
