@@ -307,6 +307,7 @@ class _Row:
     quantized: bool
     bounds: tuple[bool, bool]  # whether values at the low and high end count as saturation
     activation: bool  # its op ends in a ReLU (a tensor of zeros there is dead)
+    template: dict  # its TracedTensor's fields, stats and note to fill (see _record)
 
 
 @dataclass(frozen=True)
@@ -352,11 +353,17 @@ def _plan(spec: ModelSpec, sub_index: int) -> _Plan:
         tensor = tensors[t]
         op = ops[op_index] if op_index is not None else None
         is_quantized = tensor.quantization.is_quantized and tensor.dtype in _INTEGERS
+        name, op_name, shape = tensor.name, op.name if op is not None else "input", tuple(tensor.shape)
+        row = row_of.get(t)
         rows.append(_Row(
-            position=position, index=t, name=tensor.name, op_index=op_index, op=op.name if op is not None else "input",
-            shape=tuple(tensor.shape), dtype=tensor.dtype, quantization=tensor.quantization, row=row_of.get(t),
-            quantized=is_quantized, bounds=_counted_bounds(tensor, op) if is_quantized else (False, False),
-            activation=_is_activation(op),
+            position=position, index=t, name=name, op_index=op_index, op=op_name, shape=shape, dtype=tensor.dtype,
+            quantization=tensor.quantization, row=row, quantized=is_quantized,
+            bounds=_counted_bounds(tensor, op) if is_quantized else (False, False), activation=_is_activation(op),
+            template=dict(
+                position=position, index=t, name=name, op_index=op_index, op=op_name, shape=shape, dtype=tensor.dtype,
+                quantization=tensor.quantization, stats=None,
+                note=f"A {tensor.dtype} tensor holds no numbers to reduce." if row is None else "",
+            ),
         ))
     plan = _Plan(sub=sub, rows=tuple(rows), numeric=numeric, mark=mark, quantized=quantized, weights=weights)
     _PLANS[key] = plan
@@ -408,13 +415,17 @@ def _notes(graph, sub_index: int) -> tuple[str, ...]:
     )
 
 
-def _record(cls: type, **fields: Any) -> Any:
-    """A frozen record of ``cls`` from all its fields, without the generated ``__init__`` (which
-    sets each field through ``object.__setattr__``): twice as fast, for the two records of each
-    of a trace's hundreds of tensors. Only for classes with no ``__post_init__``."""
-    record = object.__new__(cls)
-    record.__dict__.update(fields)
+def _record(cls: type, fields: dict[str, Any]) -> Any:
+    """A frozen record of ``cls`` holding ``fields`` (every field; the dict becomes the record's
+    own), without the generated ``__init__``, which sets each field through
+    ``object.__setattr__``: three times as fast, for the two records of each of a trace's hundreds
+    of tensors. Only for classes with no ``__post_init__``."""
+    record = _new(cls)
+    _set(record, "__dict__", fields)
     return record
+
+
+_new, _set = object.__new__, object.__setattr__
 
 
 def _build(plan: _Plan, result: RunResult, reply, saturation: float, notes: tuple[str, ...]) -> TraceResult:
@@ -432,27 +443,30 @@ def _build(plan: _Plan, result: RunResult, reply, saturation: float, notes: tupl
             at += rank
     traced: list[TracedTensor] = []
     for p in plan.rows:
-        row, shape, note, st = p.row, p.shape, "", None
+        fields = p.template.copy()
+        row = p.row
         if row is None:
-            note = f"A {p.dtype} tensor holds no numbers to reduce."
+            pass  # the template's note says why
         elif status[row] == 1:
-            note = f"No statistics for a {p.dtype} tensor."
+            fields["note"] = f"No statistics for a {p.dtype} tensor."
         elif status[row] == 2:
-            note = "The runtime gave no values for this tensor."
+            fields["note"] = "The runtime gave no values for this tensor."
         else:
-            shape = shapes[row] or shape
+            fields["shape"] = shapes[row] or p.shape
             count, lo, hi, mean, std, nans, infs, zeros, at_qmin, at_qmax = stats[row]
             share = 1.0 / count if count else 0.0
-            lo_share, hi_share = at_qmin * share, at_qmax * share
-            st = _record(
-                TensorStats, count=int(count), min=None if lo != lo else lo, max=None if hi != hi else hi,
-                mean=None if mean != mean else mean, std=None if std != std else std, nan=int(nans), inf=int(infs),
-                zeros=zeros * share,
-                saturated=(lo_share if p.bounds[0] else 0.0) + (hi_share if p.bounds[1] else 0.0) if p.quantized else None,
-                at_qmin=lo_share if p.quantized else None, at_qmax=hi_share if p.quantized else None,
-            )
-        traced.append(_record(TracedTensor, position=p.position, index=p.index, name=p.name, op_index=p.op_index, op=p.op,
-                                   shape=shape, dtype=p.dtype, quantization=p.quantization, stats=st, note=note))
+            if p.quantized:
+                lo_share, hi_share = at_qmin * share, at_qmax * share
+                saturated = (lo_share if p.bounds[0] else 0.0) + (hi_share if p.bounds[1] else 0.0)
+            else:
+                lo_share = hi_share = saturated = None
+            fields["stats"] = _record(TensorStats, {
+                "count": int(count), "min": None if lo != lo else lo, "max": None if hi != hi else hi,
+                "mean": None if mean != mean else mean, "std": None if std != std else std, "nan": int(nans),
+                "inf": int(infs), "zeros": zeros * share, "saturated": saturated, "at_qmin": lo_share,
+                "at_qmax": hi_share,
+            })
+        traced.append(_record(TracedTensor, fields))
     names = [o.name for o in result.outputs]
     differences = {name: float(d) for name, d in zip(names, reply.differences)}
     equal = all(
