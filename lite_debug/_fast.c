@@ -1,4 +1,5 @@
-/* One pass over a tensor's values for a trace's statistics (lite_debug/_worker.py).
+/* One pass over a tensor's values for a trace's statistics (lite_debug/_worker.py), and over a
+   pair of tensors for a comparison's metrics (lite_debug/compare.py).
 
    numpy computes each statistic in its own pass over the values (min, max, a comparison for the
    zeros, two dot products): five or more reads of every tensor, plus a few microseconds of
@@ -200,15 +201,196 @@ static PyObject *i8(PyObject *Py_UNUSED(self), PyObject *args) {
     return Py_BuildValue("(iiLLLLL)", lo, hi, sum, squares, at_min, at_max, at_zero);
 }
 
+PyDoc_STRVAR(pair_f32_doc,
+"pair_f32(reference, candidate, atol, rtol) -> (outside, max_abs, sum_abs, max_rel, atol_needed,\n"
+"rtol_needed, sum r*r, sum d*d, sum c*c, sum r*c)\n\n"
+"One pass over two C-contiguous float32 buffers of one length, d = c - r, in float32 as numpy\n"
+"computes lite_debug.compare._chunk_sums (atol and rtol rounded to float32 as numpy 2 rounds a\n"
+"Python float beside a float32 array); the sums in float per block, then double. With a NaN or\n"
+"an infinity on either side, sum r*r or sum c*c is not finite and nothing else is to be trusted.");
+
+typedef struct {
+    float max_abs, max_rel, atol_needed, rtol_needed;
+    double sum_abs, sig, noise, cand, cross;
+    long long outside;
+} pair_sums;
+
+static void pair_block(const float *r, const float *c, Py_ssize_t n, float atol, float rtol, pair_sums *t) {
+    Py_ssize_t i = 0;
+    float max_abs = t->max_abs, max_rel = t->max_rel, atol_needed = t->atol_needed, rtol_needed = t->rtol_needed;
+    float sum_abs = 0.0f, sig = 0.0f, noise = 0.0f, cand = 0.0f, cross = 0.0f;
+    int32_t outside = 0;
+#if defined(__SSE2__)
+    const __m128 sign = _mm_set1_ps(-0.0f), zero = _mm_setzero_ps(), inf = _mm_set1_ps(INFINITY);
+    const __m128 vatol = _mm_set1_ps(atol), vrtol = _mm_set1_ps(rtol);
+    __m128 mabs = _mm_set1_ps(max_abs), mrel = _mm_set1_ps(max_rel);
+    __m128 matol = _mm_set1_ps(atol_needed), mrtol = _mm_set1_ps(rtol_needed);
+    __m128 sabs = zero, ssig = zero, snoise = zero, scand = zero, scross = zero;
+    __m128i out = _mm_setzero_si128();
+    for (; i + 4 <= n; i += 4) {
+        __m128 vr = _mm_loadu_ps(r + i), vc = _mm_loadu_ps(c + i);
+        __m128 d = _mm_sub_ps(vc, vr);
+        __m128 ad = _mm_andnot_ps(sign, d), ar = _mm_andnot_ps(sign, vr);
+        ssig = _mm_add_ps(ssig, _mm_mul_ps(vr, vr));
+        scand = _mm_add_ps(scand, _mm_mul_ps(vc, vc));
+        snoise = _mm_add_ps(snoise, _mm_mul_ps(d, d));
+        scross = _mm_add_ps(scross, _mm_mul_ps(vr, vc));
+        sabs = _mm_add_ps(sabs, ad);
+        mabs = _mm_max_ps(mabs, ad);
+        /* |d| / |r|; where r is 0, inf for a difference and nothing (0) for none. */
+        __m128 nonzero = _mm_cmpgt_ps(ar, zero);
+        __m128 rel = _mm_or_ps(_mm_and_ps(nonzero, _mm_div_ps(ad, ar)),
+                               _mm_and_ps(_mm_andnot_ps(nonzero, _mm_cmpgt_ps(ad, zero)), inf));
+        mrel = _mm_max_ps(mrel, rel);
+        __m128 scaled = _mm_mul_ps(ar, vrtol);
+        matol = _mm_max_ps(matol, _mm_sub_ps(ad, scaled));
+        /* (|d| - atol) / |r| where |d| > atol (inf where r is 0), 0 elsewhere */
+        __m128 excess = _mm_sub_ps(ad, vatol);
+        __m128 over = _mm_cmpgt_ps(excess, zero);
+        mrtol = _mm_max_ps(mrtol, _mm_and_ps(over, _mm_div_ps(excess, ar)));
+        out = _mm_sub_epi32(out, _mm_castps_si128(_mm_cmpgt_ps(ad, _mm_add_ps(scaled, vatol))));
+    }
+    float v[5][4];
+    int32_t o[4];
+    _mm_storeu_ps(v[0], sabs);
+    _mm_storeu_ps(v[1], ssig);
+    _mm_storeu_ps(v[2], snoise);
+    _mm_storeu_ps(v[3], scand);
+    _mm_storeu_ps(v[4], scross);
+    _mm_storeu_si128((__m128i *)o, out);
+    float m[4][4];
+    _mm_storeu_ps(m[0], mabs);
+    _mm_storeu_ps(m[1], mrel);
+    _mm_storeu_ps(m[2], matol);
+    _mm_storeu_ps(m[3], mrtol);
+    for (int k = 0; k < 4; k++) {
+        sum_abs += v[0][k];
+        sig += v[1][k];
+        noise += v[2][k];
+        cand += v[3][k];
+        cross += v[4][k];
+        outside += o[k];
+        max_abs = m[0][k] > max_abs ? m[0][k] : max_abs;
+        max_rel = m[1][k] > max_rel ? m[1][k] : max_rel;
+        atol_needed = m[2][k] > atol_needed ? m[2][k] : atol_needed;
+        rtol_needed = m[3][k] > rtol_needed ? m[3][k] : rtol_needed;
+    }
+#endif
+    for (; i < n; i++) {
+        float vr = r[i], vc = c[i], d = vc - vr;
+        float ad = fabsf(d), ar = fabsf(vr);
+        sig += vr * vr;
+        cand += vc * vc;
+        noise += d * d;
+        cross += vr * vc;
+        sum_abs += ad;
+        max_abs = ad > max_abs ? ad : max_abs;
+        float rel = ar > 0.0f ? ad / ar : (ad > 0.0f ? INFINITY : 0.0f);
+        max_rel = rel > max_rel ? rel : max_rel;
+        float scaled = ar * rtol;
+        atol_needed = ad - scaled > atol_needed ? ad - scaled : atol_needed;
+        float excess = ad - atol;
+        if (excess > 0.0f) {
+            float need = excess / ar;
+            rtol_needed = need > rtol_needed ? need : rtol_needed;
+        }
+        outside += ad > scaled + atol;
+    }
+    t->max_abs = max_abs;
+    t->max_rel = max_rel;
+    t->atol_needed = atol_needed;
+    t->rtol_needed = rtol_needed;
+    t->sum_abs += sum_abs;
+    t->sig += sig;
+    t->noise += noise;
+    t->cand += cand;
+    t->cross += cross;
+    t->outside += outside;
+}
+
+static PyObject *pair_f32(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *a, *b;
+    double atol, rtol;
+    if (!PyArg_ParseTuple(args, "OOdd:pair_f32", &a, &b, &atol, &rtol)) return NULL;
+    Py_buffer rv, cv;
+    if (get(a, &rv, 'f', 4) < 0) return NULL;
+    if (get(b, &cv, 'f', 4) < 0) {
+        PyBuffer_Release(&rv);
+        return NULL;
+    }
+    if (rv.len != cv.len) {
+        PyBuffer_Release(&rv);
+        PyBuffer_Release(&cv);
+        PyErr_SetString(PyExc_ValueError, "the two buffers differ in length");
+        return NULL;
+    }
+    const float *r = (const float *)rv.buf, *c = (const float *)cv.buf;
+    Py_ssize_t n = rv.len / 4;
+    pair_sums t = {0.0f, 0.0f, 0.0f, 0.0f, 0.0, 0.0, 0.0, 0.0, 0.0, 0};
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t start = 0; start < n; start += BLOCK)
+        pair_block(r + start, c + start, n - start < BLOCK ? n - start : BLOCK, (float)atol, (float)rtol, &t);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&rv);
+    PyBuffer_Release(&cv);
+    return Py_BuildValue("(Lddddddddd)", t.outside, (double)t.max_abs, t.sum_abs, (double)t.max_rel,
+                         (double)t.atol_needed, (double)t.rtol_needed, t.sig, t.noise, t.cand, t.cross);
+}
+
+PyDoc_STRVAR(channels_f32_doc,
+"channels_f32(values, channels) -> list of the sums of squares of each channel\n\n"
+"Over a C-contiguous float32 buffer whose last axis has ``channels`` values, in double.");
+
+static PyObject *channels_f32(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *obj;
+    Py_ssize_t channels;
+    if (!PyArg_ParseTuple(args, "On:channels_f32", &obj, &channels)) return NULL;
+    Py_buffer view;
+    if (get(obj, &view, 'f', 4) < 0) return NULL;
+    Py_ssize_t n = view.len / 4;
+    if (channels <= 0 || n % channels) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "the values are not a whole number of rows of that many channels");
+        return NULL;
+    }
+    double *energy = PyMem_Calloc((size_t)channels, sizeof(double));
+    if (energy == NULL) {
+        PyBuffer_Release(&view);
+        return PyErr_NoMemory();
+    }
+    const float *x = (const float *)view.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t row = 0; row < n; row += channels)
+        for (Py_ssize_t k = 0; k < channels; k++) {
+            double v = x[row + k];
+            energy[k] += v * v;
+        }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    PyObject *list = PyList_New(channels);
+    for (Py_ssize_t k = 0; list != NULL && k < channels; k++) {
+        PyObject *f = PyFloat_FromDouble(energy[k]);
+        if (f == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, k, f);
+    }
+    PyMem_Free(energy);
+    return list;
+}
+
 static PyMethodDef methods[] = {
     {"f32", f32, METH_O, f32_doc},
     {"i8", i8, METH_VARARGS, i8_doc},
+    {"pair_f32", pair_f32, METH_VARARGS, pair_f32_doc},
+    {"channels_f32", channels_f32, METH_VARARGS, channels_f32_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "lite_debug._fast",
-    "One-pass statistics of a tensor's values, for a trace (see _fast.c).", -1, methods, NULL, NULL, NULL, NULL,
+    "One-pass statistics of a tensor's values, and metrics of a pair (see _fast.c).", -1, methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__fast(void) { return PyModule_Create(&module); }

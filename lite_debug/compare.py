@@ -51,6 +51,11 @@ import numpy as np
 
 from .records import Feed, ModelSpec, RunResult
 
+try:  # the compiled one-pass metrics of a float32 pair (lite_debug/_fast.c); optional
+    from . import _fast
+except ImportError:  # pragma: no cover - an install without a C compiler
+    _fast = None  # type: ignore[assignment]
+
 __all__ = [
     "ACTIVATIONS",
     "Comparison",
@@ -205,6 +210,15 @@ def metrics(reference: np.ndarray, candidate: np.ndarray, tolerance: Tolerance =
     if r_all.size != c_all.size:
         raise ValueError(f"The reference has {r_all.size} values and the candidate {c_all.size}; they cannot be compared.")
     atol, rtol = float(tolerance.atol or 0.0), float(tolerance.rtol or 0.0)
+    if (_fast is not None and r_all.dtype == np.float32 and c_all.dtype == np.float32 and r_all.size
+            and r_all.flags.c_contiguous and c_all.flags.c_contiguous):
+        # One pass in C, the same float32 arithmetic as the chunks below: 8-10x faster. With a
+        # NaN or an infinity on either side (its sums of squares say so), the chunks below.
+        part = _fast.pair_f32(r_all, c_all, atol, rtol)
+        if math.isfinite(part[6]) and math.isfinite(part[8]):
+            out, max_abs, sum_abs, max_rel, atol_needed, rtol_needed, sig, noise, cand, cross = part
+            return _metrics(r_all.size, 0, out, max_abs, sum_abs, max_rel, atol_needed, rtol_needed, sig, noise, cand,
+                            cross, reference)
     count = nonfinite = outside = 0
     max_abs = max_rel = atol_needed = rtol_needed = 0.0
     sum_abs = sig = noise = cand = cross = 0.0
@@ -228,6 +242,14 @@ def metrics(reference: np.ndarray, candidate: np.ndarray, tolerance: Tolerance =
         noise += ns
         cand += cd
         cross += cr
+    return _metrics(count, nonfinite, outside, max_abs, sum_abs, max_rel, atol_needed, rtol_needed, sig, noise, cand,
+                    cross, reference)
+
+
+def _metrics(count: int, nonfinite: int, outside: int, max_abs: float, sum_abs: float, max_rel: float,
+             atol_needed: float, rtol_needed: float, sig: float, noise: float, cand: float, cross: float,
+             reference: Any) -> Metrics:
+    """``Metrics`` from a pair's sums."""
     if sig == 0.0 and cand == 0.0:
         cosine = 1.0
     elif sig == 0.0 or cand == 0.0:
@@ -313,8 +335,11 @@ def _spread(values: np.ndarray) -> float:
     if v.ndim < 2 or v.shape[-1] < 4 or v.dtype.kind != "f":
         return 1.0
     rows = v.reshape(-1, v.shape[-1])
-    squares = np.square(rows, dtype=np.float32 if rows.dtype == np.float32 else np.float64)
-    energy = (np.ones(rows.shape[0], squares.dtype) @ squares).tolist()
+    if _fast is not None and rows.dtype == np.float32 and rows.flags.c_contiguous:
+        energy = _fast.channels_f32(rows, rows.shape[1])
+    else:
+        squares = np.square(rows, dtype=np.float32 if rows.dtype == np.float32 else np.float64)
+        energy = (np.ones(rows.shape[0], squares.dtype) @ squares).tolist()
     if not all(math.isfinite(x) for x in energy):
         return 1.0
     energy.sort()

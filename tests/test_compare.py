@@ -170,6 +170,44 @@ def test_metrics_match_a_hand_computation():
     assert m.atol_needed == pytest.approx(0.1) and m.rtol_needed == pytest.approx(0.1)
 
 
+@pytest.mark.parametrize("size", [1, 3, 4097, 70_000])
+@pytest.mark.parametrize("tol", [Tolerance(), Tolerance(atol=1e-3), Tolerance(rtol=1e-2), Tolerance(atol=1e-4, rtol=1e-3)],
+                         ids=["none", "atol", "rtol", "both"])
+def test_the_one_pass_metrics_equal_numpys(size, tol, monkeypatch):
+    """The compiled pass over a float32 pair (lite_debug/_fast.c) gives what the numpy chunks
+    give: the same float32 arithmetic, so the same maxima and counts, and sums to float32's
+    precision. After a ReLU (zeros in the reference, some shared, some not), and with NaN and
+    infinities, where it hands over to the chunks."""
+    from lite_debug import compare as C
+
+    if C._fast is None:
+        pytest.skip("lite_debug._fast is not built here (no C compiler at install)")
+    rng = np.random.default_rng(size)
+    r = np.maximum(rng.standard_normal((size, 1)), 0.0).astype(np.float32)
+    c = (r * (1 + rng.uniform(-0.02, 0.02, r.shape)) + rng.standard_normal(r.shape) * 1e-3).astype(np.float32)
+    c[r == 0] *= rng.random(int((r == 0).sum())) < 0.5  # half the zeros shared
+    cases = [(r, c)]
+    if size > 3:
+        bad = c.copy()
+        bad[size // 2, 0] = np.nan
+        cases += [(r, bad), (np.where(np.arange(size)[:, None] == 2, np.float32(np.inf), r), c)]
+    for a, b in cases:
+        fast = C.metrics(a, b, tol)
+        monkeypatch.setattr(C, "_fast", None)
+        slow = C.metrics(a, b, tol)
+        monkeypatch.undo()
+        for k in ("count", "nonfinite", "outside", "max_abs", "max_rel", "atol_needed", "rtol_needed"):
+            assert getattr(fast, k) == getattr(slow, k), k
+        for k in ("mean_abs", "cosine", "snr_db", "spread"):
+            assert getattr(fast, k) == pytest.approx(getattr(slow, k), rel=1e-5, abs=1e-12), k
+    # The reference's channel spread (largest channel RMS over the median's), through the
+    # compiled sums of squares per channel and through numpy.
+    x = (rng.standard_normal((1, max(size // 8, 1), 8)) * np.arange(1, 9)).astype(np.float32)
+    fast = C._spread(x)
+    monkeypatch.setattr(C, "_fast", None)
+    assert fast == pytest.approx(C._spread(x), rel=1e-5) and fast > 1.0
+
+
 def test_the_needed_tolerances_are_the_smallest_that_pass():
     rng = np.random.default_rng(3)
     r = rng.standard_normal(1000)
