@@ -202,12 +202,14 @@ static PyObject *i8(PyObject *Py_UNUSED(self), PyObject *args) {
 }
 
 PyDoc_STRVAR(pair_f32_doc,
-"pair_f32(reference, candidate, atol, rtol) -> (outside, max_abs, sum_abs, max_rel, atol_needed,\n"
-"rtol_needed, sum r*r, sum d*d, sum c*c, sum r*c)\n\n"
+"pair_f32(reference, candidate, atol, rtol[, scale, zero_point]) -> (outside, max_abs, sum_abs,\n"
+"max_rel, atol_needed, rtol_needed, sum r*r, sum d*d, sum c*c, sum r*c)\n\n"
 "One pass over two C-contiguous float32 buffers of one length, d = c - r, in float32 as numpy\n"
 "computes lite_debug.compare._chunk_sums (atol and rtol rounded to float32 as numpy 2 rounds a\n"
 "Python float beside a float32 array); the sums in float per block, then double. With a NaN or\n"
-"an infinity on either side, sum r*r or sum c*c is not finite and nothing else is to be trusted.");
+"an infinity on either side, sum r*r or sum c*c is not finite and nothing else is to be trusted.\n"
+"With a scale, the candidate is int8 or uint8, taken as (q - zero_point) * scale in float32 (as\n"
+"lite_debug.quantization.dequantize computes it), a block at a time.");
 
 typedef struct {
     float max_abs, max_rel, atol_needed, rtol_needed;
@@ -308,28 +310,70 @@ static void pair_block(const float *r, const float *c, Py_ssize_t n, float atol,
     t->outside += outside;
 }
 
+/* c[0..n) of an int8 or uint8 buffer in real units, (q - zero point) * scale in float32 as
+   lite_debug.quantization.dequantize computes it. */
+static void dequantize_block(const void *c, int is_signed, Py_ssize_t n, float zero_point, float scale, float *out) {
+    if (is_signed) {
+        const int8_t *q = (const int8_t *)c;
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = ((float)q[i] - zero_point) * scale;
+    } else {
+        const uint8_t *q = (const uint8_t *)c;
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = ((float)q[i] - zero_point) * scale;
+    }
+}
+
 static PyObject *pair_f32(PyObject *Py_UNUSED(self), PyObject *args) {
-    PyObject *a, *b;
+    PyObject *a, *b, *scale_obj = Py_None;
     double atol, rtol;
-    if (!PyArg_ParseTuple(args, "OOdd:pair_f32", &a, &b, &atol, &rtol)) return NULL;
+    int zero_point = 0;
+    if (!PyArg_ParseTuple(args, "OOdd|Oi:pair_f32", &a, &b, &atol, &rtol, &scale_obj, &zero_point)) return NULL;
     Py_buffer rv, cv;
     if (get(a, &rv, 'f', 4) < 0) return NULL;
-    if (get(b, &cv, 'f', 4) < 0) {
+    int quantized = scale_obj != Py_None, is_signed = 0;
+    float scale = 0.0f;
+    if (quantized) {
+        scale = (float)PyFloat_AsDouble(scale_obj);
+        if (scale == -1.0f && PyErr_Occurred()) {
+            PyBuffer_Release(&rv);
+            return NULL;
+        }
+        if (PyObject_GetBuffer(b, &cv, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+            PyBuffer_Release(&rv);
+            return NULL;
+        }
+        is_signed = format_is(&cv, 'b');
+        if (cv.itemsize != 1 || !(is_signed || format_is(&cv, 'B'))) {
+            PyBuffer_Release(&rv);
+            PyBuffer_Release(&cv);
+            PyErr_SetString(PyExc_TypeError, "a quantized candidate must be a C-contiguous int8 or uint8 buffer");
+            return NULL;
+        }
+    } else if (get(b, &cv, 'f', 4) < 0) {
         PyBuffer_Release(&rv);
         return NULL;
     }
-    if (rv.len != cv.len) {
+    Py_ssize_t n = rv.len / 4;
+    if (cv.len / cv.itemsize != n) {
         PyBuffer_Release(&rv);
         PyBuffer_Release(&cv);
         PyErr_SetString(PyExc_ValueError, "the two buffers differ in length");
         return NULL;
     }
-    const float *r = (const float *)rv.buf, *c = (const float *)cv.buf;
-    Py_ssize_t n = rv.len / 4;
+    const float *r = (const float *)rv.buf;
     pair_sums t = {0.0f, 0.0f, 0.0f, 0.0f, 0.0, 0.0, 0.0, 0.0, 0.0, 0};
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t start = 0; start < n; start += BLOCK)
-        pair_block(r + start, c + start, n - start < BLOCK ? n - start : BLOCK, (float)atol, (float)rtol, &t);
+    float real[BLOCK];
+    for (Py_ssize_t start = 0; start < n; start += BLOCK) {
+        Py_ssize_t m = n - start < BLOCK ? n - start : BLOCK;
+        const float *c;
+        if (quantized) {
+            dequantize_block((const char *)cv.buf + start, is_signed, m, (float)zero_point, scale, real);
+            c = real;
+        } else {
+            c = (const float *)cv.buf + start;
+        }
+        pair_block(r + start, c, m, (float)atol, (float)rtol, &t);
+    }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&rv);
     PyBuffer_Release(&cv);

@@ -1119,8 +1119,9 @@ def _budget(pool: Any, model: Model, sub) -> int:
 
 @dataclass(frozen=True, eq=False)
 class _Fetched:
-    """One traced run of a model with tensors' values fetched: the plain run, the values (real
-    units) by tensor index, and whether the traced run's outputs equal the plain run's."""
+    """One traced run of a model with tensors' values fetched: the plain run, the values by tensor
+    index (as the worker sent them, ``_protocol.Output``: see ``_layer_metrics``), and whether
+    the traced run's outputs equal the plain run's."""
 
     run: RunResult
     values: dict
@@ -1134,7 +1135,6 @@ class _Fetched:
 def _fetch(model: Model, runner: Any, owner: Hashable, sub_index: int, fetch: Sequence[int]) -> _Fetched:
     """``trace.trace`` without its statistics: a comparison needs the fetched values, not a row of
     figures for every tensor (which took as long as the traced run itself)."""
-    from .running import _output
     from .trace import _TOLERANCE, _largest, _plan
 
     plan = _plan(model.spec, sub_index)
@@ -1147,8 +1147,32 @@ def _fetch(model: Model, runner: Any, owner: Hashable, sub_index: int, fetch: Se
         return _Fetched(run=result, values={}, outputs_equal=None)
     equal = all(same or (math.isfinite(d) and d <= _TOLERANCE * max(1.0, _largest(o.values)))
                 for o, same, d in zip(result.outputs, reply.equal, reply.differences))
-    values = {o.index: _output(o, {}) for o in reply.fetched}
-    return _Fetched(run=result, values=values, outputs_equal=equal)
+    return _Fetched(run=result, values={o.index: o for o in reply.fetched}, outputs_equal=equal)
+
+
+def _layer_metrics(r: Any, c: Any, tolerance: Tolerance) -> Metrics:
+    """``metrics`` of two fetched tensors (``_protocol.Output``) in real units. A candidate
+    quantized per tensor in 8 bits against a float32 reference (a quantized model against its
+    float original, the usual comparison) goes through the one-pass kernel from its integers,
+    dequantized a block at a time as ``dequantize`` does: a dequantized copy of every layer
+    took longer than comparing it. Raises ``ValueError`` as ``metrics`` does."""
+    from .running import _output
+
+    reference = _output(r, {}).values
+    raw = c.value
+    if (_fast is not None and len(c.scales) == 1 and len(c.zero_points) <= 1 and raw.dtype.itemsize == 1
+            and raw.dtype.kind in "iu" and raw.flags.c_contiguous and reference.dtype == np.float32
+            and reference.flags.c_contiguous and reference.size == raw.size and reference.size):
+        scale, zero_point = float(c.scales[0]), int(c.zero_points[0]) if c.zero_points else 0
+        if scale != 0.0 and math.isfinite(scale) and -(1 << 31) <= zero_point < (1 << 31):
+            tol = tolerance
+            part = _fast.pair_f32(reference.reshape(-1), raw.reshape(-1), float(tol.atol or 0.0), float(tol.rtol or 0.0),
+                                  scale, zero_point)
+            if math.isfinite(part[6]) and math.isfinite(part[8]):
+                out, max_abs, sum_abs, max_rel, atol_needed, rtol_needed, sig, noise, cand, cross = part
+                return _metrics(reference.size, 0, out, max_abs, sum_abs, max_rel, atol_needed, rtol_needed, sig,
+                                noise, cand, cross, reference)
+    return metrics(reference, _output(c, {}).values, tolerance)
 
 
 def _compare_layers(reference: Model, candidate: Model, tolerance: Tolerance, pool: Any, owner: Hashable,
@@ -1213,9 +1237,14 @@ def _compare_layers(reference: Model, candidate: Model, tolerance: Tolerance, po
                 if r is None or c is None:
                     results[p.reference] = row(p, note="The runtime gave no values for this tensor.")
                     continue
-                m = _compare_pair("", "", p.matched_by, 0, r.values, c.values, tolerance)
-                results[p.reference] = row(p, metrics=m.metrics, within=m.within, failed=m.failed, note=m.note)
-                del r, c, m
+                try:
+                    found = _layer_metrics(r, c, tolerance)
+                except ValueError as exc:
+                    results[p.reference] = row(p, note=str(exc))
+                else:
+                    failed = tolerance.failed(found)
+                    results[p.reference] = row(p, metrics=found, within=failed is None, failed=failed)
+                del r, c
     finally:
         workers.close()
     for p, why in left_out:

@@ -208,6 +208,39 @@ def test_the_one_pass_metrics_equal_numpys(size, tol, monkeypatch):
     assert fast == pytest.approx(C._spread(x), rel=1e-5) and fast > 1.0
 
 
+@pytest.mark.parametrize("dtype, zero_point", [(np.int8, -3), (np.uint8, 128)])
+def test_a_quantized_layer_compares_from_its_integers_as_from_its_dequantized_values(dtype, zero_point, monkeypatch):
+    """A comparison's layers: a candidate quantized per tensor goes through the one-pass kernel
+    from its integers (no dequantized copy), with the numbers that dequantizing first gives."""
+    from lite_debug import _protocol as P
+    from lite_debug import compare as C
+    from lite_debug.quantization import dequantize
+    from lite_debug.records import Quantization
+
+    if C._fast is None:
+        pytest.skip("lite_debug._fast is not built here (no C compiler at install)")
+    rng = np.random.default_rng(7)
+    info = np.iinfo(dtype)
+    raw = rng.integers(info.min, info.max + 1, (1, 40, 40, 8)).astype(dtype)
+    real = dequantize(raw, Quantization(scale=(0.02,), zero_point=(zero_point,)))
+    ref = (real + rng.standard_normal(real.shape).astype(np.float32) * 0.01).astype(np.float32)
+    r = P.Output(index=1, name="", value=ref)
+    c = P.Output(index=2, name="", value=raw, scales=(0.02,), zero_points=(zero_point,))
+    for tol in (Tolerance(), Tolerance(atol=0.01, rtol=0.01)):
+        fast = C._layer_metrics(r, c, tol)
+        assert fast == C.metrics(ref, real, tol)
+        monkeypatch.setattr(C, "_fast", None)
+        slow = C._layer_metrics(r, c, tol)
+        monkeypatch.undo()
+        for k in ("count", "outside", "max_abs", "max_rel", "atol_needed", "rtol_needed"):
+            assert getattr(fast, k) == getattr(slow, k), k
+        for k in ("mean_abs", "cosine", "snr_db", "spread"):
+            assert getattr(fast, k) == pytest.approx(getattr(slow, k), rel=1e-5), k
+    # A NaN in the reference: the kernel's sums say so, and the numpy path counts it.
+    ref[0, 0, 0, 0] = np.nan
+    assert C._layer_metrics(P.Output(index=1, name="", value=ref), c, Tolerance()).nonfinite == 1
+
+
 def test_the_needed_tolerances_are_the_smallest_that_pass():
     rng = np.random.default_rng(3)
     r = rng.standard_normal(1000)
