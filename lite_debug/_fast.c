@@ -123,6 +123,58 @@ static PyObject *f32(PyObject *Py_UNUSED(self), PyObject *arg) {
     return Py_BuildValue("(ddddL)", (double)lo, (double)hi, sum, squares, zeros);
 }
 
+PyDoc_STRVAR(f32_rows_doc,
+"f32_rows(arrays) -> list of [count, min, max, mean, std, 0, 0, zeros, 0, 0] or None\n\n"
+"f32 over each array, with the mean and standard deviation worked out as\n"
+"lite_debug._worker._float32_row does (the same double arithmetic): one call for a trace's\n"
+"tensors instead of one each. None for an array it cannot take (not a C-contiguous float32\n"
+"buffer), one with NaN or an infinity, and one whose mean dwarfs its spread (where the\n"
+"sum of squares loses the variance): the caller computes those another way.");
+
+static PyObject *f32_rows(PyObject *Py_UNUSED(self), PyObject *arg) {
+    PyObject *seq = PySequence_Fast(arg, "f32_rows takes a sequence of arrays");
+    if (seq == NULL) return NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
+    PyObject *out = PyList_New(count);
+    if (out == NULL) {
+        Py_DECREF(seq);
+        return NULL;
+    }
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject *row = Py_None;
+        Py_buffer view;
+        if (get(PySequence_Fast_GET_ITEM(seq, k), &view, 'f', 4) < 0) {
+            PyErr_Clear();
+        } else {
+            const float *x = (const float *)view.buf;
+            Py_ssize_t n = view.len / 4;
+            float lo = INFINITY, hi = -INFINITY;
+            double sum = 0.0, squares = 0.0;
+            long long zeros = 0;
+            Py_BEGIN_ALLOW_THREADS
+            for (Py_ssize_t start = 0; start < n; start += BLOCK)
+                f32_block(x + start, n - start < BLOCK ? n - start : BLOCK, &lo, &hi, &sum, &squares, &zeros);
+            Py_END_ALLOW_THREADS
+            PyBuffer_Release(&view);
+            if (n && isfinite(sum) && isfinite(squares)) {
+                double mean = sum / (double)n, var = squares / (double)n - mean * mean;
+                if (var >= 0.1 * squares / (double)n)
+                    row = Py_BuildValue("[dddddddddd]", (double)n, (double)lo, (double)hi, mean, sqrt(var), 0.0, 0.0,
+                                        (double)zeros, 0.0, 0.0);
+            }
+            if (row == NULL) {
+                Py_DECREF(out);
+                Py_DECREF(seq);
+                return NULL;
+            }
+        }
+        if (row == Py_None) Py_INCREF(row);
+        PyList_SET_ITEM(out, k, row);
+    }
+    Py_DECREF(seq);
+    return out;
+}
+
 PyDoc_STRVAR(i8_doc,
 "i8(values, zero_point) -> (min, max, sum, sum of squares, at the type's min, at its max, at zero_point)\n\n"
 "One pass over a C-contiguous int8 ('b') or uint8 ('B') buffer; exact integer sums.");
@@ -426,6 +478,7 @@ static PyObject *channels_f32(PyObject *Py_UNUSED(self), PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"f32", f32, METH_O, f32_doc},
+    {"f32_rows", f32_rows, METH_O, f32_rows_doc},
     {"i8", i8, METH_VARARGS, i8_doc},
     {"pair_f32", pair_f32, METH_VARARGS, pair_f32_doc},
     {"channels_f32", channels_f32, METH_VARARGS, channels_f32_doc},

@@ -189,6 +189,33 @@ def test_statistics_match_numpy(make, stats_path):
     assert (row["nan"], row["inf"], row["zeros"]) == (ref["nan"], ref["inf"], ref["zeros"])
 
 
+def test_the_batch_of_a_traces_float_tensors_gives_each_tensors_row_or_hands_it_back(monkeypatch):
+    """``_fast.f32_rows``, which the worker calls once for a trace's plain float32 tensors: each
+    row as ``tensor_stats`` gives it, or None for what it leaves to numpy (NaN, an infinity, a
+    mean that dwarfs the spread, not a contiguous float32 array, no values)."""
+    from lite_debug import _worker
+
+    fast = _compiled()
+    if fast is None:
+        pytest.skip("lite_debug._fast is not built here (no C compiler at install)")
+    rng = np.random.default_rng(4)
+    given = {
+        "conv": rng.standard_normal((1, 16, 16, 8)).astype(np.float32),
+        "relu": np.maximum(rng.standard_normal(9000), 0).astype(np.float32),
+        "nan": np.float32([1.0, np.nan, 2.0]),
+        "inf": np.float32([1.0, -np.inf]),
+        "offset": (rng.standard_normal(100) * 1e-3 + 1000.0).astype(np.float32),
+        "strided": rng.standard_normal(64).astype(np.float32)[::2],
+        "float64": rng.standard_normal(8),
+        "empty": np.zeros(0, np.float32),
+    }
+    rows = dict(zip(given, fast.f32_rows(list(given.values()))))
+    assert {k for k, v in rows.items() if v is None} == {"nan", "inf", "offset", "strided", "float64", "empty"}
+    monkeypatch.setattr(_worker, "_ONE_PASS", [None])
+    for k in ("conv", "relu"):
+        assert rows[k] == pytest.approx(tensor_stats(given[k]), rel=1e-5, abs=1e-7), k
+
+
 def test_statistics_count_nan_inf_and_negative_zero(stats_path):
     a = np.array([1.0, np.nan, -np.inf, 0.0, -0.0, np.inf, 3.0, np.nan], np.float32)
     row = dict(zip(P.STAT_COLUMNS, tensor_stats(a)))
