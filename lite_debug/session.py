@@ -220,6 +220,17 @@ class Workspace:
         return hit[1]
 
     @property
+    def input_preview(self) -> np.ndarray | None:
+        """The first rank-4 input as a picture (``report.preview_image``: HxWx3 uint8, or None
+        when it is not image-like), once per data state: the Run page draws outputs over it
+        on every run, and working it out took 12 ms of each."""
+        from .report import preview_image
+
+        return self._cached(
+            "input_preview", lambda: next((preview_image(self.feed.arrays.get(t.name)) for t in self.inputs if t.rank == 4), None)
+        )
+
+    @property
     def choices(self) -> list[Choice]:
         """The choices fixing this data involves (see ``lite_debug.choices``), made on the data as given."""
         return self._cached(

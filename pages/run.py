@@ -200,7 +200,6 @@ def batch_of(ws) -> int | None:
 
 def views_of(ws, r, choices: dict[int, str]):
     """The views of this run, kept per run and per choice of kinds (a rerun costs nothing)."""
-    from lite_debug.report import preview_image
     from lite_debug.views import interpret
 
     key = tuple(sorted(choices.items()))
@@ -209,8 +208,7 @@ def views_of(ws, r, choices: dict[int, str]):
         return cached[2]
     from lite_debug.views import hints_from_metadata
 
-    image = next((preview_image(ws.feed.arrays.get(t.name)) for t in ws.inputs if t.rank == 4), None)
-    views = interpret(r.outputs, ws.spec, signature=ws.signature, labels=ws.labels, input_image=image,
+    views = interpret(r.outputs, ws.spec, signature=ws.signature, labels=ws.labels, input_image=ws.input_preview,
                       batch=batch_of(ws), choose=choices, metadata=hints_from_metadata(ws.spec, ws.model_bytes))
     st.session_state["_run_views"] = (r, key, views)
     return views
