@@ -212,6 +212,10 @@ def test_one_fix_button_changes_the_data():
 def test_run_page_runs_a_fixed_segmenter_and_plots_it():
     at = app(fixed("segmentation-nchw"), page="run")
     assert "Not run yet." in texts(at.main.caption)
+    # Before a run: what it takes and gives, as metrics (the browser then has their code before
+    # the click), and none of a run's own numbers.
+    before = {m.label: m.value for m in at.main.metric}
+    assert before == {"Inputs": "1", "Outputs": "1"}
     run_on_run_page(at)
     kinds = {trace["type"] for chart in charts(at) for trace in chart["data"]}
     assert "heatmap" in kinds
