@@ -1109,6 +1109,27 @@ def _passes(pairs: Sequence[Match], rsub, csub, budget_r: int, budget_c: int) ->
     return groups, left
 
 
+_LAYOUTS: "OrderedDict[tuple, tuple]" = OrderedDict()
+
+
+def _layout_of(matching: Matching, reference: ModelSpec, rsub, csub, budget_r: int, budget_c: int) -> tuple:
+    """(``_passes``'s groups and pairs left out, each reference tensor's place in execution
+    order) for one matching and budgets: the same for every comparison of the two models, so
+    worked out once (a page compares again on every click). The groups are not to be changed."""
+    key = (id(matching), budget_r, budget_c)
+    found = _LAYOUTS.get(key)
+    if found is not None and found[0] is matching:
+        _LAYOUTS.move_to_end(key)
+        return found[1]
+    groups, left = _passes(matching.pairs, rsub, csub, budget_r, budget_c)
+    position = {t: i for i, (t, _) in enumerate(_comparable(reference, matching.reference_subgraph)[1])}
+    value = (tuple(tuple(g) for g in groups), tuple(left), position)
+    _LAYOUTS[key] = (matching, value)  # the matching itself is kept: its id() cannot come back meanwhile
+    while len(_LAYOUTS) > _MATCHES_KEPT:
+        _LAYOUTS.popitem(last=False)
+    return value
+
+
 def _budget(pool: Any, model: Model, sub) -> int:
     limits = getattr(pool, "limits", None)
     cap = getattr(limits, "output_bytes", None)
@@ -1158,7 +1179,7 @@ def _layer_metrics(r: Any, c: Any, tolerance: Tolerance) -> Metrics:
     took longer than comparing it. Raises ``ValueError`` as ``metrics`` does."""
     from .running import _output
 
-    reference = _output(r, {}).values
+    reference = r.value if not r.scales else _output(r, {}).values
     raw = c.value
     if (_fast is not None and len(c.scales) == 1 and len(c.zero_points) <= 1 and raw.dtype.itemsize == 1
             and raw.dtype.kind in "iu" and raw.flags.c_contiguous and reference.dtype == np.float32
@@ -1180,8 +1201,9 @@ def _compare_layers(reference: Model, candidate: Model, tolerance: Tolerance, po
     matching = match(reference.spec, candidate.spec, reference.signature, candidate.signature)
     rsub = reference.spec.graph.subgraphs[matching.reference_subgraph]  # type: ignore[union-attr]
     csub = candidate.spec.graph.subgraphs[matching.candidate_subgraph]  # type: ignore[union-attr]
-    groups, left_out = _passes(matching.pairs, rsub, csub, _budget(pool, reference, rsub), _budget(pool, candidate, csub))
-    position = {t: i for i, (t, _) in enumerate(_comparable(reference.spec, matching.reference_subgraph)[1])}
+    groups, left_out, position = _layout_of(matching, reference.spec, rsub, csub, _budget(pool, reference, rsub),
+                                            _budget(pool, candidate, csub))
+    left_out = list(left_out)
     results: dict[int, TensorComparison] = {}
     notes: list[str] = []
     runs: list[RunResult | None] = [None, None]
