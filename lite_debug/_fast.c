@@ -179,6 +179,37 @@ PyDoc_STRVAR(i8_doc,
 "i8(values, zero_point) -> (min, max, sum, sum of squares, at the type's min, at its max, at zero_point)\n\n"
 "One pass over a C-contiguous int8 ('b') or uint8 ('B') buffer; exact integer sums.");
 
+/* i8's pass over the n values of view.buf, of type T whose range is [TMIN, TMAX]: one
+   definition for int8 and uint8, which the compiler vectorizes each with its own instructions. */
+#define BYTES_PASS(T, TMIN, TMAX)                                                   \
+    do {                                                                            \
+        const T *x = (const T *)view.buf;                                           \
+        T zp = (T)zero_point;                                                       \
+        int outside = zero_point < (TMIN) || zero_point > (TMAX);                   \
+        for (Py_ssize_t start = 0; start < n; start += BLOCK) {                     \
+            Py_ssize_t end = n - start < BLOCK ? n : start + BLOCK;                 \
+            int32_t s = 0, q = 0, a = 0, b = 0, z = 0;                              \
+            T l = (TMAX), h = (TMIN);                                               \
+            for (Py_ssize_t i = start; i < end; i++) {                              \
+                T v = x[i];                                                         \
+                l = v < l ? v : l;                                                  \
+                h = v > h ? v : h;                                                  \
+                s += v;                                                             \
+                q += (int32_t)v * v;                                                \
+                a += v == (TMIN);                                                   \
+                b += v == (TMAX);                                                   \
+                z += v == zp;                                                       \
+            }                                                                       \
+            lo = l < lo ? l : lo;                                                   \
+            hi = h > hi ? h : hi;                                                   \
+            sum += s;                                                               \
+            squares += q;                                                           \
+            at_min += a;                                                            \
+            at_max += b;                                                            \
+            at_zero += outside ? 0 : z;                                             \
+        }                                                                           \
+    } while (0)
+
 static PyObject *i8(PyObject *Py_UNUSED(self), PyObject *args) {
     PyObject *obj;
     int zero_point;
@@ -195,59 +226,10 @@ static PyObject *i8(PyObject *Py_UNUSED(self), PyObject *args) {
     int lo = 255, hi = -128;
     long long sum = 0, squares = 0, at_min = 0, at_max = 0, at_zero = 0;
     Py_BEGIN_ALLOW_THREADS
-    if (is_signed) {
-        const int8_t *x = (const int8_t *)view.buf;
-        int8_t zp = (int8_t)zero_point;
-        int outside = zero_point < -128 || zero_point > 127;
-        for (Py_ssize_t start = 0; start < n; start += BLOCK) {
-            Py_ssize_t end = n - start < BLOCK ? n : start + BLOCK;
-            int32_t s = 0, q = 0, a = 0, b = 0, z = 0;
-            int8_t l = 127, h = -128;
-            for (Py_ssize_t i = start; i < end; i++) {
-                int8_t v = x[i];
-                l = v < l ? v : l;
-                h = v > h ? v : h;
-                s += v;
-                q += (int32_t)v * v;
-                a += v == -128;
-                b += v == 127;
-                z += v == zp;
-            }
-            lo = l < lo ? l : lo;
-            hi = h > hi ? h : hi;
-            sum += s;
-            squares += q;
-            at_min += a;
-            at_max += b;
-            at_zero += outside ? 0 : z;
-        }
-    } else {
-        const uint8_t *x = (const uint8_t *)view.buf;
-        uint8_t zp = (uint8_t)zero_point;
-        int outside = zero_point < 0 || zero_point > 255;
-        for (Py_ssize_t start = 0; start < n; start += BLOCK) {
-            Py_ssize_t end = n - start < BLOCK ? n : start + BLOCK;
-            int32_t s = 0, q = 0, a = 0, b = 0, z = 0;
-            uint8_t l = 255, h = 0;
-            for (Py_ssize_t i = start; i < end; i++) {
-                uint8_t v = x[i];
-                l = v < l ? v : l;
-                h = v > h ? v : h;
-                s += v;
-                q += (int32_t)v * v;
-                a += v == 0;
-                b += v == 255;
-                z += v == zp;
-            }
-            lo = l < lo ? l : lo;
-            hi = h > hi ? h : hi;
-            sum += s;
-            squares += q;
-            at_min += a;
-            at_max += b;
-            at_zero += outside ? 0 : z;
-        }
-    }
+    if (is_signed)
+        BYTES_PASS(int8_t, -128, 127);
+    else
+        BYTES_PASS(uint8_t, 0, 255);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
     return Py_BuildValue("(iiLLLLL)", lo, hi, sum, squares, at_min, at_max, at_zero);
