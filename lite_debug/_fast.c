@@ -107,18 +107,27 @@ static void f32_block(const float *x, Py_ssize_t n, float *lo, float *hi, double
     *zeros += z;
 }
 
+/* f32_block over a whole float32 buffer, a block at a time, without the GIL. */
+static void f32_pass(const Py_buffer *view, float *lo, float *hi, double *sum, double *squares, long long *zeros) {
+    const float *x = (const float *)view->buf;
+    Py_ssize_t n = view->len / 4;
+    *lo = INFINITY;
+    *hi = -INFINITY;
+    *sum = *squares = 0.0;
+    *zeros = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t start = 0; start < n; start += BLOCK)
+        f32_block(x + start, n - start < BLOCK ? n - start : BLOCK, lo, hi, sum, squares, zeros);
+    Py_END_ALLOW_THREADS
+}
+
 static PyObject *f32(PyObject *Py_UNUSED(self), PyObject *arg) {
     Py_buffer view;
     if (get(arg, &view, 'f', 4) < 0) return NULL;
-    const float *x = (const float *)view.buf;
-    Py_ssize_t n = view.len / 4;
-    float lo = INFINITY, hi = -INFINITY;
-    double sum = 0.0, squares = 0.0;
-    long long zeros = 0;
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t start = 0; start < n; start += BLOCK)
-        f32_block(x + start, n - start < BLOCK ? n - start : BLOCK, &lo, &hi, &sum, &squares, &zeros);
-    Py_END_ALLOW_THREADS
+    float lo, hi;
+    double sum, squares;
+    long long zeros;
+    f32_pass(&view, &lo, &hi, &sum, &squares, &zeros);
     PyBuffer_Release(&view);
     return Py_BuildValue("(ddddL)", (double)lo, (double)hi, sum, squares, zeros);
 }
@@ -146,15 +155,11 @@ static PyObject *f32_rows(PyObject *Py_UNUSED(self), PyObject *arg) {
         if (get(PySequence_Fast_GET_ITEM(seq, k), &view, 'f', 4) < 0) {
             PyErr_Clear();
         } else {
-            const float *x = (const float *)view.buf;
             Py_ssize_t n = view.len / 4;
-            float lo = INFINITY, hi = -INFINITY;
-            double sum = 0.0, squares = 0.0;
-            long long zeros = 0;
-            Py_BEGIN_ALLOW_THREADS
-            for (Py_ssize_t start = 0; start < n; start += BLOCK)
-                f32_block(x + start, n - start < BLOCK ? n - start : BLOCK, &lo, &hi, &sum, &squares, &zeros);
-            Py_END_ALLOW_THREADS
+            float lo, hi;
+            double sum, squares;
+            long long zeros;
+            f32_pass(&view, &lo, &hi, &sum, &squares, &zeros);
             PyBuffer_Release(&view);
             if (n && isfinite(sum) && isfinite(squares)) {
                 double mean = sum / (double)n, var = squares / (double)n - mean * mean;
