@@ -1008,20 +1008,26 @@ def _trace(state: "_State", request: P.Trace) -> Any:
         # what it gave: that is the plain run to compare with.
         outputs, notes = _collect(_slots(session.interpreter), None, reused)  # type: ignore[misc]
         invoke_ms = reused
+        build_ms, trace_ms = _traced_run(session, request, run)
     else:
-        plain = _run(state, run)
+        # The plain run goes on the helper thread while this one builds (on the first trace)
+        # and runs the marked copy: each invoke lets go of the GIL, so the two interpreters
+        # run on two cores, and the trace waits for the longer run instead of for both.
+        plain_done = _beside(lambda: _run(state, run))
+        try:
+            build_ms, trace_ms = _traced_run(session, request, run)
+        except Exception:
+            plain = plain_done()
+            if not isinstance(plain, P.RunDone):
+                session.tracer = None
+                return plain  # the plain run's own failure says more than the copy's
+            raise
+        plain = plain_done()
         if not isinstance(plain, P.RunDone):
             return plain
         outputs, notes, invoke_ms = list(plain.outputs), list(plain.notes), plain.invoke_ms
-    # The traced interpreter is kept with the session: built on the first trace, reused after.
     tracer = session.tracer
-    key = _tracer_key(request)
-    build_ms = 0.0
-    if tracer is None or tracer.key != key or (tracer.dirty and session.stateful):
-        session.tracer = None
-        tracer = session.tracer = _Tracer(session, request)
-        build_ms = tracer.build_ms
-    trace_ms = tracer.run(run, session.stateful, session.variables)
+    assert tracer is not None
     read, copy = tracer.reader(request.subgraph), tracer.copier(request.subgraph)
     equal, differences = [], []
     for out in outputs:
@@ -1041,7 +1047,7 @@ def _trace(state: "_State", request: P.Trace) -> Any:
         if source is None:
             return get(t), quantized.get(t)
         value = get(source)
-        return (value.astype(np.float32) if value.dtype.kind == "f" else value), quantized.get(source)
+        return (value.astype(np.float32, copy=False) if value.dtype.kind == "f" else value), quantized.get(source)
 
     nan_row = [math.nan] * len(P.STAT_COLUMNS)
     rows: list[list[float]] = []
@@ -1071,7 +1077,7 @@ def _trace(state: "_State", request: P.Trace) -> Any:
             continue
         ranks[row] = value.ndim
         dims.extend(value.shape)
-        if fast is not None and quant is None and value.dtype == float32 and t not in weights:
+        if fast is not None and quant is None and value.dtype == float32:
             batch_rows.append(row)
             batch.append(value)
             rows.append(nan_row)  # filled in below
@@ -1089,7 +1095,10 @@ def _trace(state: "_State", request: P.Trace) -> Any:
         rows.append(values)
     if batch:
         for row, done, value in zip(batch_rows, fast.f32_rows(batch), batch):
-            rows[row] = done if done is not None else tensor_stats(value)  # NaN, Inf, a large mean: numpy
+            rows[row] = done = done if done is not None else tensor_stats(value)  # NaN, Inf, a large mean: numpy
+            t = tensors[row]
+            if t in weights:
+                constants[t] = (done, tuple(int(d) for d in value.shape))
         batch = []
     value = None  # no view may outlive the request
     stats = np.array(rows, np.float64).reshape(len(tensors), len(P.STAT_COLUMNS))
@@ -1122,6 +1131,64 @@ def _trace(state: "_State", request: P.Trace) -> Any:
         invoke_ms=invoke_ms, trace_ms=trace_ms, stats_ms=stats_ms, build_ms=build_ms, notes=tuple(notes),
         reused=reused is not None,
     )
+
+
+def _traced_run(session: "_Session", request: P.Trace, run: P.Run) -> tuple[float, float]:
+    """Invoke the marked copy on ``run``'s inputs; (ms building it, 0 when it was kept; invoke ms).
+    The copy is kept with the session: built on the first trace, reused after."""
+    tracer = session.tracer
+    build_ms = 0.0
+    if tracer is None or tracer.key != _tracer_key(request) or (tracer.dirty and session.stateful):
+        session.tracer = None
+        tracer = session.tracer = _Tracer(session, request)
+        build_ms = tracer.build_ms
+    return build_ms, tracer.run(run, session.stateful, session.variables)
+
+
+class _Helper:
+    """The worker's one helper thread (started with the worker): runs a call beside the main thread."""
+
+    def __init__(self) -> None:
+        import queue
+        import threading
+
+        self.jobs: Any = queue.SimpleQueue()
+        self.queue = queue.SimpleQueue
+        threading.Thread(target=self._loop, name="lite-debug-helper", daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            call, done = self.jobs.get()
+            try:
+                done.put((True, call()))
+            except BaseException as exc:  # handed to the caller, who raises it
+                done.put((False, exc))
+            del call, done
+
+
+_HELPER: list[_Helper] = []
+
+
+def _beside(call: Callable[[], Any]) -> Callable[[], Any]:
+    """Start ``call`` on the helper thread; returns what waits for its result (and raises its
+    exception). Where no thread can start (a tight memory limit), ``call`` runs here, now."""
+    if not _HELPER:
+        try:
+            _HELPER.append(_Helper())
+        except RuntimeError:  # "can't start new thread"
+            value = call()
+            return lambda: value
+    helper = _HELPER[0]
+    done = helper.queue()
+    helper.jobs.put((call, done))
+
+    def result() -> Any:
+        ok, value = done.get()
+        if ok:
+            return value
+        raise value
+
+    return result
 
 
 def _same_as_last_run(session: "_Session", request: P.Trace) -> float | None:
@@ -1303,6 +1370,10 @@ def main(conn: Any, memory_bytes: int | None = None, cpu_seconds: int | None = N
     """Serve requests on ``conn`` until it closes or an ``Exit`` request arrives."""
     _apply_limits(memory_bytes)
     state = _State(conn, memory_bytes, cpu_seconds)
+    # What a first trace would otherwise wait for (2-3 ms here), done while nothing waits: the
+    # helper thread (its modules and start) and the compiled statistics (loading the module).
+    _beside(lambda: None)
+    _one_pass()
     spin = 0.0  # none before the first request: the worker may wait a long time for it
     recent_idle = [0.0] * 4  # how long the last four requests took to come after the one before
     served = 0

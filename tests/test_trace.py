@@ -530,6 +530,51 @@ def test_real_model_fetched_values_match_their_statistics(face, pool):
     assert float((v == 0).mean()) == pytest.approx(s.zeros)
 
 
+def test_weights_rows_are_the_constants_they_dequantize_on_the_first_trace_and_after(face):
+    """The face detector's weights are float16 constants behind DEQUANTIZE ops: their rows come
+    from the constant (the delegate never writes the DEQUANTIZE's output), worked out on a
+    worker's first trace and kept for the next; a fetched weight is the constant's values."""
+    from lite_debug.trace import _plan
+
+    sub = face.spec.graph.main
+    weights = _plan(face.spec, 0).weights
+    assert len(weights) > 10
+    some = sorted(weights)[:3]
+    fresh = WorkerPool(size=1)
+    try:
+        first = trace(face.model_bytes, face.spec, face.feed, pool=fresh, fetch=some)
+        second = trace(face.model_bytes, face.spec, face.feed, pool=fresh, fetch=some)
+    finally:
+        fresh.close()
+    assert first.ok and second.ok and first.build_ms > 0 and second.build_ms == 0.0
+    for t in weights:
+        assert first.tensor(t).stats == second.tensor(t).stats
+    for t in some:
+        v = first.values[t].values
+        assert sub.tensors[weights[t]].dtype == "float16" and v.dtype == np.float32
+        assert v.shape == first.tensor(t).shape and np.array_equal(v, second.values[t].values)
+        s = first.tensor(t).stats
+        assert (s.min, s.max) == (float(v.min()), float(v.max()))
+        assert s.mean == pytest.approx(float(v.astype(np.float64).mean()), rel=1e-5, abs=1e-7)
+
+
+def test_the_helper_thread_runs_a_call_beside_and_hands_back_its_result_or_error():
+    import threading
+
+    from lite_debug._worker import _beside
+
+    here = threading.get_ident()
+    assert _beside(threading.get_ident)() != here
+    done = _beside(lambda: 6 * 7)
+    assert done() == 42
+
+    def fails():
+        raise ValueError("from the helper")
+
+    with pytest.raises(ValueError, match="from the helper"):
+        _beside(fails)()
+
+
 def test_feed_key_follows_the_data():
     a = Feed({"x": np.zeros((1, 4), np.float32)})
     assert feed_key(a) == feed_key(Feed({"x": np.zeros((1, 4), np.float32)}))
