@@ -148,15 +148,31 @@ def _combine(ours: list[list[float]], base: list[list[float]]) -> tuple[float, f
     return geo(o), geo(b), [x / y for x, y in zip(o, b)]
 
 
+def _pin_worker(pid: int, cpus: set[int], helper_cpus: set[int] | None) -> None:
+    """Pin a worker to ``cpus``; with ``helper_cpus``, its threads other than the main one go
+    there (the worker's helper thread, which runs a trace's plain run beside the traced one)."""
+    if helper_cpus is None:
+        _pin(pid, cpus)
+        return
+    for tid in _tasks(pid):
+        try:
+            os.sched_setaffinity(tid, cpus if tid == pid else helper_cpus)
+        except OSError:
+            pass
+
+
 def _paired_placed(
     ours: Callable[[], object],
     baseline: Callable[[], object],
     calls: int,
     worker_pids: Callable[[], list[int]],
     every: int,
+    helper_beside: bool = False,
 ) -> tuple[float, float, list[float]]:
     """``_paired``, with the benchmark and the worker on swapped CPUs every ``every`` pairs; see
-    ``_combine`` for what comes back. Unpinned where affinity cannot be set (one placement)."""
+    ``_combine`` for what comes back. Unpinned where affinity cannot be set (one placement).
+    ``helper_beside``: the worker's helper thread goes on the benchmark's CPU, idle while it
+    waits for the reply (where the scheduler puts it unpinned on two cores)."""
     placements = _placements()
     if not placements:
         o, b = _paired(ours, baseline, calls)
@@ -169,7 +185,7 @@ def _paired_placed(
             k = (start // every) % 2
             _pin(os.getpid(), placements[k][0])
             for pid in worker_pids():
-                _pin(pid, placements[k][1])
+                _pin_worker(pid, placements[k][1], placements[k][0] if helper_beside else None)
             for i in range(start, min(calls, start + every)):
                 _time_pair(i, ours, baseline, a[k], b[k])
     finally:

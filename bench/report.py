@@ -74,7 +74,7 @@ def markdown(rows: list[Row], info: dict[str, Any]) -> str:
         f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram_gib']:.1f} GiB RAM, {info['os']}. "
         f"Date: {info['date']}. Repetitions: {info['repetitions']} (median). Commit: {info['commit']}. "
         f"Load average (1, 5, 15 min) at the start: {load}.",
-        f"Versions: {versions}.",
+        f"Versions: {versions}." + (f" Bytecode: {info['bytecode']}." if info.get("bytecode") else ""),
     ]
     if notes:
         lines += ["", "Notes:", *notes]

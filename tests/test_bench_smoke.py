@@ -47,3 +47,16 @@ def test_swapping_cpus_cancels_a_slow_cpu():
     assert math.isclose(o / b, 1.2) and per_place == [2.4, 0.6]
     o, b, per_place = figures._combine([[3.0, 1.0, 2.0]], [[1.0, 1.0, 1.0]])  # nothing pinned
     assert (o, b, per_place) == (2.0, 1.0, [2.0])
+
+
+def test_the_bench_writes_the_projects_bytecode_before_measuring(tmp_path):
+    """As an install does: without it every worker compiles each module it imports, each time."""
+    for d in ("lite_debug", "pages"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "m.py").write_text("X = 1\n")
+    said = bench_main._compile_bytecode(tmp_path)
+    assert said.startswith("compiled before measuring")
+    for d in ("lite_debug", "pages"):
+        assert list((tmp_path / d / "__pycache__").glob("m.*.pyc"))
+    (tmp_path / "pages" / "bad.py").write_text("def (\n")
+    assert bench_main._compile_bytecode(tmp_path).startswith("compiling failed")
