@@ -459,8 +459,10 @@ class _Context:
     """What decoding one frame needs: the frame, its buffers' descriptors, the shared region, and
     what the arrays may add up to."""
 
-    def __init__(self, frame: Any, start: int, descs: Any, region: Any, cap: int | None) -> None:
+    def __init__(self, frame: Any, start: int, descs: Any, region: Any, cap: int | None, borrow: bool = False) -> None:
         self.frame, self.start, self.descs, self.region, self.cap = frame, start, descs, region, cap
+        self.borrow = borrow
+        self.exported: Any = None
         self.used: set[int] = set()
 
     def array(self, ref: Any) -> Any:
@@ -521,8 +523,25 @@ class _Context:
         if where == "s":
             if self.region is None or offset + nbytes > self.region.size:
                 raise ProtocolError("A buffer points outside the shared memory region.")
-            return np.ndarray(shape, dtype, buffer=self.region.map, offset=offset).copy() if nbytes else np.zeros(shape, dtype)
+            if not nbytes:
+                return np.zeros(shape, dtype)
+            if self.borrow:
+                # Through one memoryview, which every view holds (frombuffer keeps it as the base;
+                # ndarray(buffer=) would keep the map itself, and no export): the map cannot be
+                # closed, its memory unmapped under a live view, until every view is gone.
+                if self.exported is None:
+                    self.exported = memoryview(self.region.map)
+                view = np.frombuffer(self.exported, dtype, _product(shape), offset).reshape(shape)
+                view.flags.writeable = False  # (what tells it from a view of the frame: see owned)
+                return view
+            return np.ndarray(shape, dtype, buffer=self.region.map, offset=offset).copy()
         raise ProtocolError("A buffer is neither inline nor in the shared region.")
+
+
+def owned(array: Any) -> Any:
+    """``array``, copied when it is a borrowed view of the shared region (``decode_reply``'s
+    ``borrow``); views of the frame are the caller's own already."""
+    return array if array.flags.writeable else array.copy()
 
 
 _DTYPE_OBJECTS: dict[str, Any] | None = None  # the whitelist's numpy dtypes (parsing "<f4" costs a µs)
@@ -560,10 +579,13 @@ def _check(value: Any, kind: type, what: str) -> Any:
     return value
 
 
-def decode_reply(frame: Any, region: Any = None, cap: int | None = None) -> Any:
+def decode_reply(frame: Any, region: Any = None, cap: int | None = None, borrow: bool = False) -> Any:
     """The reply record in ``frame`` (a bytearray), every field checked against its type.
 
-    Arrays come back as fresh arrays (copied out of the region) or as views of ``frame``. Raises
+    Arrays come back as fresh arrays (copied out of the region) or as views of ``frame``.
+    ``borrow``: the region's arrays come back as read-only views of it instead, valid only until
+    the region is next written (the next request to the same worker): for a caller that is done
+    with them by then, and keeps what it holds longer with ``owned``. Raises
     ``ProtocolError`` for a frame that is malformed, names no registered reply, or whose arrays
     have a dtype outside the whitelist, lie outside the frame or the region, or add up past
     ``cap`` bytes as the server would hold them (see ``footprint``).
@@ -583,7 +605,7 @@ def decode_reply(frame: Any, region: Any = None, cap: int | None = None) -> Any:
     cls = REPLIES.get(message["t"]) if type(message["t"]) is str else None
     if cls is None:
         raise ProtocolError(f"The worker sent a reply of no known type ({str(message['t'])[:40]!r}).")
-    ctx = _Context(frame, start, message["a"], region, cap)
+    ctx = _Context(frame, start, message["a"], region, cap, borrow)
     record = _decoder(cls)(message["v"], ctx)
     if cap is not None:
         held = (*getattr(record, "outputs", ()), *getattr(record, "fetched", ()))

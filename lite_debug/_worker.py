@@ -1105,10 +1105,15 @@ def _trace(state: "_State", request: P.Trace) -> Any:
     status, ranks = np.array(status, np.int8), np.array(ranks, np.int32)
     stats_ms = (time.perf_counter() - t0) * 1000.0
     fetched = []
+    # Numbers are read as views (the reply is written out, into the shared region or the frame,
+    # before the next request): a copy fewer of every fetched value. Strings, and another
+    # subgraph's tensors, are read as copies (see _Tracer.reader).
+    kind_of = tracer.interpreter._interpreter.TensorType
     for t in request.fetch:
         t = int(t)
+        numeric = request.subgraph == 0 and np.dtype(kind_of(weights.get(t, t), 0)).kind in _NUMERIC
         try:
-            value, quant = values_of(t, copy)  # a copy, of any type: a view would go with the next invoke
+            value, quant = values_of(t, read if numeric else copy)
         except ValueError:
             notes.append(f"Tensor {t} has no values to send.")
             continue

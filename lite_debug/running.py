@@ -390,6 +390,7 @@ class Worker:
         progress: Any = None,
         after_send: Callable[[], None] | None = None,
         expect: float | None = None,
+        borrow: bool = False,
     ) -> tuple[str, Any]:
         """Send one request; return ("reply", record), ("crashed", signal), ("timeout", None) or
         ("protocol", sentence).
@@ -399,6 +400,7 @@ class Worker:
         for a batch, the time limit is on the wait between two signs of life. A reply that is
         malformed, over the output cap, or not of a type in ``accept`` kills the worker.
         ``expect``: how long the reply should take from the end of ``after_send``, when known.
+        ``borrow``: decode with ``_protocol.decode_reply``'s ``borrow``.
         """
         if not self.alive:
             self.start()
@@ -437,7 +439,7 @@ class Worker:
                     spin, poll_for = poll_for, 0.0
             try:
                 frame = self._conn.recv_frame(deadline, spin=spin, max_size=self._max_frame(), start_by=start_by)
-                reply = P.decode_reply(frame, self._region, cap)
+                reply = P.decode_reply(frame, self._region, cap, borrow)
             except Stalled:
                 self._kill()
                 return "timeout", None
@@ -553,6 +555,7 @@ class Worker:
         fetch: Sequence[int] = (),
         no_default_delegates: bool = False,
         reference_kernels: bool = False,
+        borrow: bool = False,
     ) -> tuple[RunResult, P.Traced | None]:
         """Run ``feed`` once plainly and once with every tensor of ``mark`` made an output of
         ``subgraph``; reduce each tensor of ``tensors`` to statistics in the worker (those in
@@ -563,6 +566,11 @@ class Worker:
         Returns (the plain run's result, the worker's ``Traced`` reply), or (a failure, None):
         a run that fails, crashes or times out, a trace refused by the memory limit (it holds
         every tensor at once) or whose plain outputs and fetched values pass the output cap.
+
+        ``borrow``: the fetched values come back as read-only views of this worker's shared
+        region, not copies, valid only until its next request: for a caller that holds the
+        worker and is done with them by then (a comparison, which compares each pair at once).
+        The rest of the reply is copied as usual.
         """
         t0 = time.perf_counter()
         refused = _memory_refusal(spec, feed, self.limits, traced=True)
@@ -582,7 +590,7 @@ class Worker:
         self._share(request)  # type: ignore[arg-type]
         # Building the traced copy is a load, and the trace runs the model twice.
         seconds = self.limits.run_seconds + self.limits.load_seconds
-        outcome, reply = self._request(request, seconds, accept=(P.Traced, P.TooLarge, P.Failed))
+        outcome, reply = self._request(request, seconds, accept=(P.Traced, P.TooLarge, P.Failed), borrow=borrow)
         failed = _failure(outcome, reply, seconds, stage="tracing the model")
         if failed is not None:
             return self._finish(failed, t0), None
@@ -608,6 +616,10 @@ class Worker:
             self._protocol_failure(P.ProtocolError("the trace's reply does not add up"))
             failed = _failure("protocol", "the trace's reply does not add up", seconds, stage="tracing the model")
             return self._finish(failed, t0), None
+        if borrow:
+            reply = replace(reply, outputs=tuple(replace(o, value=P.owned(o.value)) for o in reply.outputs),
+                            stats=P.owned(reply.stats), status=P.owned(reply.status), ranks=P.owned(reply.ranks),
+                            shapes=P.owned(reply.shapes))
         names = _output_names(spec, signature)
         result = RunResult(
             status="ok",

@@ -442,6 +442,42 @@ def test_the_delegate_against_the_reference_kernels_on_a_real_model(face, pool):
     assert any(t.metrics.max_abs > 0 for t in c.tensors)
 
 
+def test_values_read_in_place_in_the_workers_give_the_figures_of_copies_pass_after_pass(face):
+    """With a worker for each model, a pass's values are read in the workers' shared regions
+    (the face detector's feature maps are hundreds of KB each: none goes inline), and the next
+    pass writes there again: split into passes, and through one worker (copies), the figures
+    are the same."""
+    data, spec, feed = face
+    pair = (Model("face.tflite", data, spec, feed, kernels="reference"), Model("face.tflite", data, spec, feed))
+    other = Feed({k: np.zeros_like(v) for k, v in feed.arrays.items()})
+    others = (Model("face.tflite", data, spec, other, kernels="reference"), Model("face.tflite", data, spec, other))
+    results = []
+    for size, limits in ((2, Limits()), (2, Limits(output_bytes=3 << 20)), (1, Limits())):
+        p = WorkerPool(size=size, limits=limits)
+        try:
+            compare(*others, pool=p)  # (a worker's first large reply comes inline, and its region grows)
+            results.append(compare(*pair, pool=p))
+            # What the comparison keeps (its runs' outputs) is its own: other data through the
+            # same workers leaves it as it was.
+            compare(*others, pool=p)
+        finally:
+            p.close()
+    whole, split, copied = results
+    assert whole.passes == 1 and split.passes >= 3 and copied.passes == 1
+    assert len(whole.tensors) == len(split.tensors) == len(copied.tensors) == 91
+    assert any(t.metrics.max_abs > 0 for t in whole.tensors)
+    for a, b, c in zip(whole.tensors, split.tensors, copied.tensors):
+        assert a.reference == b.reference == c.reference
+        assert a.metrics == b.metrics == c.metrics, a.reference
+    for a, b, c in zip(whole.outputs, split.outputs, copied.outputs):
+        assert a.metrics == b.metrics == c.metrics, a.reference
+    for a, b in zip(whole.output_values, copied.output_values):
+        assert a[0] == b[0] and np.array_equal(a[1], b[1]) and np.array_equal(a[2], b[2])
+    for side in ("reference", "candidate"):
+        for a, b in zip(getattr(whole, side).run.outputs, getattr(copied, side).run.outputs):
+            assert a.name == b.name and np.array_equal(a.values, b.values) and np.array_equal(a.raw, b.raw)
+
+
 # -- expected outputs -----------------------------------------------------------------------------------------
 
 

@@ -227,6 +227,32 @@ def test_large_arrays_travel_through_the_region_and_are_copied_out():
         region.close()
 
 
+def test_borrowed_arrays_are_read_only_views_that_keep_the_region_mapped():
+    """``borrow``: the region's arrays are read in place (the next write there shows through),
+    read-only, and no close unmaps the region under them; ``owned`` copies them, and only them."""
+    from lite_debug._shm import Region
+
+    region = Region.create(1 << 20)
+    big, small = np.arange(50_000, dtype=np.float32), np.arange(4, dtype=np.float32)
+    outputs = (P.Output(index=0, name="y", value=big), P.Output(index=1, name="z", value=small))
+    frame, need = _frame(P.RunDone(outputs=outputs, invoke_ms=0.0), region)
+    assert need == 0
+    got = P.decode_reply(frame, region, cap=1 << 20, borrow=True).outputs
+    lent, inline = got[0].value, got[1].value
+    assert np.array_equal(lent, big) and not lent.flags.writeable and inline.flags.writeable
+    kept = P.owned(lent)
+    assert P.owned(inline) is inline and kept.flags.writeable
+    with pytest.raises(ValueError):
+        lent[0] = 1.0
+    region.map[:4] = np.float32(-1.0).tobytes()  # the worker's next reply, written in place
+    assert lent[0] == -1.0 and kept[0] == 0.0
+    region.close()  # a pool closing: the memory stays mapped while a view of it lives
+    assert lent[0] == -1.0 and np.array_equal(lent[1:], big[1:])
+    del lent, got
+    region.close()  # the last view gone, the map closes
+    assert region.map.closed
+
+
 def test_batch_replies_keep_their_chunk_numbers_and_times():
     times = np.array([0.001, 0.002], dtype="<f8")
     frame, _ = _frame(P.BatchDone(outputs=(), failed={1: "boom", 10: "again"}, times=times, done=2))
