@@ -53,10 +53,13 @@ def ranges_by_depth(tensors: Sequence[TracedTensor], *, title: str | None = None
     mean = [t.stats.mean for t in shown]  # type: ignore[union-attr]
     hover = _hover(shown)
     trace = _scatter(n)
-    fig.add_trace(trace(x=x, y=lo, mode="lines", line={"width": 0.5, "color": _ACCENT}, name="min",
-                        customdata=hover, hovertemplate="#%{x} %{customdata[0]} (%{customdata[1]})<br>min %{y:.4g}<extra></extra>"))
-    fig.add_trace(trace(x=x, y=hi, mode="lines", line={"width": 0.5, "color": _ACCENT}, name="max", fill="tonexty",
-                        fillcolor=_BAND, customdata=hover,
+    # The band's two edges are one legend entry (the filled one): a "max" beside a thin "min"
+    # read as two different things.
+    fig.add_trace(trace(x=x, y=lo, mode="lines", line={"width": 0.5, "color": _ACCENT}, name="min", legendgroup="range",
+                        showlegend=False, customdata=hover,
+                        hovertemplate="#%{x} %{customdata[0]} (%{customdata[1]})<br>min %{y:.4g}<extra></extra>"))
+    fig.add_trace(trace(x=x, y=hi, mode="lines", line={"width": 0.5, "color": _ACCENT}, name="min to max", fill="tonexty",
+                        legendgroup="range", fillcolor=_BAND, customdata=hover,
                         hovertemplate="#%{x} %{customdata[0]} (%{customdata[1]})<br>max %{y:.4g}<extra></extra>"))
     fig.add_trace(trace(x=x, y=mean, mode="lines", line={"width": 1.5, "color": "#54a24b"}, name="mean", customdata=hover,
                         hovertemplate="#%{x} %{customdata[0]} (%{customdata[1]})<br>mean %{y:.4g}<extra></extra>"))

@@ -105,10 +105,14 @@ def _run_trace() -> TraceResult | None:
 
 
 result: TraceResult | None = traces.get(key)
-again = st.button("Trace again" if result is not None else "Trace the layers", key="layers-trace", type="primary",
-                  icon=":material/layers:")
-# Opening the page traces the data once; with errors left in the diagnosis, only a click does.
-if again or (result is None and not ws.errors):
+# Opening the page traces the data once (before the button, whose label then says what a click
+# does); with errors left in the diagnosis, only a click does.
+if result is None and not ws.errors:
+    result = _run_trace()
+    if result is not None:
+        _keep(traces, key, result, KEPT_TRACES)
+if st.button("Trace again" if result is not None else "Trace the layers", key="layers-trace", type="primary",
+             icon=":material/layers:"):
     result = _run_trace()
     if result is None:
         st.stop()

@@ -63,6 +63,7 @@ def test_the_trace_is_kept_for_the_data_and_made_again_for_new_data(made):  # no
     at = app(ws, page="layers", timeout=120)
     kept = at.session_state["layer-traces"]
     assert len(kept) == 1
+    assert at.button(key="layers-trace").label == "Trace again"  # the page traced as it opened
     first = next(iter(kept.values()))
     at.run()  # a rerun: the same trace, not a new one
     assert next(iter(at.session_state["layer-traces"].values())) is first
@@ -79,6 +80,7 @@ def test_with_errors_left_it_waits_for_a_click(made):  # noqa: F811
     at = app(ws, page="layers", timeout=120)
     assert not at.exception and "fix them first" in texts(at.main.warning)
     assert "layer-traces" not in at.session_state or not at.session_state["layer-traces"]
+    assert at.button(key="layers-trace").label == "Trace the layers"
     at.button(key="layers-trace").click().run()
     assert not at.exception and at.main.error  # the interpreter's refusal, explained
 
@@ -110,3 +112,15 @@ def test_a_batch_is_traced_one_sample_at_a_time(made):  # noqa: F811
     at = app(ws, page="layers", timeout=120)
     assert not at.exception and "batch of 5 samples" in texts(at.main.info)
     assert "layer-traces" not in at.session_state or not at.session_state["layer-traces"]
+
+
+def test_the_range_band_is_one_legend_entry_named_for_both_edges():
+    from lite_debug.layer_figures import ranges_by_depth
+    from lite_debug.records import Quantization
+    from lite_debug.trace import TensorStats, TracedTensor
+
+    stats = TensorStats(count=4, min=-1.0, max=2.0, mean=0.5, std=1.0, nan=0, inf=0, zeros=0.0)
+    tensors = [TracedTensor(position=i, index=i, name=f"t{i}", op_index=i, op="RELU", shape=(1, 4), dtype="float32",
+                            quantization=Quantization(), stats=stats) for i in range(3)]
+    shown = [t.name for t in ranges_by_depth(tensors).data if t.showlegend is not False]
+    assert shown == ["min to max", "mean"]
