@@ -136,47 +136,75 @@ PyDoc_STRVAR(f32_rows_doc,
 "f32_rows(arrays) -> list of [count, min, max, mean, std, 0, 0, zeros, 0, 0] or None\n\n"
 "f32 over each array, with the mean and standard deviation worked out as\n"
 "lite_debug._worker._float32_row does (the same double arithmetic): one call for a trace's\n"
-"tensors instead of one each. None for an array it cannot take (not a C-contiguous float32\n"
+"tensors instead of one each, every pass without the GIL. None for an array it cannot take (not a C-contiguous float32\n"
 "buffer), one with NaN or an infinity, and one whose mean dwarfs its spread (where the\n"
 "sum of squares loses the variance): the caller computes those another way.");
+
+typedef struct {
+    Py_buffer view;
+    int ok;
+    float lo, hi;
+    double sum, squares;
+    long long zeros;
+} f32_job;
 
 static PyObject *f32_rows(PyObject *Py_UNUSED(self), PyObject *arg) {
     PyObject *seq = PySequence_Fast(arg, "f32_rows takes a sequence of arrays");
     if (seq == NULL) return NULL;
     Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
     PyObject *out = PyList_New(count);
-    if (out == NULL) {
+    f32_job *jobs = count ? PyMem_Calloc((size_t)count, sizeof(f32_job)) : NULL;
+    if (out == NULL || (count && jobs == NULL)) {
+        Py_XDECREF(out);
         Py_DECREF(seq);
-        return NULL;
+        PyMem_Free(jobs);
+        return out == NULL ? NULL : PyErr_NoMemory();
     }
     for (Py_ssize_t k = 0; k < count; k++) {
+        jobs[k].ok = get(PySequence_Fast_GET_ITEM(seq, k), &jobs[k].view, 'f', 4) == 0;
+        if (!jobs[k].ok) PyErr_Clear();
+    }
+    /* Every pass without the GIL, once: a thread beside this one (another part of the same
+       trace) runs its own passes meanwhile instead of waiting to take the GIL back. */
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t k = 0; k < count; k++) {
+        f32_job *j = &jobs[k];
+        if (!j->ok) continue;
+        const float *x = (const float *)j->view.buf;
+        Py_ssize_t n = j->view.len / 4;
+        j->lo = INFINITY;
+        j->hi = -INFINITY;
+        j->sum = j->squares = 0.0;
+        j->zeros = 0;
+        for (Py_ssize_t start = 0; start < n; start += BLOCK)
+            f32_block(x + start, n - start < BLOCK ? n - start : BLOCK, &j->lo, &j->hi, &j->sum, &j->squares, &j->zeros);
+    }
+    Py_END_ALLOW_THREADS
+    int failed = 0;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        f32_job *j = &jobs[k];
         PyObject *row = Py_None;
-        Py_buffer view;
-        if (get(PySequence_Fast_GET_ITEM(seq, k), &view, 'f', 4) < 0) {
-            PyErr_Clear();
-        } else {
-            Py_ssize_t n = view.len / 4;
-            float lo, hi;
-            double sum, squares;
-            long long zeros;
-            f32_pass(&view, &lo, &hi, &sum, &squares, &zeros);
-            PyBuffer_Release(&view);
-            if (n && isfinite(sum) && isfinite(squares)) {
-                double mean = sum / (double)n, var = squares / (double)n - mean * mean;
-                if (var >= 0.1 * squares / (double)n)
-                    row = Py_BuildValue("[dddddddddd]", (double)n, (double)lo, (double)hi, mean, sqrt(var), 0.0, 0.0,
-                                        (double)zeros, 0.0, 0.0);
-            }
-            if (row == NULL) {
-                Py_DECREF(out);
-                Py_DECREF(seq);
-                return NULL;
+        if (j->ok) {
+            Py_ssize_t n = j->view.len / 4;
+            PyBuffer_Release(&j->view);
+            if (!failed && n && isfinite(j->sum) && isfinite(j->squares)) {
+                double mean = j->sum / (double)n, var = j->squares / (double)n - mean * mean;
+                if (var >= 0.1 * j->squares / (double)n)
+                    row = Py_BuildValue("[dddddddddd]", (double)n, (double)j->lo, (double)j->hi, mean, sqrt(var), 0.0,
+                                        0.0, (double)j->zeros, 0.0, 0.0);
+                if (row == NULL) failed = 1;
             }
         }
+        if (failed) continue; /* (the buffers are still released) */
         if (row == Py_None) Py_INCREF(row);
         PyList_SET_ITEM(out, k, row);
     }
+    PyMem_Free(jobs);
     Py_DECREF(seq);
+    if (failed) {
+        Py_DECREF(out);
+        return NULL;
+    }
     return out;
 }
 

@@ -1094,7 +1094,7 @@ def _trace(state: "_State", request: P.Trace) -> Any:
                 constants[t] = (values, tuple(int(d) for d in value.shape))
         rows.append(values)
     if batch:
-        for row, done, value in zip(batch_rows, fast.f32_rows(batch), batch):
+        for row, done, value in zip(batch_rows, _f32_rows(fast, batch), batch):
             rows[row] = done = done if done is not None else tensor_stats(value)  # NaN, Inf, a large mean: numpy
             t = tensors[row]
             if t in weights:
@@ -1136,6 +1136,25 @@ def _trace(state: "_State", request: P.Trace) -> Any:
         invoke_ms=invoke_ms, trace_ms=trace_ms, stats_ms=stats_ms, build_ms=build_ms, notes=tuple(notes),
         reused=reused is not None,
     )
+
+
+_SPLIT_ROWS = 1 << 16  # values in a batch past which its passes are shared with the helper thread
+
+
+def _f32_rows(fast: Any, arrays: list) -> list:
+    """``fast.f32_rows(arrays)``, the passes of the batch's later half (by values) on the helper
+    thread: each call lets go of the GIL for all of its passes, so the halves run on two cores."""
+    sizes = [a.size for a in arrays]
+    total = sum(sizes)
+    if total < _SPLIT_ROWS or len(arrays) < 2:
+        return fast.f32_rows(arrays)
+    half, k = 0, 0
+    while k < len(arrays) - 1 and half + sizes[k] <= total // 2:
+        half += sizes[k]
+        k += 1
+    k = max(k, 1)
+    later = _beside(lambda: fast.f32_rows(arrays[k:]))
+    return [*fast.f32_rows(arrays[:k]), *later()]
 
 
 def _traced_run(session: "_Session", request: P.Trace, run: P.Run) -> tuple[float, float]:

@@ -214,6 +214,11 @@ def test_the_batch_of_a_traces_float_tensors_gives_each_tensors_row_or_hands_it_
     monkeypatch.setattr(_worker, "_ONE_PASS", [None])
     for k in ("conv", "relu"):
         assert rows[k] == pytest.approx(tensor_stats(given[k]), rel=1e-5, abs=1e-7), k
+    # A batch past _SPLIT_ROWS values is shared with the helper thread: the same rows, in order.
+    batch = [*given.values(), *(rng.standard_normal(20_000).astype(np.float32) for _ in range(6)), *given.values()]
+    assert sum(a.size for a in batch) > _worker._SPLIT_ROWS
+    assert _worker._f32_rows(fast, batch) == fast.f32_rows(batch)
+    assert _worker._f32_rows(fast, batch[:1]) == fast.f32_rows(batch[:1])
 
 
 def test_statistics_count_nan_inf_and_negative_zero(stats_path):
