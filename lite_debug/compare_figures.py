@@ -118,12 +118,12 @@ def output_figures(name: str, reference: np.ndarray, candidate: np.ndarray, *, c
         out = []
         # Short titles: three figures stand side by side, under the output's name.
         for tab, values in (("Reference", rp), ("Candidate", cp)):
-            fig = heatmap(values, title=f"{tab}{where}")
+            fig = heatmap(values, title=f"{tab}{where}", notes_below=True)
             fig.update_traces(zmin=lo, zmax=hi)
             out.append((tab, fig))
         diff = cp - rp
         span = float(np.nanmax(np.abs(diff[np.isfinite(diff)]))) if np.isfinite(diff).any() else 0.0
-        fig = heatmap(diff, title=f"Difference (max {span:.3g})", colorscale="RdBu")
+        fig = heatmap(diff, title=f"Difference (max {span:.3g})", colorscale="RdBu", notes_below=True)
         fig.update_traces(zmin=-span or -1.0, zmax=span or 1.0, reversescale=True)
         out.append(("Difference", fig))
         h, w = rp.shape

@@ -193,12 +193,14 @@ def topk_bar(
     return fig
 
 
-def heatmap(array2d: np.ndarray, *, title: str | None = None, colorscale: str = "Viridis") -> go.Figure:
+def heatmap(array2d: np.ndarray, *, title: str | None = None, colorscale: str = "Viridis",
+            notes_below: bool = False) -> go.Figure:
     """A 2-D array as a heatmap, row 0 on top; thinned to ``MAX_HEATMAP_SIDE`` per side.
 
     Thinning keeps every n-th row and column (hover shows the original indices). NaN and
-    infinite values are left blank. Raises ``ValueError`` for an array that is not 2-D once
-    size-1 axes are dropped.
+    infinite values are left blank. ``notes_below``: what the title says about thinning and
+    blanks goes on a smaller second line (for a figure in a narrow column). Raises
+    ``ValueError`` for an array that is not 2-D once size-1 axes are dropped.
     """
     a = _numeric(array2d)
     if a is None:
@@ -215,7 +217,10 @@ def heatmap(array2d: np.ndarray, *, title: str | None = None, colorscale: str = 
     z = _display(a[::sr, ::sc])
     thinned = f"showing {z.shape[0]}×{z.shape[1]}" if (sr, sc) != (1, 1) else ""
     notes = [thinned, _blank_note(_nonfinite(a))]
-    fig = _figure(_with_notes(base, notes))
+    fig = _figure(base if notes_below else _with_notes(base, notes))
+    said = "; ".join(n for n in notes if n)
+    if notes_below and said:
+        fig.update_layout(title_text=f"{_text(base)}<br><sup>{_text(said)}</sup>")
     fig.add_trace(
         go.Heatmap(
             z=z,

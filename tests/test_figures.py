@@ -101,6 +101,9 @@ def test_heatmap_is_capped_for_display_and_keeps_original_indices():
     assert np.asarray(hm.y)[-1] <= 2999 and np.asarray(hm.y)[1] == 6  # every 6th row, labelled as such
     assert z[1, 1] == a[6, 2]
     assert "showing" in fig.layout.title.text
+    # In a narrow column, the note goes on a second, smaller line, and a name from the model stays text.
+    below = heatmap(a, title="Difference <b>", notes_below=True).layout.title.text
+    assert below == "Difference &lt;b&gt;<br><sup>showing 500×350</sup>"
 
 
 def test_heatmap_of_empty_or_wrong_rank():
