@@ -472,8 +472,8 @@ class _Context:
         if "$s" in ref:
             shape, lengths_at, data_at = _check(ref["$s"], list, "a string array")
             shape = self._shape(shape)
-            lengths = self._buffer(lengths_at, "<i8")
-            data = self._buffer(data_at, "|u1")
+            lengths = self._buffer(lengths_at, "<i8", lend=False)  # checked, then used: never lent
+            data = self._buffer(data_at, "|u1", lend=False)
             count = _product(shape)
             if lengths.shape != (count,) or (count and (int(lengths.min()) < 0 or int(lengths.sum()) != data.size)):
                 raise ProtocolError("A string array's lengths do not match its bytes.")
@@ -494,7 +494,7 @@ class _Context:
             raise ProtocolError("An array's shape is not a list of at most 32 sizes.")
         return tuple(shape)
 
-    def _buffer(self, number: Any, want: str | None) -> Any:
+    def _buffer(self, number: Any, want: str | None, lend: bool = True) -> Any:
         np = _numpy()
         if _DTYPE_OBJECTS is None:
             _load_dtypes()
@@ -525,7 +525,7 @@ class _Context:
                 raise ProtocolError("A buffer points outside the shared memory region.")
             if not nbytes:
                 return np.zeros(shape, dtype)
-            if self.borrow:
+            if self.borrow and lend:
                 # Through one memoryview, which every view holds (frombuffer keeps it as the base;
                 # ndarray(buffer=) would keep the map itself, and no export): the map cannot be
                 # closed, its memory unmapped under a live view, until every view is gone.
