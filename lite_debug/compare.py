@@ -340,7 +340,7 @@ def _spread(values: np.ndarray) -> float:
     else:
         squares = np.square(rows, dtype=np.float32 if rows.dtype == np.float32 else np.float64)
         energy = (np.ones(rows.shape[0], squares.dtype) @ squares).tolist()
-    if not all(math.isfinite(x) for x in energy):
+    if not math.isfinite(sum(energy)):  # (sums of squares, none negative: finite together, or not)
         return 1.0
     energy.sort()
     median, top = energy[len(energy) // 2], energy[-1]
@@ -1176,6 +1176,10 @@ def _fetch(model: Model, runner: Any, owner: Hashable, sub_index: int, fetch: Se
     return _Fetched(run=result, values={o.index: o for o in reply.fetched}, outputs_equal=equal)
 
 
+_BYTES = (np.dtype(np.int8), np.dtype(np.uint8))
+_FLOAT32 = np.dtype(np.float32)
+
+
 def _layer_metrics(r: Any, c: Any, tolerance: Tolerance) -> Metrics:
     """``metrics`` of two fetched tensors (``_protocol.Output``) in real units. A candidate
     quantized per tensor in 8 bits against a float32 reference (a quantized model against its
@@ -1186,14 +1190,14 @@ def _layer_metrics(r: Any, c: Any, tolerance: Tolerance) -> Metrics:
 
     reference = r.value if not r.scales else _output(r, {}).values
     raw = c.value
-    if (_fast is not None and len(c.scales) == 1 and len(c.zero_points) <= 1 and raw.dtype.itemsize == 1
-            and raw.dtype.kind in "iu" and raw.flags.c_contiguous and reference.dtype == np.float32
-            and reference.flags.c_contiguous and reference.size == raw.size and reference.size):
+    # (The kernel takes any C-contiguous array as its flat buffer: no reshape.)
+    if (_fast is not None and len(c.scales) == 1 and len(c.zero_points) <= 1 and raw.dtype in _BYTES
+            and reference.dtype == _FLOAT32 and reference.size == raw.size and reference.size
+            and raw.flags.c_contiguous and reference.flags.c_contiguous):
         scale, zero_point = float(c.scales[0]), int(c.zero_points[0]) if c.zero_points else 0
         if scale != 0.0 and math.isfinite(scale) and -(1 << 31) <= zero_point < (1 << 31):
             tol = tolerance
-            part = _fast.pair_f32(reference.reshape(-1), raw.reshape(-1), float(tol.atol or 0.0), float(tol.rtol or 0.0),
-                                  scale, zero_point)
+            part = _fast.pair_f32(reference, raw, float(tol.atol or 0.0), float(tol.rtol or 0.0), scale, zero_point)
             if math.isfinite(part[6]) and math.isfinite(part[8]):
                 out, max_abs, sum_abs, max_rel, atol_needed, rtol_needed, sig, noise, cand, cross = part
                 return _metrics(reference.size, 0, out, max_abs, sum_abs, max_rel, atol_needed, rtol_needed, sig,
