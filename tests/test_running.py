@@ -248,16 +248,14 @@ def test_cpu_limit_is_per_run_in_a_warm_worker():
 
 
 @pytest.mark.parametrize("given, expected", [
-    (None, "glibc.malloc.hugetlb=1:glibc.malloc.arena_max=1"),
+    (None, "glibc.malloc.hugetlb=1"),
     ("glibc.malloc.arena_max=2", "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"),
-    ("glibc.malloc.hugetlb=0", "glibc.malloc.hugetlb=0:glibc.malloc.arena_max=1"),
-    ("glibc.malloc.tcache_count=0", "glibc.malloc.tcache_count=0:glibc.malloc.hugetlb=1:glibc.malloc.arena_max=1"),
+    ("glibc.malloc.hugetlb=0", "glibc.malloc.hugetlb=0"),
 ])
-def test_a_worker_asks_for_huge_pages_and_one_arena_unless_told_otherwise(given, expected):
+def test_a_worker_asks_for_huge_pages_unless_told_otherwise(given, expected):
     """Workers start with glibc's malloc asking for transparent huge pages (a model's arena,
-    faulted in 4 KB at a time, was most of a first invoke) and one arena for both threads (a
-    second reserved 64 MB that the memory limit counts); a user's own tunables are kept, and a
-    setting of theirs wins."""
+    faulted in 4 KB at a time, was most of a first invoke); a user's own tunables are kept, and
+    a hugetlb setting of theirs wins."""
     base = {"PATH": "/usr/bin"} if given is None else {"PATH": "/usr/bin", "GLIBC_TUNABLES": given}
     env = worker_environment(base)
     assert env["GLIBC_TUNABLES"] == expected
