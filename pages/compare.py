@@ -220,6 +220,9 @@ def _table(items, depth: bool) -> pd.DataFrame:
 
 NUMBERS = {c: st.column_config.NumberColumn(format="%.4g") for c in
            ("SNR dB", "cosine", "max abs", "mean abs", "max rel", "atol needed", "rtol needed")}
+# A converter's fused names run to a hundred characters: capped, so the figures stay in view
+# (the whole name shows on hover, and in the exported JSON).
+NAMES = {c: st.column_config.TextColumn(width="medium") for c in ("reference", "candidate")}
 
 from lite_debug.compare_figures import METRIC_LABELS, error_by_depth, output_figures, sample_spread  # noqa: E402
 
@@ -253,7 +256,7 @@ if result.layers:
     st.plotly_chart(error_by_depth(result, metric), width="stretch", key="compare-depth")
     only_out = st.checkbox("Only tensors past the tolerance", key="compare-only-bad")
     items = [t for t in result.tensors if not only_out or t.within is False]
-    st.dataframe(_table(items, True), hide_index=True, width="stretch", height=360, column_config=NUMBERS,
+    st.dataframe(_table(items, True), hide_index=True, width="stretch", height=360, column_config={**NUMBERS, **NAMES},
                  key="compare-layers-table")
     if result.unmatched:
         with st.expander(f"Not matched ({len(result.unmatched)})"):
