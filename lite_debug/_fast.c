@@ -107,7 +107,7 @@ static void f32_block(const float *x, Py_ssize_t n, float *lo, float *hi, double
     *zeros += z;
 }
 
-/* f32_block over a whole float32 buffer, a block at a time, without the GIL. */
+/* f32_block over a whole float32 buffer, a block at a time; the caller has let go of the GIL. */
 static void f32_pass(const Py_buffer *view, float *lo, float *hi, double *sum, double *squares, long long *zeros) {
     const float *x = (const float *)view->buf;
     Py_ssize_t n = view->len / 4;
@@ -115,10 +115,8 @@ static void f32_pass(const Py_buffer *view, float *lo, float *hi, double *sum, d
     *hi = -INFINITY;
     *sum = *squares = 0.0;
     *zeros = 0;
-    Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t start = 0; start < n; start += BLOCK)
         f32_block(x + start, n - start < BLOCK ? n - start : BLOCK, lo, hi, sum, squares, zeros);
-    Py_END_ALLOW_THREADS
 }
 
 static PyObject *f32(PyObject *Py_UNUSED(self), PyObject *arg) {
@@ -127,7 +125,9 @@ static PyObject *f32(PyObject *Py_UNUSED(self), PyObject *arg) {
     float lo, hi;
     double sum, squares;
     long long zeros;
+    Py_BEGIN_ALLOW_THREADS
     f32_pass(&view, &lo, &hi, &sum, &squares, &zeros);
+    Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
     return Py_BuildValue("(ddddL)", (double)lo, (double)hi, sum, squares, zeros);
 }
@@ -169,15 +169,7 @@ static PyObject *f32_rows(PyObject *Py_UNUSED(self), PyObject *arg) {
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t k = 0; k < count; k++) {
         f32_job *j = &jobs[k];
-        if (!j->ok) continue;
-        const float *x = (const float *)j->view.buf;
-        Py_ssize_t n = j->view.len / 4;
-        j->lo = INFINITY;
-        j->hi = -INFINITY;
-        j->sum = j->squares = 0.0;
-        j->zeros = 0;
-        for (Py_ssize_t start = 0; start < n; start += BLOCK)
-            f32_block(x + start, n - start < BLOCK ? n - start : BLOCK, &j->lo, &j->hi, &j->sum, &j->squares, &j->zeros);
+        if (j->ok) f32_pass(&j->view, &j->lo, &j->hi, &j->sum, &j->squares, &j->zeros);
     }
     Py_END_ALLOW_THREADS
     int failed = 0;
