@@ -3,8 +3,9 @@ serving process holds for it, and the worker's memory for a trace of the 100 MB 
 
 A trace here is everything ``lite_debug.trace.trace`` does for a caller with the model loaded:
 the plain run it compares with, the traced run of the marked copy, the statistics of every
-tensor in the worker, and the reply. The marked copy is built on a worker's first trace and
-kept: the first trace (rewrite and build included) is a row of its own.
+tensor in the worker, and the reply. The marked copy is built on a worker's first trace, or
+before it when the dashboard's check of a newly opened model prepares it, and kept: a worker's
+first trace is two rows of its own, prepared and not.
 
 The worker runs the plain run on its helper thread beside the traced one. The worker is pinned
 to one CPU and the benchmark to the other (see ``figures._paired_placed``); the helper thread
@@ -53,7 +54,9 @@ def trace_speed(reps: int, quick: bool) -> list[Row]:
     if not FACE.exists():
         return _missing(figure, "≤ 3.00×")
     from lite_debug import Feed, WorkerPool
-    from lite_debug.trace import trace
+    from lite_debug.trace import AHEAD_BYTES, trace
+
+    AHEAD_MB = AHEAD_BYTES >> 20
 
     model, spec, feed = _face()
     # Data the worker has not just run: two new feeds taken in turn, so that no trace follows a
@@ -69,6 +72,8 @@ def trace_speed(reps: int, quick: bool) -> list[Row]:
     side: dict = {}
     first: list[float] = []
     first_base: list[float] = []
+    ready: list[float] = []
+    ready_base: list[float] = []
     parts: dict[str, list[float]] = {"invoke": [], "trace": [], "stats": [], "reused": []}
 
     def traced(data) -> None:
@@ -86,7 +91,29 @@ def trace_speed(reps: int, quick: bool) -> list[Row]:
         if not r.ok:
             raise RuntimeError(f"The run failed: {r.status} {r.detail}")
 
+    def first_ready() -> None:
+        """A worker's first trace after the model was opened as the dashboard opens it: its
+        check in the background also prepares the marked copy (``trace.preparation``)."""
+        side["pool"], side["timed"] = WorkerPool(size=1), False
+        try:
+            job = side["pool"].start_check(model, spec)
+            if job.result(timeout=120).status != "ok":
+                raise RuntimeError("The face detector's check failed.")
+            job.join(timeout=120)
+            for _ in range(3):
+                plain()
+            t0 = time.perf_counter()
+            traced(other_data)
+            ready.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            plain()
+            ready_base.append(time.perf_counter() - t0)
+        finally:
+            side["pool"].close()
+
     def repetition(data) -> tuple[float, float, list[float]]:
+        if data is feed:
+            first_ready()
         side["pool"], side["timed"] = WorkerPool(size=1), False
         try:
             for _ in range(3):
@@ -128,13 +155,24 @@ def trace_speed(reps: int, quick: bool) -> list[Row]:
                      "plain_invoke_ms": inv, "traced_invoke_ms": tr, "stats_ms": st, "plain_reused": reused,
                      "ratio_per_placement": per_place},
         ))
+    rm, rb = _median(ready) * 1000, _median(ready_base) * 1000
+    rows.append(Row(
+        figure="a worker's first trace, model opened as the dashboard opens it, 164-op face detector",
+        ours=rm, baseline=rb, unit="ms", ratio=rm / rb, target="≤ 3.00×", passed=rm / rb <= 3.0,
+        note=("the check that runs in the background when a model opens also built the marked copy, the weights' "
+              "statistics and one invoke of it on zeros (for models whose copy costs at most "
+              f"{AHEAD_MB} MiB); then three plain runs, then the trace of new data; one per repetition × {reps}, "
+              "the worker not pinned"),
+        details={"first_trace_ms": [t * 1000 for t in ready], "plain_run_ms": [t * 1000 for t in ready_base]},
+    ))
     fm, fb = _median(first) * 1000, _median(first_base) * 1000
     rows.append(Row(
-        figure="first trace (rewrite and build of the marked copy included), 164-op face detector",
+        figure="a worker's first trace, nothing prepared (the rewrite and build of the marked copy included), 164-op face detector",
         ours=fm, baseline=fb, unit="ms", ratio=fm / fb, target="≤ 3.00×", passed=fm / fb <= 3.0,
-        note=("once per worker and model, the plain run beside it: building the marked copy's interpreter (the XNNPACK "
-              "delegate packs the weights again), its first invoke (its arena faulted in) and the weights' statistics "
-              f"(kept after) dominate; one per repetition × {reps}, the worker not pinned"),
+        note=("the command line's case (it loads the model and traces at once), and any model whose marked copy "
+              f"costs more than {AHEAD_MB} MiB; the plain run beside it: building the marked copy's interpreter (the "
+              "XNNPACK delegate packs the weights again), its first invoke (its arena faulted in) and the weights' "
+              f"statistics (kept after) dominate; one per repetition × {reps}, the worker not pinned"),
         details={"first_trace_ms": [t * 1000 for t in first], "plain_run_ms": [t * 1000 for t in first_base]},
     ))
     rows.append(_server_memory(model, spec, feed))

@@ -153,6 +153,22 @@ class Trace(Request):
 
 
 @dataclass
+class Prepare(Request):
+    """Get ready for a ``Trace`` with these fields (the same meanings) before one is asked for:
+    build the marked copy and allocate it, reduce the constants of ``weights`` to their
+    statistics, and, for a model that keeps no state, invoke it once on the inputs its
+    allocation left (its arena and the delegate's plans made then, not in the trace). Reply:
+    ``Prepared`` or ``Failed``."""
+
+    subgraph: int = 0
+    mark: list = field(default_factory=list)
+    quantized: dict = field(default_factory=dict)
+    weights: dict = field(default_factory=dict)
+    no_default_delegates: bool = False
+    reference_kernels: bool = False
+
+
+@dataclass
 class LoadReference(Request):
     """For ``lite_debug._tf_worker`` only: load a Keras (``kind="keras"``: a ``.keras`` zip;
     ``"h5"``: a legacy HDF5 file) or SavedModel (``"saved_model"``: its folder, zipped) model with
@@ -220,6 +236,16 @@ class Loaded:
     """The model loaded (and, when asked, allocated its tensors)."""
 
     kernel_message: str | None = None
+
+
+@reply
+@dataclass(frozen=True)
+class Prepared:
+    """The marked copy is ready. ``build_ms``: building and allocating it (0 when it was kept
+    from before); ``warm_ms``: its first invoke (0 when none was made)."""
+
+    build_ms: float = 0.0
+    warm_ms: float = 0.0
 
 
 @reply

@@ -1039,15 +1039,65 @@ def _trace(state: "_State", request: P.Trace) -> Any:
         differences.append(diff)
     t0 = time.perf_counter()
     tensors = [int(t) for t in request.tensors]
-    quantized, weights = request.quantized, request.weights
+    weights = request.weights
+    values_of = _values_of(read, request.quantized, weights)
+    stats, status, ranks, dims = _statistics(tracer, tensors, values_of, weights)
+    stats_ms = (time.perf_counter() - t0) * 1000.0
+    fetched = []
+    # Numbers are read as views (the reply is written out, into the shared region or the frame,
+    # before the next request): a copy fewer of every fetched value. Strings, and another
+    # subgraph's tensors, are read as copies (see _Tracer.reader).
+    kind_of = tracer.interpreter._interpreter.TensorType
+    for t in request.fetch:
+        t = int(t)
+        numeric = request.subgraph == 0 and np.dtype(kind_of(weights.get(t, t), 0)).kind in _NUMERIC
+        try:
+            value, quant = values_of(t, read if numeric else copy)
+        except ValueError:
+            notes.append(f"Tensor {t} has no values to send.")
+            continue
+        scales, zero_points, axis = quant or ((), (), 0)
+        fetched.append(P.Output(index=t, name="", value=value, scales=tuple(scales), zero_points=tuple(zero_points),
+                                quantized_dimension=int(axis)))
+    cap = request.output_cap
+    if cap is not None:
+        sizes = [(o.name or str(o.index), o.value, o.scales) for o in (*outputs, *fetched)]
+        held = sum(_held(v, q) for _, v, q in sizes) + stats.nbytes + status.nbytes + ranks.nbytes + 8 * len(dims)
+        if held > cap:
+            return P.TooLarge(
+                outputs=tuple(P.OutputSize(name=n, dtype=_dtype_name(v), shape=tuple(int(d) for d in v.shape), nbytes=_held(v, q))
+                              for n, v, q in sizes),
+                total=held, cap=cap, invoke_ms=invoke_ms,
+            )
+    return P.Traced(
+        stats=stats, status=status, ranks=ranks, shapes=np.asarray(dims, np.int64),
+        outputs=tuple(outputs), equal=tuple(equal), differences=tuple(differences), fetched=tuple(fetched),
+        invoke_ms=invoke_ms, trace_ms=trace_ms, stats_ms=stats_ms, build_ms=build_ms, notes=tuple(notes),
+        reused=reused is not None,
+    )
+
+
+def _values_of(read: Callable[[int], Any], quantized: dict, weights: dict) -> Callable[..., tuple[Any, tuple | None]]:
+    """What reads a tensor's values (with ``read``, or the reader given) and the parameters that
+    give them real units; a tensor of ``weights`` is read from the constant it dequantizes."""
+    import numpy as np
 
     def values_of(t: int, get: Callable[[int], Any] = read) -> tuple[Any, tuple | None]:
-        """A tensor's values and the parameters that give them real units."""
         source = weights.get(t)
         if source is None:
             return get(t), quantized.get(t)
         value = get(source)
         return (value.astype(np.float32, copy=False) if value.dtype.kind == "f" else value), quantized.get(source)
+
+    return values_of
+
+
+def _statistics(tracer: _Tracer, tensors: list[int], values_of: Callable[[int], tuple[Any, tuple | None]],
+                weights: dict) -> tuple[Any, Any, Any, list[int]]:
+    """Each tensor of ``tensors`` reduced to its row of ``STAT_COLUMNS``: (rows, status, ranks,
+    dimensions), as ``Traced`` has them. The rows of ``weights`` (constants: the same every run)
+    are kept in ``tracer.constants`` and read from there after."""
+    import numpy as np
 
     nan_row = [math.nan] * len(P.STAT_COLUMNS)
     rows: list[list[float]] = []
@@ -1103,39 +1153,7 @@ def _trace(state: "_State", request: P.Trace) -> Any:
     value = None  # no view may outlive the request
     stats = np.array(rows, np.float64).reshape(len(tensors), len(P.STAT_COLUMNS))
     status, ranks = np.array(status, np.int8), np.array(ranks, np.int32)
-    stats_ms = (time.perf_counter() - t0) * 1000.0
-    fetched = []
-    # Numbers are read as views (the reply is written out, into the shared region or the frame,
-    # before the next request): a copy fewer of every fetched value. Strings, and another
-    # subgraph's tensors, are read as copies (see _Tracer.reader).
-    kind_of = tracer.interpreter._interpreter.TensorType
-    for t in request.fetch:
-        t = int(t)
-        numeric = request.subgraph == 0 and np.dtype(kind_of(weights.get(t, t), 0)).kind in _NUMERIC
-        try:
-            value, quant = values_of(t, read if numeric else copy)
-        except ValueError:
-            notes.append(f"Tensor {t} has no values to send.")
-            continue
-        scales, zero_points, axis = quant or ((), (), 0)
-        fetched.append(P.Output(index=t, name="", value=value, scales=tuple(scales), zero_points=tuple(zero_points),
-                                quantized_dimension=int(axis)))
-    cap = request.output_cap
-    if cap is not None:
-        sizes = [(o.name or str(o.index), o.value, o.scales) for o in (*outputs, *fetched)]
-        held = sum(_held(v, q) for _, v, q in sizes) + stats.nbytes + status.nbytes + ranks.nbytes + 8 * len(dims)
-        if held > cap:
-            return P.TooLarge(
-                outputs=tuple(P.OutputSize(name=n, dtype=_dtype_name(v), shape=tuple(int(d) for d in v.shape), nbytes=_held(v, q))
-                              for n, v, q in sizes),
-                total=held, cap=cap, invoke_ms=invoke_ms,
-            )
-    return P.Traced(
-        stats=stats, status=status, ranks=ranks, shapes=np.asarray(dims, np.int64),
-        outputs=tuple(outputs), equal=tuple(equal), differences=tuple(differences), fetched=tuple(fetched),
-        invoke_ms=invoke_ms, trace_ms=trace_ms, stats_ms=stats_ms, build_ms=build_ms, notes=tuple(notes),
-        reused=reused is not None,
-    )
+    return stats, status, ranks, dims
 
 
 _SPLIT_ROWS = 1 << 16  # values in a batch past which its passes are shared with the helper thread
@@ -1157,16 +1175,52 @@ def _f32_rows(fast: Any, arrays: list) -> list:
     return [*fast.f32_rows(arrays[:k]), *later()]
 
 
+def _kept_tracer(session: "_Session", request: P.Trace | P.Prepare) -> tuple[_Tracer, float]:
+    """The session's marked copy for ``request``, built now unless the one kept fits it (same
+    subgraph, marks and kernels; unrun, for a model that keeps state); (it, ms building it, 0
+    when it was kept)."""
+    tracer = session.tracer
+    if tracer is not None and tracer.key == _tracer_key(request) and not (tracer.dirty and session.stateful):
+        return tracer, 0.0
+    session.tracer = None
+    tracer = session.tracer = _Tracer(session, request)
+    return tracer, tracer.build_ms
+
+
 def _traced_run(session: "_Session", request: P.Trace, run: P.Run) -> tuple[float, float]:
     """Invoke the marked copy on ``run``'s inputs; (ms building it, 0 when it was kept; invoke ms).
-    The copy is kept with the session: built on the first trace, reused after."""
-    tracer = session.tracer
-    build_ms = 0.0
-    if tracer is None or tracer.key != _tracer_key(request) or (tracer.dirty and session.stateful):
-        session.tracer = None
-        tracer = session.tracer = _Tracer(session, request)
-        build_ms = tracer.build_ms
+    The copy is kept with the session: built on the first trace (or a ``Prepare``), reused after."""
+    tracer, build_ms = _kept_tracer(session, request)
     return build_ms, tracer.run(run, session.stateful, session.variables)
+
+
+def _prepare(session: "_Session", request: P.Prepare) -> P.Prepared:
+    """The ``Prepare`` request (see it): what a worker's first trace would otherwise do first."""
+    import numpy as np
+
+    t0 = time.perf_counter()
+    tracer, _ = _kept_tracer(session, request)
+    interpreter = tracer.interpreter
+    if not tracer.allocated:
+        interpreter.allocate_tensors()  # where the default delegate packs the weights
+        tracer.allocated = True
+    build_ms = (time.perf_counter() - t0) * 1000.0
+    weights = {int(k): int(v) for k, v in request.weights.items()}
+    missing = [t for t in weights if t not in tracer.constants]
+    if missing:
+        _statistics(tracer, missing, _values_of(tracer.reader(request.subgraph), request.quantized, weights), weights)
+    warm_ms = 0.0
+    numeric = all(np.dtype(d["dtype"]).kind in _NUMERIC for d in interpreter.get_input_details())
+    if not tracer.dirty and not session.stateful and request.subgraph == 0 and numeric:
+        # On zeros: the values do not matter, only that the arena is touched and the delegate
+        # has planned its operators (zeros, not what the allocation left: an index read from
+        # uninitialised memory could send a kernel that trusts it anywhere).
+        _clear_missing(interpreter, [])
+        t1 = time.perf_counter()
+        interpreter.invoke()
+        tracer.dirty = True
+        warm_ms = (time.perf_counter() - t1) * 1000.0
+    return P.Prepared(build_ms=build_ms, warm_ms=warm_ms)
 
 
 class _Helper:
@@ -1373,6 +1427,19 @@ def _trace_handler(state: _State, request: P.Trace) -> Any:
         session.interpreter = None
         session.tracer = None
         return P.Failed(error_type=type(exc).__name__, message=_message(exc), stage="trace")
+
+
+@handles(P.Prepare)
+def _prepare_handler(state: _State, request: P.Prepare) -> Any:
+    session = state.session
+    if session is None:
+        return P.Failed(error_type="RuntimeError", message="No model is loaded in the worker.", stage="prepare")
+    _cpu_budget(state.cpu_seconds)
+    try:
+        return _prepare(session, request)
+    except Exception as exc:
+        session.tracer = None  # a trace builds it afresh, and says what fails then
+        return P.Failed(error_type=type(exc).__name__, message=_message(exc), stage="prepare")
 
 
 @handles(P.More)

@@ -661,7 +661,10 @@ def _trace(args: argparse.Namespace) -> int:
         state.remaining = diagnose(state.spec, feed, state.signature, choices=state.choices)
     pool = WorkerPool(size=1, limits=limits)
     try:
-        found = check_mismatches(pool.check_model(state.model, state.spec), state.spec)
+        # The check leaves the worker holding the model; with the default kernels, also the
+        # marked copy the trace runs (built there rather than in the trace: the same work).
+        checked = pool.check_model(state.model, state.spec, prepare_trace=not args.no_default_delegates)
+        found = check_mismatches(checked, state.spec)
         state.remaining = found + list(state.remaining)
         try:
             traced = trace(state.model, state.spec, feed, state.signature, pool=pool,

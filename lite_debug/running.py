@@ -634,6 +634,17 @@ class Worker:
         )
         return result, reply
 
+    def prepare_trace(self, model_bytes: bytes, spec: ModelSpec, owner: Hashable = None, **fields: Any) -> P.Prepared | None:
+        """Get this worker ready for a trace with ``fields`` (those of ``_protocol.Prepare``),
+        loading the model first as ``run`` does: the worker's first trace then costs what every
+        later one does. None when that failed, crashed or timed out: a trace then tries again
+        and says what happens."""
+        refused = _memory_refusal(spec, Feed({}), self.limits, traced=True)
+        if refused is not None or self.ensure_model(model_bytes, spec, owner=owner) is not None:
+            return None
+        outcome, reply = self._request(P.Prepare(**fields), self.limits.load_seconds, accept=(P.Prepared, P.Failed))
+        return reply if outcome == "reply" and isinstance(reply, P.Prepared) else None
+
     def _probe_without_delegates(self, model_bytes: bytes, spec: ModelSpec, feed: Feed, crash: RunResult, owner: Hashable) -> RunResult:
         """After a crash, run once more in a fresh worker without the default XNNPACK delegate.
 
@@ -1328,21 +1339,28 @@ class WorkerPool:
 
     # -- checking a model -------------------------------------------------------------------------
 
-    def check_model(self, model_bytes: bytes, spec: ModelSpec, *, owner: Hashable = None, timeout: float | None = None) -> ModelCheck:
+    def check_model(
+        self, model_bytes: bytes, spec: ModelSpec, *, owner: Hashable = None, timeout: float | None = None,
+        prepare_trace: bool = False,
+    ) -> ModelCheck:
         """Whether the model loads and allocates its tensors in a worker (no invoke), waiting for it.
 
         Cached per model (SHA-256): asking again costs nothing. Raises ``TimeoutError`` when the
         check has not finished within ``timeout`` seconds (it goes on in the background).
         """
-        return self.start_check(model_bytes, spec, owner=owner).result(timeout)
+        return self.start_check(model_bytes, spec, owner=owner, prepare_trace=prepare_trace).result(timeout)
 
-    def start_check(self, model_bytes: bytes, spec: ModelSpec, *, owner: Hashable = None) -> CheckJob:
+    def start_check(
+        self, model_bytes: bytes, spec: ModelSpec, *, owner: Hashable = None, prepare_trace: bool = False
+    ) -> CheckJob:
         """``check_model`` in the background: poll the job's ``done()``, then read ``result()``.
 
         The check runs in a worker for ``owner``, which then holds the model loaded, so the
         owner's first run finds it warm; it waits behind every waiting run. A model already
         checked returns its finished job at once (and, the first time a new owner asks, loads
         the model for it in the background if the pool has a slot no process holds yet).
+        ``prepare_trace``: that worker also builds what a trace of the model's main graph builds
+        first (``trace.preparation``; small models only), before the job ends.
         """
         sha = spec.sha256
         with self._cond:
@@ -1351,7 +1369,7 @@ class WorkerPool:
                 self._checks.move_to_end(sha)
         if job is not None:
             if job.done():
-                self._warm(model_bytes, spec, owner)
+                self._warm(model_bytes, spec, owner, prepare_trace)
             return job
         refused = _memory_refusal(spec, Feed({}), self.limits)
         if refused is not None:
@@ -1369,7 +1387,12 @@ class WorkerPool:
                             del self._checks[sha]  # not a result about the model: ask again next time
                     return
                 try:
-                    job._finish(worker.check(model_bytes, spec, owner=owner))
+                    checked = worker.check(model_bytes, spec, owner=owner)
+                    if checked.status == "ok" and prepare_trace:
+                        # Before the job ends, so that a run asked for when the check shows finds
+                        # this worker free (a few ms more: the marked copy is about a load).
+                        _prepare_for_trace(worker, model_bytes, spec, owner)
+                    job._finish(checked)
                 except Exception as exc:  # the job must end whatever happens (a worker that cannot start)
                     job._finish(ModelCheck(status="skipped", detail=f"The check could not run: {exc}", sha256=sha))
                     with self._cond:
@@ -1387,12 +1410,13 @@ class WorkerPool:
             job._thread.start()
         return job
 
-    def prewarm(self, model_bytes: bytes, spec: ModelSpec, *, owner: Hashable = None) -> CheckJob:
+    def prewarm(self, model_bytes: bytes, spec: ModelSpec, *, owner: Hashable = None, prepare_trace: bool = True) -> CheckJob:
         """Check the model in the background (``start_check``), which also loads it into a worker
-        for ``owner``, so the first run is warm. Never blocks the caller."""
-        return self.start_check(model_bytes, spec, owner=owner)
+        for ``owner``, so the first run is warm, and (``prepare_trace``) readies that worker for
+        the first trace. Never blocks the caller."""
+        return self.start_check(model_bytes, spec, owner=owner, prepare_trace=prepare_trace)
 
-    def _warm(self, model_bytes: bytes, spec: ModelSpec, owner: Hashable) -> None:
+    def _warm(self, model_bytes: bytes, spec: ModelSpec, owner: Hashable, prepare_trace: bool) -> None:
         """Load a checked model for ``owner`` in the background, once, and only into a worker slot
         no process holds yet: sessions asking on every rerun must not take each other's warm
         workers in turn (each taking would start a process)."""
@@ -1412,7 +1436,8 @@ class WorkerPool:
             except WorkerError:
                 return
             try:
-                worker.ensure_model(model_bytes, spec, owner=owner)
+                if worker.ensure_model(model_bytes, spec, owner=owner) is None and prepare_trace:
+                    _prepare_for_trace(worker, model_bytes, spec, owner)
             finally:
                 self.release(worker)
 
@@ -1427,6 +1452,19 @@ class WorkerPool:
             self._cond.notify_all()
         for w in idle:
             w.close()
+
+
+def _prepare_for_trace(worker: Worker, model_bytes: bytes, spec: ModelSpec, owner: Hashable) -> None:
+    """After a background check or load: the marked copy a trace of the model's main graph
+    would build first, built now while nobody waits (see ``trace.preparation``)."""
+    from .trace import preparation
+
+    try:
+        fields = preparation(spec)
+        if fields is not None:
+            worker.prepare_trace(model_bytes, spec, owner=owner, **fields)
+    except Exception:  # best effort: a trace builds it anyway, and says what fails
+        pass
 
 
 _default: WorkerPool | None = None

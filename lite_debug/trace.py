@@ -291,6 +291,23 @@ def trace(
     return _build(plan, result, reply, saturation, notes)
 
 
+# A worker that loads a model in the background (the dashboard's check when a model opens)
+# also builds the marked copy a trace needs, when it costs at most this much memory: the
+# model's size plus every tensor of a run at once. A bigger model builds it on its first trace.
+AHEAD_BYTES = 64 << 20
+
+
+def preparation(spec: ModelSpec) -> dict[str, Any] | None:
+    """The fields of the ``Prepare`` that readies a worker for ``trace`` of the model's main
+    graph with the default kernels (what ``trace`` would send); None when the marked copy
+    would cost more than ``AHEAD_BYTES``, or the graph cannot be read."""
+    graph = spec.graph
+    if graph is None or not graph.subgraphs or spec.activation_bytes + spec.size > AHEAD_BYTES:
+        return None
+    plan = _plan(spec, 0)
+    return {"subgraph": 0, "mark": plan.mark, "quantized": plan.quantized, "weights": plan.weights}
+
+
 @dataclass(frozen=True)
 class _Row:
     """What a traced tensor's record takes from the graph, worked out once per model."""

@@ -620,6 +620,20 @@ def test_cli_json_of_a_real_model_with_a_photo(tmp_path):
     assert set(t) >= {"index", "name", "op_index", "op", "shape", "dtype", "stats"}
     assert set(t["stats"]) == {"min", "max", "mean", "std", "nan", "inf", "zeros", "saturated"}
     assert json.loads(out.read_text())  # written, and strict JSON
+    # The model check before the trace built the marked copy: the trace itself built nothing.
+    assert report["timing_ms"]["build"] == 0.0
+
+
+def test_cli_trace_without_the_default_delegate_builds_its_own_copy(made, tmp_path):
+    """The check prepares the default kernels' marked copy only: a trace without the default
+    delegate builds its copy itself (a prepared one would be the wrong one, and wasted)."""
+    model = tmp_path / "nan_inf.tflite"
+    model.write_bytes(made["nan_inf"])
+    data = tmp_path / "x.npy"
+    np.save(data, np.full((1, 8), 3.0, np.float32))
+    done = cli(model, data, "--json", "--no-default-delegates")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["timing_ms"]["build"] > 0
 
 
 def test_cli_exit_1_and_first_nan_for_the_nan_model(made, tmp_path):
@@ -696,3 +710,98 @@ def test_a_stateful_model_traces_from_a_fresh_state_each_time(kinds_models, pool
         r = trace(data, spec, bind(spec, np.full((1, 4), value, np.float32)), pool=pool)
         assert r.ok and r.outputs_equal and not r.plain_reused
         assert r.run.outputs[0].values.tolist() == [[0.0, 0.0, 0.0, 0.0]]
+
+
+# -- a worker made ready for a trace before one is asked for --------------------------------------
+
+
+def _prepared(model: bytes, spec, **fields) -> tuple[WorkerPool, P.Prepared | None]:
+    """A fresh one-worker pool whose worker has loaded ``model`` and answered a ``Prepare``."""
+    from lite_debug.trace import preparation
+
+    fresh = WorkerPool(size=1)
+    worker = fresh.acquire(spec.sha256)
+    try:
+        done = worker.prepare_trace(model, spec, **(fields or preparation(spec)))
+    finally:
+        fresh.release(worker)
+    return fresh, done
+
+
+def test_a_prepared_worker_traces_without_building_and_reads_as_one_that_was_not(face):
+    """``Prepare`` builds the marked copy, works out the weights' rows and invokes it once on
+    zeros; the worker's first trace after it builds nothing, and gives every tensor the same
+    statistics as a first trace in a worker that was not prepared."""
+    from lite_debug.trace import preparation
+
+    fields = preparation(face.spec)
+    assert fields is not None and len(fields["mark"]) > 80 and fields["weights"]
+    ready, done = _prepared(face.model_bytes, face.spec)
+    cold = WorkerPool(size=1)
+    try:
+        first_ready = trace(face.model_bytes, face.spec, face.feed, pool=ready)
+        first_cold = trace(face.model_bytes, face.spec, face.feed, pool=cold)
+    finally:
+        ready.close()
+        cold.close()
+    assert done is not None and done.build_ms > 0 and done.warm_ms > 0
+    assert first_ready.ok and first_cold.ok and first_ready.outputs_equal
+    assert first_ready.build_ms == 0.0 and first_cold.build_ms > 0
+    assert [t.stats for t in first_ready.tensors] == [t.stats for t in first_cold.tensors]
+
+
+def test_a_stateful_model_is_prepared_without_an_invoke_and_still_traces_from_a_fresh_state(kinds_models):
+    """An invoke would change the state of ``remember`` (it returns what it was last given), so
+    its marked copy is built but not run: the trace after it uses it and starts from zeros."""
+    data = kinds_models["remember"]
+    spec = inspect_model(data)
+    ready, done = _prepared(data, spec)
+    try:
+        r = trace(data, spec, bind(spec, np.full((1, 4), 5.0, np.float32)), pool=ready)
+    finally:
+        ready.close()
+    assert done is not None and done.warm_ms == 0.0
+    assert r.ok and r.build_ms == 0.0 and r.run.outputs[0].values.tolist() == [[0.0, 0.0, 0.0, 0.0]]
+
+
+def test_a_model_with_a_string_input_is_prepared_without_an_invoke(kinds_models):
+    data = kinds_models["kinds"]
+    spec = inspect_model(data)
+    ready, done = _prepared(data, spec)
+    ready.close()
+    assert done is not None and done.build_ms > 0 and done.warm_ms == 0.0
+
+
+def test_a_preparation_that_fails_leaves_the_trace_to_build_and_run(made):
+    """A ``Prepare`` whose marked copy cannot be built (a tensor the model does not have) comes
+    back as None, and the trace after it builds its own copy and runs."""
+    data = made["nan_inf"]
+    spec = inspect_model(data)
+    ready, done = _prepared(data, spec, subgraph=0, mark=[10_000], quantized={}, weights={})
+    try:
+        r = trace(data, spec, bind(spec, np.full((1, 8), 3.0, np.float32)), pool=ready)
+    finally:
+        ready.close()
+    assert done is None
+    assert r.ok and r.build_ms > 0 and r.outputs_equal
+
+
+def test_the_dashboards_prewarm_prepares_a_trace_of_a_small_model_only(face, monkeypatch):
+    """The check when a model opens on the dashboard (``prewarm``) leaves its worker ready to
+    trace it, unless the marked copy would cost more than ``AHEAD_BYTES``: that model builds it
+    on its first trace. A check asked for alone (``lite-debug check``) prepares nothing."""
+    import lite_debug.trace as trace_module
+
+    assert face.spec.activation_bytes + face.spec.size <= trace_module.AHEAD_BYTES
+    cases = ((trace_module.AHEAD_BYTES, True, False), (face.spec.size, True, True), (trace_module.AHEAD_BYTES, False, True))
+    for limit, prewarm, builds in cases:
+        monkeypatch.setattr(trace_module, "AHEAD_BYTES", limit)
+        fresh = WorkerPool(size=1)
+        try:
+            job = (fresh.prewarm if prewarm else fresh.start_check)(face.model_bytes, face.spec)
+            assert job.result(timeout=60).status == "ok"
+            job.join(timeout=60)
+            r = trace(face.model_bytes, face.spec, face.feed, pool=fresh)
+        finally:
+            fresh.close()
+        assert r.ok and (r.build_ms > 0) == builds, (limit, prewarm)
