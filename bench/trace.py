@@ -96,7 +96,7 @@ def trace_speed(reps: int, quick: bool) -> list[Row]:
         check in the background also prepares the marked copy (``trace.preparation``)."""
         side["pool"], side["timed"] = WorkerPool(size=1), False
         try:
-            job = side["pool"].start_check(model, spec)
+            job = side["pool"].start_check(model, spec, prepare_trace=True)
             if job.result(timeout=120).status != "ok":
                 raise RuntimeError("The face detector's check failed.")
             job.join(timeout=120)
