@@ -688,6 +688,9 @@ class Worker:
         same = self.model_sha == spec.sha256 and self.owner == owner and self.alive
         if same and not allocate:
             return None
+        refused = _overflow_refusal(spec)
+        if refused is not None:
+            return refused
         if self._proc is not None and self._loaded and not same:
             self.close()
         t0 = time.perf_counter()
@@ -962,6 +965,47 @@ def _memory_refusal(spec: ModelSpec, feed: Feed, limits: Limits, traced: bool = 
             "LITE_DEBUG_MEMORY_GB (or --memory-limit) if the machine has the memory and you trust the model."
         ),
     )
+
+
+def _overflow_refusal(spec: ModelSpec) -> RunResult | None:
+    """A ``skipped`` result for a model whose RESHAPE would write past the end of its output.
+
+    The runtime's RESHAPE copies its input's bytes into its output without comparing their
+    types, so a damaged file whose reshape turns float32 into uint16 has it write twice the
+    output's size: the worker's heap is corrupted, and it aborts, or runs on with garbage, as the
+    memory happens to lie (a saved fuzz crasher, ``tests/fixtures/fuzz/93745a7c06a1153d``, did
+    each). Refused before it is sent: a sentence, not a crash or a plausible wrong answer."""
+    graph = spec.graph
+    if graph is None:
+        return None
+    for sub in graph.subgraphs:
+        tensors = sub.tensors
+        for op in sub.operators:
+            if op.name != "RESHAPE" or not op.inputs or not op.outputs:
+                continue
+            i, o = op.inputs[0], op.outputs[0]
+            if not (0 <= i < len(tensors) and 0 <= o < len(tensors)):
+                continue
+            source, target = tensors[i], tensors[o]
+            try:
+                wide, narrow = np.dtype(source.dtype).itemsize, np.dtype(target.dtype).itemsize
+            except TypeError:
+                continue  # strings, resources, int4: no fixed width numpy knows
+            if narrow >= wide or np.dtype(source.dtype).kind in "OSU":
+                continue
+            where = f"op {op.index}" + (f" of subgraph {sub.index}" if sub.index else "")
+            return RunResult(
+                status="skipped",
+                detail=(
+                    f"Not run: {where} (RESHAPE) makes tensor {target.index} {target.name!r}, of type {target.dtype} "
+                    f"({narrow} bytes a value), from tensor {source.index} {source.name!r}, of type {source.dtype} "
+                    f"({wide} bytes). The runtime's RESHAPE copies its input's bytes without comparing the types, so "
+                    f"it would write {wide // narrow}× the output's size and corrupt the worker's memory (a crash, or "
+                    "outputs of garbage). The file is damaged or mis-converted: a reshape's input and output have "
+                    "the same type."
+                ),
+            )
+    return None
 
 
 # A failure whose only text is the generic node line: the kernel gave no reason, which is

@@ -698,3 +698,33 @@ def test_a_model_too_big_to_check_is_skipped_with_the_figure():
         assert not p.pids()
     finally:
         p.close()
+
+
+def test_a_reshape_that_would_write_past_its_output_is_refused_before_any_worker_runs_it():
+    """The saved fuzz crasher whose RESHAPE turns float32 into uint16 corrupted the worker's heap:
+    it aborted, or ran on with garbage outputs, as memory happened to lie. It is refused with a
+    sentence before a worker starts; the same model with the output's type restored runs."""
+    from crafted import pack_model, unpack_model
+
+    data = (FIXTURES / "fuzz" / "93745a7c06a1153d.tflite").read_bytes()
+    spec = inspect_model(data)
+    w = Worker(Limits())
+    try:
+        r = w.run(data, spec, Feed({spec.inputs[0].name: np.zeros(spec.inputs[0].shape, np.float32)}))
+        assert r.status == "skipped" and not w.alive
+        assert "op 4 (RESHAPE)" in r.detail and "uint16" in r.detail and "float32" in r.detail
+        assert "'StatefulPartitionedCall:0'" in r.detail and "2× the output's size" in r.detail
+        assert w.check(data, spec).status == "skipped" and not w.alive
+    finally:
+        w.close()
+    # The mutation undone (tensor 11 back to float32): the model runs.
+    m = unpack_model(data)
+    m.subgraphs[0].tensors[11].type = 0
+    fixed = pack_model(m)
+    fixed_spec = inspect_model(fixed)
+    fresh = WorkerPool(size=1)
+    try:
+        ok = run(fixed, np.zeros(fixed_spec.inputs[0].shape, np.float32), spec=fixed_spec, pool=fresh)
+    finally:
+        fresh.close()
+    assert ok.ok and ok.outputs[0].values.dtype == np.float32
