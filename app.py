@@ -109,6 +109,8 @@ with st.sidebar:
                 # Only the declared shape of a resizable input fails to allocate: no "does not load".
                 st.caption(":material/warning: allocate_tensors() fails at the model's declared input shape, a "
                            "placeholder: see the diagnosis.")
+            elif ws.check.status == "skipped":
+                st.caption(":material/block: The model is not run here: see the diagnosis.")
             else:
                 st.caption(":material/block: The model does not load in this runtime: see the diagnosis.")
         if ws.result is not None:

@@ -722,7 +722,10 @@ def check_mismatches(check: ModelCheck | None, spec: ModelSpec | None = None) ->
                 message += f" Without the default XNNPACK delegate the kernel says: {check.kernel_message.strip()}"
     else:
         kind, said = "load", check.status
-        message = f"The model could not be loaded in a worker ({check.status}): {check.detail or 'no reason given'}"
+        if check.status == "skipped":  # refused before a worker loads it (a memory limit, a damaged op)
+            message = f"The model is not loaded in a worker: {check.detail or 'no reason given'}"
+        else:
+            message = f"The model could not be loaded in a worker ({check.status}): {check.detail or 'no reason given'}"
     return [
         Mismatch(
             input_index=-1, input_name="", kind=kind, severity=severity,  # type: ignore[arg-type]

@@ -857,3 +857,23 @@ def test_the_warm_up_takes_the_servers_long_lived_objects_out_of_the_collectors_
     assert gc.get_freeze_count() > 50_000
     seen = {id(o) for o in gc.get_objects()}
     assert id(plotly.graph_objects.Figure) not in seen  # a class the warm-up imported: frozen
+
+
+def test_a_model_refused_before_any_worker_loads_it_says_not_run_rather_than_does_not_load():
+    """The damaged segmenter (a RESHAPE from float32 into uint16) is refused before it is sent to
+    a worker: the sidebar and the diagnosis say it is not run here, not that the runtime fails."""
+    from lite_debug.running import WorkerPool
+
+    data = (FIXTURES / "fuzz" / "93745a7c06a1153d.tflite").read_bytes()
+    ws = Workspace.open("damaged_segmenter.tflite", data)
+    pool = WorkerPool(size=1)
+    try:
+        ws.check = pool.check_model(ws.model_bytes, ws.spec, timeout=60)
+    finally:
+        pool.close()
+    assert ws.check.status == "skipped"
+    at = app(ws, "diagnose")
+    assert not at.exception
+    side = texts(at.sidebar.caption)
+    assert "The model is not run here" in side and "does not load" not in side
+    assert "The model is not loaded in a worker: Not run: op 4 (RESHAPE)" in shown(texts(at.main.error))
