@@ -169,8 +169,8 @@ def trace_speed(reps: int, quick: bool) -> list[Row]:
     rows.append(Row(
         figure="a worker's first trace, nothing prepared (the rewrite and build of the marked copy included), 164-op face detector",
         ours=fm, baseline=fb, unit="ms", ratio=fm / fb, target="≤ 3.00×", passed=fm / fb <= 3.0,
-        note=("the command line's case (it loads the model and traces at once), and any model whose marked copy "
-              f"costs more than {AHEAD_MB} MiB; the plain run beside it: building the marked copy's interpreter (the "
+        note=("a trace through the Python API in a worker that has not checked the model (lite-debug trace checks "
+              f"first), or of a model whose marked copy costs more than {AHEAD_MB} MiB; the plain run beside it: building the marked copy's interpreter (the "
               "XNNPACK delegate packs the weights again), its first invoke (its arena faulted in) and the weights' "
               f"statistics (kept after) dominate; one per repetition × {reps}, the worker not pinned"),
         details={"first_trace_ms": [t * 1000 for t in first], "plain_run_ms": [t * 1000 for t in first_base]},
