@@ -1371,11 +1371,16 @@ def _load(state: _State, request: P.Load) -> Any:
         return P.Failed(error_type=type(exc).__name__, message=message, stage="load", kernel_message=kernel)
 
 
+def _no_model(stage: str) -> P.Failed:
+    """The reply to a request that needs a model when none is loaded (a parent out of step)."""
+    return P.Failed(error_type="RuntimeError", message="No model is loaded in the worker.", stage=stage)
+
+
 @handles(P.Run)
 def _run(state: _State, request: P.Run) -> Any:
     session = state.session
     if session is None:
-        return P.Failed(error_type="RuntimeError", message="No model is loaded in the worker.", stage="run")
+        return _no_model("run")
     _cpu_budget(state.cpu_seconds)
     try:
         state.attach(request)
@@ -1404,7 +1409,7 @@ def _run(state: _State, request: P.Run) -> Any:
 def _batch(state: _State, request: P.Batch) -> Any:
     session = state.session
     if session is None:
-        return P.Failed(error_type="RuntimeError", message="No model is loaded in the worker.", stage="batch")
+        return _no_model("batch")
     try:
         state.attach(request)
         return session.batch(request, state.conn, state.cpu_seconds)  # the inputs are done with by then
@@ -1417,7 +1422,7 @@ def _batch(state: _State, request: P.Batch) -> Any:
 def _trace_handler(state: _State, request: P.Trace) -> Any:
     session = state.session
     if session is None:
-        return P.Failed(error_type="RuntimeError", message="No model is loaded in the worker.", stage="trace")
+        return _no_model("trace")
     _cpu_budget(state.cpu_seconds)
     try:
         state.attach(request)
@@ -1433,7 +1438,7 @@ def _trace_handler(state: _State, request: P.Trace) -> Any:
 def _prepare_handler(state: _State, request: P.Prepare) -> Any:
     session = state.session
     if session is None:
-        return P.Failed(error_type="RuntimeError", message="No model is loaded in the worker.", stage="prepare")
+        return _no_model("prepare")
     _cpu_budget(state.cpu_seconds)
     try:
         return _prepare(session, request)

@@ -728,3 +728,19 @@ def test_a_reshape_that_would_write_past_its_output_is_refused_before_any_worker
     finally:
         fresh.close()
     assert ok.ok and ok.outputs[0].values.dtype == np.float32
+
+
+def test_a_request_that_needs_a_model_before_any_is_loaded_gets_a_sentence():
+    """A parent out of step (a request before the load) gets a failure naming the request, and
+    the worker stays up."""
+    from lite_debug import _protocol as P
+
+    w = Worker(Limits())
+    try:
+        for request, stage in ((P.Run(), "run"), (P.Batch(n=1), "batch"), (P.Trace(), "trace"), (P.Prepare(), "prepare")):
+            outcome, reply = w._request(request, 30, accept=(P.Failed,))
+            assert outcome == "reply" and reply.stage == stage, (outcome, reply)
+            assert reply.message == "No model is loaded in the worker."
+        assert w.alive
+    finally:
+        w.close()
