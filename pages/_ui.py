@@ -99,6 +99,18 @@ def require_data(ws: Workspace) -> None:
         st.stop()
 
 
+def errors_left(ws: Workspace, then: str) -> str:
+    """The warning for errors left in the diagnosis before a run, a trace or a comparison:
+    errors in the data make the interpreter refuse it (``then`` says what to do); an error in
+    the model itself (it does not load, or is not run here) is no matter of the data."""
+    n = len(ws.errors)
+    of_model = sum(1 for e in ws.errors if e.input_index < 0)
+    if of_model == n:
+        return f"{n} error(s) remain in the diagnosis, about the model itself: it will probably not run, whatever the data."
+    about = f", {of_model} of them about the model itself" if of_model else ""
+    return f"{n} error(s) remain in the diagnosis{about}, so the interpreter will probably refuse the data; {then}"
+
+
 @st.cache_resource
 def keeper() -> CaseKeeper:
     """The case store of this server (LITE_DEBUG_DATA_DIR) and what saves workspaces into it."""

@@ -20,7 +20,7 @@ import pandas as pd
 import streamlit as st
 
 from lite_debug.errors import LiteDebugError
-from pages._ui import PAGES, frame, md, owner, pool, require_data, require_workspace
+from pages._ui import PAGES, errors_left, frame, md, owner, pool, require_data, require_workspace
 
 frame("compare")
 
@@ -45,8 +45,7 @@ st.caption(
 require_data(ws)
 if ws.errors and not ws.only_the_batch_left:
     st.warning(
-        f"{len(ws.errors)} error(s) remain in the diagnosis, so the interpreter will probably refuse the data; fix them "
-        "first to compare.", icon=":material/warning:",
+        errors_left(ws, "fix them first to compare."), icon=":material/warning:",
     )
     st.page_link(PAGES["diagnose"], label="Diagnose and fix", icon=":material/healing:")
 

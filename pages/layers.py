@@ -18,7 +18,7 @@ import streamlit as st
 from lite_debug.errors import LiteDebugError
 from lite_debug.layer_figures import channels, ranges_by_depth, shares_by_depth, tensor_figures
 from lite_debug.trace import TraceResult, feed_key, trace
-from pages._ui import PAGES, frame, md, owner, pool, require_data, require_workspace
+from pages._ui import PAGES, errors_left, frame, md, owner, pool, require_data, require_workspace
 
 frame("layers")
 
@@ -49,8 +49,7 @@ if ws.only_the_batch_left:
     st.stop()
 if ws.errors:
     st.warning(
-        f"{len(ws.errors)} error(s) remain in the diagnosis, so the interpreter will probably refuse the data; "
-        "fix them first to trace the layers.",
+        errors_left(ws, "fix them first to trace the layers."),
         icon=":material/warning:",
     )
     st.page_link(PAGES["diagnose"], label="Diagnose and fix", icon=":material/healing:")

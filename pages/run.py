@@ -9,7 +9,7 @@ import streamlit as st
 
 from lite_debug.errors import LiteDebugError
 from lite_debug.figures import window_figures
-from pages._ui import PAGES, frame, md, owner, pool, require_data, require_workspace
+from pages._ui import PAGES, errors_left, frame, md, owner, pool, require_data, require_workspace
 
 frame("run")
 
@@ -23,8 +23,7 @@ require_data(ws)
 only_the_batch = ws.only_the_batch_left
 if ws.errors and not only_the_batch:
     st.warning(
-        f"{len(ws.errors)} error(s) remain in the diagnosis, so the interpreter will probably refuse the data. "
-        "Run anyway to see what it says, or fix them first.",
+        errors_left(ws, "run anyway to see what it says, or fix them first."),
         icon=":material/warning:",
     )
     st.page_link(PAGES["diagnose"], label="Diagnose and fix", icon=":material/healing:")

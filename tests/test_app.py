@@ -877,3 +877,13 @@ def test_a_model_refused_before_any_worker_loads_it_says_not_run_rather_than_doe
     side = texts(at.sidebar.caption)
     assert "The model is not run here" in side and "does not load" not in side
     assert "The model is not loaded in a worker: Not run: op 4 (RESHAPE)" in shown(texts(at.main.error))
+    # With data that fits, the one error left is the model's: the pages say so, not that the
+    # interpreter will refuse the data.
+    ws.set_feed(Feed({ws.inputs[0].name: np.zeros((1, 64, 64, 3), np.float32)}), source="test")
+    assert [e.input_index for e in ws.errors] == [-1]
+    for page in ("run", "layers", "compare"):
+        at = app(ws, page)
+        assert not at.exception
+        said = texts(at.warning)
+        assert "1 error(s) remain in the diagnosis, about the model itself: it will probably not run" in said, page
+        assert "refuse the data" not in said, page
