@@ -156,9 +156,9 @@ class Trace(Request):
 class Prepare(Request):
     """Get ready for a ``Trace`` with these fields (the same meanings) before one is asked for:
     build the marked copy and allocate it, reduce the constants of ``weights`` to their
-    statistics, and, for a model that keeps no state, invoke it once on the inputs its
-    allocation left (its arena and the delegate's plans made then, not in the trace). Reply:
-    ``Prepared`` or ``Failed``."""
+    statistics, and, for a model that keeps no state and has numeric inputs of fixed shapes,
+    invoke it once on zeros (its arena and the delegate's plans made then, not in the trace).
+    Reply: ``Prepared`` or ``Failed``."""
 
     subgraph: int = 0
     mark: list = field(default_factory=list)

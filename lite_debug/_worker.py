@@ -1210,11 +1210,15 @@ def _prepare(session: "_Session", request: P.Prepare) -> P.Prepared:
     if missing:
         _statistics(tracer, missing, _values_of(tracer.reader(request.subgraph), request.quantized, weights), weights)
     warm_ms = 0.0
-    numeric = all(np.dtype(d["dtype"]).kind in _NUMERIC for d in interpreter.get_input_details())
-    if not tracer.dirty and not session.stateful and request.subgraph == 0 and numeric:
+    inputs = interpreter.get_input_details()
+    numeric = all(np.dtype(d["dtype"]).kind in _NUMERIC for d in inputs)
+    fixed = all(-1 not in d["shape_signature"] for d in inputs)
+    if not tracer.dirty and not session.stateful and request.subgraph == 0 and numeric and fixed:
         # On zeros: the values do not matter, only that the arena is touched and the delegate
         # has planned its operators (zeros, not what the allocation left: an index read from
-        # uninitialised memory could send a kernel that trusts it anywhere).
+        # uninitialised memory could send a kernel that trusts it anywhere). Not at a resizable
+        # input's declared shape, a placeholder: the trace resizes to the data's, and allocates
+        # anew, and the placeholder may be too small for the model to run at all.
         _clear_missing(interpreter, [])
         t1 = time.perf_counter()
         interpreter.invoke()

@@ -772,6 +772,21 @@ def test_a_model_with_a_string_input_is_prepared_without_an_invoke(kinds_models)
     assert done is not None and done.build_ms > 0 and done.warm_ms == 0.0
 
 
+def test_a_model_with_a_resizable_input_is_prepared_without_an_invoke_and_traces_at_the_datas_shape():
+    """The gallery's reshape model takes [-1, 4, 3]: its declared [1, 4, 3] is a placeholder, so
+    no invoke is made there; a trace of one sample after it still finds the copy built."""
+    ws = Workspace.from_example("reshape-breaks-on-resize")
+    spec = ws.spec
+    assert -1 in spec.inputs[0].shape_signature
+    ready, done = _prepared(ws.model_bytes, spec)
+    try:
+        r = trace(ws.model_bytes, spec, bind(spec, np.ones((1, 4, 3), np.float32)), pool=ready)
+    finally:
+        ready.close()
+    assert done is not None and done.build_ms > 0 and done.warm_ms == 0.0
+    assert r.ok and r.build_ms == 0.0 and r.outputs_equal
+
+
 def test_a_preparation_that_fails_leaves_the_trace_to_build_and_run(made):
     """A ``Prepare`` whose marked copy cannot be built (a tensor the model does not have) comes
     back as None, and the trace after it builds its own copy and runs."""
