@@ -163,7 +163,9 @@ class _OutputSlot:
             return f"Output {self.name!r} is a {self.dtype or 'non-numeric'} tensor, which has no values to show."
         try:
             if self.view is not None:
-                return self.view()
+                value = self.view()
+                # An output of shape () comes back as a numpy scalar, which no reply may carry.
+                return value if type(value) is np.ndarray else np.asarray(value)
             wrapper = getattr(self.interpreter, "_interpreter", None)
             if wrapper is not None:
                 return wrapper.GetTensor(self.index, self.subgraph)
@@ -745,7 +747,10 @@ class _Tracer:
 
         def read(i: int) -> Any:
             try:
-                return get(i)
+                value = get(i)
+                # A tensor of shape () comes back as a numpy scalar, which is no array (and no
+                # reply may carry one): as a 0-d array.
+                return value if type(value) is np.ndarray else np.asarray(value)
             except ValueError:
                 shape = tuple(int(d) for d in wrapper.TensorSize(i, subgraph))
                 if 0 not in shape:
@@ -1459,7 +1464,15 @@ def _late(state: _State, request: Any) -> None:
 
 
 def _send(conn: Any, record: Any, region: Any = None) -> None:
-    parts, need = P.encode_reply(record, region)
+    try:
+        parts, need = P.encode_reply(record, region)
+    except (TypeError, ValueError) as exc:
+        # A value no reply may carry is a bug here, not the model's: say so as a failure rather
+        # than die with a traceback the parent would show as the runtime's last words.
+        record = P.Failed(error_type=type(exc).__name__, stage="protocol", message=(
+            f"The worker could not send its reply ({exc}). This is a bug in lite-debug; please report it with a bundle."
+        ))
+        parts, need = P.encode_reply(record, None)
     if need and hasattr(record, "need"):
         # The outputs did not fit the region: all inline this time, and the parent grows it.
         parts, _ = P.encode_reply(dataclasses.replace(record, need=need), None)

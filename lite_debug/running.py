@@ -396,8 +396,8 @@ class Worker:
         expect: float | None = None,
         borrow: bool = False,
     ) -> tuple[str, Any]:
-        """Send one request; return ("reply", record), ("crashed", signal), ("timeout", None) or
-        ("protocol", sentence).
+        """Send one request; return ("reply", record), ("crashed", signal), ("timeout", None),
+        ("protocol", sentence) or ("unsendable", sentence): the worker could not encode its reply.
 
         Every receive has the deadline: the reply, or the rest of a reply that has started, must
         come within ``seconds``. ``Progress`` replies go to ``progress`` and restart the clock:
@@ -467,6 +467,8 @@ class Worker:
                     continue
                 if not isinstance(reply, accept):
                     return self._protocol_failure(P.ProtocolError(f"The worker answered with {type(reply).__name__}."))
+                if isinstance(reply, P.Failed) and reply.stage == "protocol":
+                    return "unsendable", reply.message  # its own bug, not the model's (see _worker._send)
                 need = getattr(reply, "need", 0)
                 if need:
                     self._want = need  # grow the region next time so the outputs fit
@@ -909,6 +911,8 @@ def _failure(outcome: str, reply: Any, seconds: float, stage: str) -> RunResult 
                 "raise the limit if the model is just slow, or suspect a loop that never ends."
             ),
         )
+    if outcome == "unsendable":
+        return RunResult(status="protocol", detail=f"Nothing came back from {stage}: {reply}")
     if outcome == "protocol":
         return RunResult(
             status="protocol",

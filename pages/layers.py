@@ -259,7 +259,7 @@ if index is not None:
                 channel = st.slider("Channel", 0, count - 1, 0, key=f"layers-channel-{index}") if count > 1 else 0
                 figs = tensor_figures(fetched.values, fetched.name, channel=channel)
                 if not figs:
-                    st.text(f"Its one value: {fetched.values.reshape(-1)[0]!r}" if fetched.values.size else "It is empty.")
+                    st.text(f"Its one value: {fetched.values.reshape(-1)[0]}" if fetched.values.size else "It is empty.")
                 tabs = st.tabs([name for name, _ in figs]) if figs else []
                 for tab, (name, fig) in zip(tabs, figs):
                     tab.plotly_chart(fig, width="stretch", key=f"layers-fig-{index}-{name}")

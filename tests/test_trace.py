@@ -64,6 +64,14 @@ RECIPES = textwrap.dedent(
 
     convert(nan_inf, "nan_inf")
 
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32, name="x")])
+    def scalar_out(x):
+        return {"total": tf.reduce_sum(x), "y": x * 2.0}
+
+
+    convert(scalar_out, "scalar_out")
+
     rng = np.random.default_rng(0)
     w1, b1 = rng.standard_normal((16, 32)).astype(np.float32) * 0.4, rng.standard_normal(32).astype(np.float32) * 0.1
     w2, b2 = rng.standard_normal((32, 32)).astype(np.float32) * 0.3, rng.standard_normal(32).astype(np.float32) * 0.1
@@ -96,7 +104,7 @@ def made(tmp_path_factory) -> dict[str, bytes]:
     )
     if done.returncode != 0:
         raise RuntimeError(f"Building the test models failed:\n{done.stderr[-3000:]}")
-    return {n: (directory / f"{n}.tflite").read_bytes() for n in ("nan_inf", "mlp_int8")}
+    return {n: (directory / f"{n}.tflite").read_bytes() for n in ("nan_inf", "mlp_int8", "scalar_out")}
 
 
 @pytest.fixture(scope="module")
@@ -820,3 +828,68 @@ def test_the_dashboards_prewarm_prepares_a_trace_of_a_small_model_only(face, mon
         finally:
             fresh.close()
         assert r.ok and (r.build_ms > 0) == builds, (limit, prewarm)
+
+
+def test_a_scalar_tensor_is_fetched_as_a_0d_array_with_either_kernels_and_compared():
+    """The real melspectrogram model has scalar intermediates (a ReduceMax, then a Sub of it). The
+    runtime reads a tensor of shape () as a numpy scalar, which no reply may carry: a comparison
+    against the reference kernels (which fetches every layer) killed both workers, and the page
+    showed the end of a Python traceback. Fetched, each is a 0-d array equal to its statistics."""
+    from lite_debug.compare import Model, compare
+
+    need_real()
+    ws = Workspace.open("melspectrogram.tflite", (REAL / "melspectrogram.tflite").read_bytes())
+    ws.load_files([("a.wav", (ROOT / "lite_debug" / "examples" / "audio-rate.broken.wav").read_bytes())])
+    ws.apply_all()
+    scalars = [t.index for t in ws.spec.graph.main.tensors if t.shape == () and t.dtype == "float32" and not t.is_constant]
+    assert len(scalars) >= 2
+    fresh = WorkerPool(size=2)
+    try:
+        for kernels in (False, True):
+            r = trace(ws.model_bytes, ws.spec, ws.feed, pool=fresh, fetch=scalars, reference_kernels=kernels)
+            assert r.ok, r.run.detail
+            for t in scalars:
+                v = r.values[t].values
+                assert isinstance(v, np.ndarray) and v.shape == () and float(v) == r.tensor(t).stats.max
+        c = compare(Model("ref", ws.model_bytes, ws.spec, ws.feed, kernels="reference"),
+                    Model("cand", ws.model_bytes, ws.spec, ws.feed), pool=fresh)
+    finally:
+        fresh.close()
+    assert c.reference.run.ok and c.candidate.run.ok, (c.reference.run.detail, c.candidate.run.detail)
+    assert c.layers
+
+
+def test_a_reply_no_encoding_can_carry_goes_back_as_a_failure_not_a_dead_worker():
+    """What the worker could not encode (a bug of ours: a numpy scalar where an array belongs)
+    goes back as a ``Failed`` reply naming the problem, instead of a traceback and a dead worker."""
+    from lite_debug._worker import _send
+
+    class Conn:
+        frames: list[bytes] = []
+
+        def send_parts(self, parts):
+            self.frames.append(b"".join(bytes(memoryview(p)) for p in parts))
+
+    conn = Conn()
+    _send(conn, P.RunDone(outputs=(P.Output(index=0, name="x", value=np.float32(1.0)),), invoke_ms=1.0))
+    reply = P.decode_reply(bytearray(conn.frames[0]))
+    assert isinstance(reply, P.Failed) and reply.stage == "protocol"
+    assert "could not send its reply" in reply.message and "float32" in reply.message
+
+
+def test_a_model_with_a_scalar_output_runs_and_traces(made, pool):
+    """An output of shape () came back from the runtime as a numpy scalar, which no reply may
+    carry: the run failed with the worker's own encoding error. It is a 0-d array now."""
+    from lite_debug.running import _failure, run
+
+    data = made["scalar_out"]
+    spec = inspect_model(data)
+    x = np.arange(4, dtype=np.float32).reshape(1, 4)
+    r = run(data, x, spec=spec, pool=pool)
+    assert r.ok, r.detail
+    total = next(o for o in r.outputs if o.values.shape == ())
+    assert float(total.values) == 6.0
+    traced = trace(data, spec, bind(spec, x), pool=pool, fetch=[total.index])
+    assert traced.ok and traced.outputs_equal and float(traced.values[total.index].values) == 6.0
+    said = _failure("unsendable", "The worker could not send its reply (x).", 1.0, "running the model")
+    assert said.status == "protocol" and "Do not trust this model" not in said.detail
